@@ -1,0 +1,144 @@
+//! Tracker settings, read from Worker vars with documented defaults.
+
+use std::fmt;
+
+/// Every tunable, with the defaults listed in README's configuration table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Seconds a client should wait between announces (`INTERVAL`).
+    pub interval: u32,
+    /// Seconds a client must wait between announces (`MIN_INTERVAL`).
+    pub min_interval: u32,
+    /// Peers returned when the client sends no `numwant` (`NUMWANT_DEFAULT`).
+    pub numwant_default: u32,
+    /// Most peers returned to one announce (`NUMWANT_MAX`).
+    pub numwant_max: u32,
+    /// Extra seconds past `interval` before a silent peer expires (`PEER_GRACE`).
+    pub peer_grace: u32,
+    /// Seconds between a swarm's KV counter writes, at most (`PUBLISH_WINDOW`).
+    pub publish_window: u32,
+    /// Seconds a swarm batches re-announce timestamps before writing them (`FLUSH_DELAY`).
+    pub flush_delay: u32,
+    /// Most info hashes in one scrape (`SCRAPE_MAX`).
+    pub scrape_max: u32,
+    /// Whether `/scrape` with no info_hash lists every torrent (`FULL_SCRAPE`).
+    pub full_scrape: bool,
+    /// Whether `ip=`/`ipv6=` from the client override the connecting address
+    /// (`TRUST_CLIENT_IP`); only sensible behind a trusted proxy.
+    pub trust_client_ip: bool,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            interval: 1800,
+            min_interval: 900,
+            numwant_default: 50,
+            numwant_max: 200,
+            peer_grace: 600,
+            publish_window: 60,
+            flush_delay: 5,
+            scrape_max: 64,
+            full_scrape: false,
+            trust_client_ip: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid value '{}' for {}", self.value, self.name)
+    }
+}
+
+impl TrackerConfig {
+    /// Builds the config from a variable lookup (the Worker's `env.var`),
+    /// falling back to defaults for unset variables.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = TrackerConfig::default();
+        let num = |name: &'static str, default: u32, min: u32, max: u32| -> Result<u32, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) if v.trim().is_empty() => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or(ConfigError { name, value: v }),
+            }
+        };
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match get(name).as_deref().map(str::trim) {
+                None | Some("") => Ok(default),
+                Some("1" | "true" | "yes" | "on") => Ok(true),
+                Some("0" | "false" | "no" | "off") => Ok(false),
+                Some(v) => Err(ConfigError { name, value: v.to_string() }),
+            }
+        };
+        let config = TrackerConfig {
+            interval: num("INTERVAL", d.interval, 10, 86_400)?,
+            min_interval: num("MIN_INTERVAL", d.min_interval, 1, 86_400)?,
+            numwant_default: num("NUMWANT_DEFAULT", d.numwant_default, 0, 10_000)?,
+            numwant_max: num("NUMWANT_MAX", d.numwant_max, 1, 10_000)?,
+            peer_grace: num("PEER_GRACE", d.peer_grace, 0, 86_400)?,
+            publish_window: num("PUBLISH_WINDOW", d.publish_window, 1, 86_400)?,
+            flush_delay: num("FLUSH_DELAY", d.flush_delay, 1, 60)?,
+            scrape_max: num("SCRAPE_MAX", d.scrape_max, 1, 1_000)?,
+            full_scrape: flag("FULL_SCRAPE", d.full_scrape)?,
+            trust_client_ip: flag("TRUST_CLIENT_IP", d.trust_client_ip)?,
+        };
+        Ok(config)
+    }
+
+    /// Seconds of silence after which a peer is dropped.
+    pub fn peer_timeout(&self) -> u32 {
+        self.interval.saturating_add(self.peer_grace)
+    }
+
+    /// `numwant` as the client asked, bounded by the configured cap.
+    pub fn numwant(&self, asked: Option<u32>) -> usize {
+        asked.unwrap_or(self.numwant_default).min(self.numwant_max) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_unset_and_values_when_set() {
+        let c = TrackerConfig::from_lookup(|_| None).unwrap();
+        assert_eq!(c, TrackerConfig::default());
+        let c = TrackerConfig::from_lookup(|k| match k {
+            "INTERVAL" => Some("120".into()),
+            "FULL_SCRAPE" => Some("true".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.interval, 120);
+        assert!(c.full_scrape);
+        assert_eq!(c.peer_timeout(), 720);
+    }
+
+    #[test]
+    fn rejects_out_of_range_values() {
+        let e = TrackerConfig::from_lookup(|k| (k == "INTERVAL").then(|| "abc".into())).unwrap_err();
+        assert_eq!(e.name, "INTERVAL");
+        assert!(TrackerConfig::from_lookup(|k| (k == "NUMWANT_MAX").then(|| "0".into())).is_err());
+    }
+
+    #[test]
+    fn numwant_is_capped() {
+        let c = TrackerConfig::default();
+        assert_eq!(c.numwant(None), 50);
+        assert_eq!(c.numwant(Some(5000)), 200);
+        assert_eq!(c.numwant(Some(0)), 0);
+    }
+}

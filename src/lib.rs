@@ -1,0 +1,16 @@
+//! An edge BitTorrent tracker. The protocol and swarm core below compiles
+//! natively and is tested with `cargo test`; `worker_glue` binds it to the
+//! Cloudflare Workers runtime when built for wasm32.
+
+pub mod announce;
+pub mod config;
+pub mod peer;
+pub mod query;
+pub mod response;
+pub mod scrape;
+pub mod store;
+pub mod swarm;
+pub mod wire;
+
+#[cfg(target_arch = "wasm32")]
+mod worker_glue;

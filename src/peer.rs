@@ -1,0 +1,158 @@
+//! What identifies a torrent and a peer, and how a peer's address is kept.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// SHA-1 of a torrent's info dictionary (or a v2 hash truncated to 20 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHash(pub [u8; 20]);
+
+/// The 20 bytes a client picks for itself at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub [u8; 20]);
+
+impl InfoHash {
+    /// Lower-case hex: the Durable Object name and the KV key of a torrent.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 20];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(InfoHash(out))
+    }
+}
+
+impl fmt::Display for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// A peer's address: IPv4 kept as an IPv4-mapped IPv6 address, so every
+/// peer has the same fixed size (18 bytes) in memory and in storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    ip: [u8; 16],
+    port: u16,
+}
+
+impl PeerAddr {
+    pub const ENCODED_LEN: usize = 18;
+
+    pub fn new(ip: IpAddr, port: u16) -> Self {
+        let ip = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        PeerAddr { ip, port }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        let v6 = Ipv6Addr::from(self.ip);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        self.ip[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+    }
+
+    /// BEP 23 compact form: 4 address bytes + 2 port bytes, big-endian.
+    pub fn write_compact_v4(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.ip[12..]);
+        out.extend_from_slice(&self.port.to_be_bytes());
+    }
+
+    /// BEP 7 compact form: 16 address bytes + 2 port bytes, big-endian.
+    pub fn write_compact_v6(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.ip);
+        out.extend_from_slice(&self.port.to_be_bytes());
+    }
+
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        out[..16].copy_from_slice(&self.ip);
+        out[16..].copy_from_slice(&self.port.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::ENCODED_LEN {
+            return None;
+        }
+        let mut ip = [0u8; 16];
+        ip.copy_from_slice(&bytes[..16]);
+        Some(PeerAddr { ip, port: u16::from_be_bytes([bytes[16], bytes[17]]) })
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip() {
+            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.port),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
+        }
+    }
+}
+
+/// Parses an address from a header or an `ip=` parameter; IPv4-mapped
+/// IPv6 forms are folded to IPv4 so a dual-stack peer looks the same.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim().trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = s.parse().ok()?;
+    Some(match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    })
+}
+
+/// The address used when the runtime gives none (local tools without
+/// CF-Connecting-IP); loopback keeps such peers usable on one machine.
+pub const FALLBACK_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_forms() {
+        let a = PeerAddr::new("10.1.2.3".parse().unwrap(), 6881);
+        assert!(a.is_ipv4());
+        let mut out = Vec::new();
+        a.write_compact_v4(&mut out);
+        assert_eq!(out, [10, 1, 2, 3, 0x1a, 0xe1]);
+        let b = PeerAddr::new("2001:db8::1".parse().unwrap(), 1);
+        assert!(!b.is_ipv4());
+        let mut out = Vec::new();
+        b.write_compact_v6(&mut out);
+        assert_eq!(out.len(), 18);
+        assert_eq!(&out[..2], &[0x20, 0x01]);
+        assert_eq!(PeerAddr::decode(&b.encode()), Some(b));
+        assert_eq!(b.to_string(), "[2001:db8::1]:1");
+    }
+
+    #[test]
+    fn parses_header_forms() {
+        assert_eq!(parse_ip("::ffff:1.2.3.4"), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(parse_ip("[::1]"), Some("::1".parse().unwrap()));
+        assert_eq!(parse_ip("nonsense"), None);
+    }
+
+    #[test]
+    fn info_hash_hex_round_trip() {
+        let h = InfoHash([0xab; 20]);
+        assert_eq!(InfoHash::from_hex(&h.to_hex()), Some(h));
+        assert_eq!(InfoHash::from_hex("zz"), None);
+    }
+}

@@ -1,0 +1,483 @@
+//! How a swarm is kept in its Durable Object's SQLite storage, and what an
+//! announce or an alarm must write there.
+//!
+//! The in-memory [`Swarm`] is a cache of these tables:
+//! - `peers`: one row per peer, written through (before the answer) when a
+//!   peer joins, changes address or role, or completes, and deleted when it
+//!   stops or expires. Membership and completions are never lost.
+//! - `touches`: a ring of rows, each holding the ids of the peers that
+//!   re-announced without change during one flush window. A steady
+//!   re-announce costs no row of its own: each window costs one row for
+//!   the whole swarm. Rows older than the peer timeout are ignored on load
+//!   and overwritten as the ring turns.
+//! - `swarm`: one row with the info hash, the completed count and what was
+//!   last published to KV.
+//!
+//! Nothing here touches the Worker runtime: the Durable Object glue runs the
+//! SQL these types describe, so the rules are tested natively.
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use crate::config::TrackerConfig;
+use crate::peer::{InfoHash, PeerAddr, PeerId};
+use crate::response::{self, PeerListFormat};
+use crate::swarm::{Peer, PeerChange, Swarm, SwarmCounters};
+use crate::wire::SwarmAnnounce;
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS touches (slot INTEGER PRIMARY KEY, at INTEGER NOT NULL, ids BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS swarm (k INTEGER PRIMARY KEY, info_hash BLOB NOT NULL, downloaded INTEGER NOT NULL,
+  pub_complete INTEGER, pub_incomplete INTEGER, pub_downloaded INTEGER, published_at INTEGER NOT NULL);
+";
+
+/// Most ids in one `touches` row (20 bytes each: 1 MB, half SQLite's row cap).
+pub const MAX_TOUCHES_PER_ROW: usize = 50_000;
+
+/// Alarms for expiry are at least this many seconds apart, so a large swarm
+/// whose peers expire one by one does not wake its object for each.
+pub const EXPIRY_SWEEP_GAP: u32 = 60;
+
+/// A `peers` row value: address (18), last_seen (4), flags (1).
+pub fn encode_peer(peer: &Peer, seeder: bool) -> Vec<u8> {
+    let mut rec = Vec::with_capacity(23);
+    rec.extend_from_slice(&peer.addr.encode());
+    rec.extend_from_slice(&peer.last_seen.to_be_bytes());
+    rec.push(seeder as u8 | (peer.completed as u8) << 1);
+    rec
+}
+
+pub fn decode_peer(id: &[u8], rec: &[u8]) -> Option<(Peer, bool)> {
+    let id = PeerId(id.try_into().ok()?);
+    if rec.len() != 23 {
+        return None;
+    }
+    let addr = PeerAddr::decode(&rec[..18])?;
+    let last_seen = u32::from_be_bytes(rec[18..22].try_into().ok()?);
+    let flags = rec[22];
+    Some((Peer { id, addr, last_seen, completed: flags & 2 != 0 }, flags & 1 != 0))
+}
+
+/// A write the Durable Object must make durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWrite {
+    UpsertPeer { id: PeerId, rec: Vec<u8> },
+    DeletePeer(PeerId),
+    /// Replace the touch ring slot `slot` (merging with what it holds for
+    /// the same window; see [`merge_touch_row`]).
+    Touches { slot: u32, at: u32, ids: Vec<u8> },
+    /// Rewrite the single `swarm` row.
+    SwarmRow(SwarmRow),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwarmRow {
+    pub info_hash: InfoHash,
+    pub downloaded: u64,
+    pub published: Option<SwarmCounters>,
+    pub published_at: u32,
+}
+
+/// What an alarm should do after [`SwarmState::maintain`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    pub writes: Vec<StoreWrite>,
+    /// Counters to put in KV now (the DO then calls [`SwarmState::published`]).
+    pub publish: Option<(InfoHash, SwarmCounters)>,
+    /// The swarm is empty and its final counters are in KV: free storage.
+    pub free_storage: bool,
+}
+
+/// A swarm plus the bookkeeping that keeps storage in step with it.
+pub struct SwarmState {
+    pub info_hash: Option<InfoHash>,
+    pub swarm: Swarm,
+    pending_touches: Vec<PeerId>,
+    published: Option<SwarmCounters>,
+    published_at: u32,
+    /// Whether the `swarm` row exists in storage.
+    row_stored: bool,
+    rng: SmallRng,
+}
+
+impl SwarmState {
+    pub fn new(seed: u64) -> Self {
+        SwarmState {
+            info_hash: None,
+            swarm: Swarm::new(),
+            pending_touches: Vec::new(),
+            published: None,
+            published_at: 0,
+            row_stored: false,
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Rebuilds the state from storage rows at time `now`; returns the
+    /// deletes for peers that expired while the object was away.
+    pub fn load(
+        &mut self,
+        row: Option<SwarmRow>,
+        peers: impl IntoIterator<Item = (Peer, bool)>,
+        touches: impl IntoIterator<Item = (u32, Vec<u8>)>,
+        now: u32,
+        config: &TrackerConfig,
+    ) -> Vec<StoreWrite> {
+        if let Some(row) = row {
+            self.info_hash = Some(row.info_hash);
+            self.swarm.set_downloaded(row.downloaded);
+            self.published = row.published;
+            self.published_at = row.published_at;
+            self.row_stored = true;
+        }
+        for (peer, seeder) in peers {
+            self.swarm.restore(peer, seeder);
+        }
+        let cutoff = now.saturating_sub(config.peer_timeout());
+        for (at, ids) in touches {
+            if at >= cutoff {
+                for id in ids.chunks_exact(20) {
+                    if let Ok(id) = id.try_into() {
+                        self.swarm.touch(&PeerId(id), at);
+                    }
+                }
+            }
+        }
+        self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer).collect()
+    }
+
+    /// The downloaded count to start from when storage held nothing: the
+    /// last value published to KV before the swarm's storage was freed.
+    pub fn resume_from(&mut self, published: SwarmCounters, now: u32) {
+        if self.info_hash.is_none() && self.swarm.is_empty() {
+            self.swarm.set_downloaded(published.downloaded);
+            self.published = Some(published);
+            self.published_at = now;
+        }
+    }
+
+    /// Applies an announce; returns the bencoded answer and the writes that
+    /// must be durable before it is sent.
+    pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (Vec<u8>, Vec<StoreWrite>) {
+        let mut writes = Vec::new();
+        let outcome = self.swarm.announce(&msg.peer, now);
+        match outcome.change {
+            PeerChange::Stored { peer, seeder } => {
+                writes.push(StoreWrite::UpsertPeer { id: peer.id, rec: encode_peer(&peer, seeder) })
+            }
+            PeerChange::Removed(id) => writes.push(StoreWrite::DeletePeer(id)),
+            PeerChange::Touched(id) => {
+                self.pending_touches.push(id);
+                if self.pending_touches.len() >= MAX_TOUCHES_PER_ROW {
+                    writes.extend(self.flush_touches(now, config));
+                }
+            }
+            PeerChange::Unchanged => {}
+        }
+        if self.info_hash.is_none() {
+            self.info_hash = Some(msg.info_hash);
+        }
+        if outcome.completed || (!self.row_stored && !self.swarm.is_empty()) {
+            writes.push(StoreWrite::SwarmRow(self.row()));
+            self.row_stored = true;
+        }
+        let peers = self.swarm.select(&msg.peer.peer_id, outcome.seeder, msg.numwant as usize, &mut self.rng);
+        let body = response::announce(
+            self.swarm.counters(),
+            config.interval,
+            config.min_interval,
+            &peers,
+            PeerListFormat { ..msg.format },
+        );
+        (body, writes)
+    }
+
+    /// Moves pending touches into one ring row.
+    pub fn flush_touches(&mut self, now: u32, config: &TrackerConfig) -> Option<StoreWrite> {
+        if self.pending_touches.is_empty() {
+            return None;
+        }
+        let mut ids = Vec::with_capacity(self.pending_touches.len() * 20);
+        for id in self.pending_touches.drain(..) {
+            ids.extend_from_slice(&id.0);
+        }
+        Some(StoreWrite::Touches { slot: touch_slot(now, config), at: now, ids })
+    }
+
+    /// The alarm's work at `now`: flush touches, expire silent peers and
+    /// decide whether to publish counters or free storage.
+    pub fn maintain(&mut self, now: u32, config: &TrackerConfig) -> Maintenance {
+        let mut writes: Vec<StoreWrite> = self.flush_touches(now, config).into_iter().collect();
+        let cutoff = now.saturating_sub(config.peer_timeout());
+        writes.extend(self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer));
+        let counters = self.swarm.counters();
+        let publish = match self.info_hash {
+            Some(hash) if self.published != Some(counters) && self.publish_due(now, config) <= now => {
+                Some((hash, counters))
+            }
+            _ => None,
+        };
+        let free_storage = self.swarm.is_empty() && publish.is_none() && self.published == Some(counters);
+        Maintenance { writes, publish, free_storage }
+    }
+
+    /// Records a successful KV publish; returns the `swarm` row to write.
+    pub fn published(&mut self, counters: SwarmCounters, now: u32) -> Option<StoreWrite> {
+        self.published = Some(counters);
+        self.published_at = now;
+        if self.swarm.is_empty() {
+            // Storage is about to be freed; KV holds the numbers now.
+            return None;
+        }
+        self.row_stored = true;
+        Some(StoreWrite::SwarmRow(self.row()))
+    }
+
+    /// Forgets everything after the DO freed its storage.
+    pub fn freed(&mut self) {
+        self.row_stored = false;
+        self.info_hash = None;
+    }
+
+    /// When the next alarm is needed (Unix seconds), if at all.
+    pub fn next_alarm(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
+        let mut next: Option<u32> = None;
+        let mut at = |t: u32| next = Some(next.map_or(t, |n| n.min(t)));
+        if !self.pending_touches.is_empty() {
+            at(now + config.flush_delay);
+        }
+        if self.info_hash.is_some() && self.published != Some(self.swarm.counters()) {
+            at(self.publish_due(now, config).max(now));
+        }
+        if let Some(oldest) = self.swarm.oldest_last_seen() {
+            at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
+        } else if self.row_stored {
+            // Empty but still stored: come back to publish and free it.
+            at(self.publish_due(now, config).max(now));
+        }
+        next
+    }
+
+    fn publish_due(&self, _now: u32, config: &TrackerConfig) -> u32 {
+        if self.published.is_none() {
+            0
+        } else {
+            self.published_at.saturating_add(config.publish_window)
+        }
+    }
+
+    fn row(&self) -> SwarmRow {
+        SwarmRow {
+            info_hash: self.info_hash.unwrap_or(InfoHash([0; 20])),
+            downloaded: self.swarm.downloaded(),
+            published: self.published,
+            published_at: self.published_at,
+        }
+    }
+
+    pub fn pending_touches(&self) -> usize {
+        self.pending_touches.len()
+    }
+}
+
+/// The ring slot for a flush at `now`: one slot per flush window, enough
+/// slots to cover the peer timeout.
+pub fn touch_slot(now: u32, config: &TrackerConfig) -> u32 {
+    let ring = config.peer_timeout() / config.flush_delay + 2;
+    (now / config.flush_delay) % ring
+}
+
+/// Merges a new touch row with the one already in its slot when both belong
+/// to the same window (an alarm may run twice); otherwise the new one wins.
+pub fn merge_touch_row(existing: Option<(u32, Vec<u8>)>, at: u32, mut ids: Vec<u8>, config: &TrackerConfig) -> Vec<u8> {
+    if let Some((old_at, old_ids)) = existing {
+        if old_at / config.flush_delay == at / config.flush_delay && old_ids.len() + ids.len() <= MAX_TOUCHES_PER_ROW * 20 {
+            ids.extend_from_slice(&old_ids);
+        }
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::AnnounceEvent;
+    use crate::swarm::PeerAnnounce;
+
+    fn cfg() -> TrackerConfig {
+        TrackerConfig { interval: 100, peer_grace: 20, flush_delay: 5, publish_window: 60, ..TrackerConfig::default() }
+    }
+
+    fn msg(n: u8, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
+        SwarmAnnounce {
+            info_hash: InfoHash([1; 20]),
+            peer: PeerAnnounce {
+                peer_id: PeerId([n; 20]),
+                addr: PeerAddr::new([127, 0, 0, n].into(), 6881),
+                left,
+                event,
+            },
+            uploaded: 0,
+            downloaded: 0,
+            numwant: 50,
+            format: PeerListFormat { compact: true, no_peer_id: false },
+        }
+    }
+
+    /// A fake of the Durable Object's tables, applying writes as the glue does.
+    #[derive(Default)]
+    struct Tables {
+        peers: std::collections::BTreeMap<PeerId, Vec<u8>>,
+        touches: std::collections::BTreeMap<u32, (u32, Vec<u8>)>,
+        row: Option<SwarmRow>,
+        writes: usize,
+    }
+
+    impl Tables {
+        fn apply(&mut self, writes: Vec<StoreWrite>, config: &TrackerConfig) {
+            for w in writes {
+                self.writes += 1;
+                match w {
+                    StoreWrite::UpsertPeer { id, rec } => {
+                        self.peers.insert(id, rec);
+                    }
+                    StoreWrite::DeletePeer(id) => {
+                        self.peers.remove(&id);
+                    }
+                    StoreWrite::Touches { slot, at, ids } => {
+                        let merged = merge_touch_row(self.touches.get(&slot).cloned(), at, ids, config);
+                        self.touches.insert(slot, (at, merged));
+                    }
+                    StoreWrite::SwarmRow(r) => self.row = Some(r),
+                }
+            }
+        }
+
+        fn reload(&self, now: u32, config: &TrackerConfig) -> SwarmState {
+            let mut s = SwarmState::new(1);
+            let peers: Vec<_> = self.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).unwrap()).collect();
+            s.load(self.row, peers, self.touches.values().cloned(), now, config);
+            s
+        }
+    }
+
+    #[test]
+    fn steady_reannounces_cost_one_row_per_window() {
+        let c = cfg();
+        let mut t = Tables::default();
+        let mut s = SwarmState::new(1);
+        for n in 1..=50 {
+            let (_, w) = s.announce(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
+            t.apply(w, &c);
+        }
+        // 50 peer rows plus the swarm row.
+        assert_eq!(t.writes, 51);
+        let m = s.maintain(1000, &c);
+        s.published(m.publish.unwrap().1, 1000);
+        t.writes = 0;
+        for n in 1..=50 {
+            let (_, w) = s.announce(&msg(n, 5, AnnounceEvent::Update), 1050, &c);
+            assert!(w.is_empty(), "a steady re-announce writes nothing itself");
+        }
+        assert_eq!(s.next_alarm(1050, &c), Some(1055));
+        let m = s.maintain(1055, &c);
+        t.apply(m.writes, &c);
+        assert_eq!(t.writes, 1, "fifty re-announces flushed as one row");
+        // After a reload past the first announce's timeout, the touched peers survive.
+        let reloaded = t.reload(1000 + c.peer_timeout() + 10, &c);
+        assert_eq!(reloaded.swarm.len(), 50);
+    }
+
+    #[test]
+    fn reload_keeps_peers_and_completed_count() {
+        let c = cfg();
+        let mut t = Tables::default();
+        let mut s = SwarmState::new(1);
+        for (n, left, ev) in [(1, 10, AnnounceEvent::Started), (2, 0, AnnounceEvent::Started), (1, 0, AnnounceEvent::Completed)] {
+            let (_, w) = s.announce(&msg(n, left, ev), 1000, &c);
+            t.apply(w, &c);
+        }
+        let r = t.reload(1001, &c);
+        assert_eq!(r.swarm.counters(), SwarmCounters { complete: 2, incomplete: 0, downloaded: 1 });
+        assert_eq!(r.info_hash, Some(InfoHash([1; 20])));
+    }
+
+    #[test]
+    fn silent_peers_expire_on_reload_and_in_the_alarm() {
+        let c = cfg();
+        let mut t = Tables::default();
+        let mut s = SwarmState::new(1);
+        t.apply(s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c).1, &c);
+        t.apply(s.announce(&msg(2, 10, AnnounceEvent::Started), 1100, &c).1, &c);
+        let later = 1000 + c.peer_timeout() + 1;
+        let mut r = SwarmState::new(1);
+        let peers: Vec<_> = t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).unwrap()).collect();
+        let deletes = r.load(t.row, peers, vec![], later, &c);
+        assert_eq!(deletes, vec![StoreWrite::DeletePeer(PeerId([1; 20]))]);
+        assert_eq!(s.next_alarm(1100, &c), Some(1100), "unpublished counters are due at once");
+        let m = s.maintain(1100, &c);
+        s.published(m.publish.unwrap().1, 1100);
+        // Peer 1 is due at 1121, but sweeps are at least EXPIRY_SWEEP_GAP apart.
+        assert_eq!(s.next_alarm(1100, &c), Some(1100 + EXPIRY_SWEEP_GAP));
+        let m = s.maintain(later, &c);
+        assert!(m.writes.contains(&StoreWrite::DeletePeer(PeerId([1; 20]))));
+        assert_eq!(s.swarm.len(), 1);
+    }
+
+    #[test]
+    fn publishes_once_per_window_and_frees_storage_when_empty() {
+        let c = cfg();
+        let mut s = SwarmState::new(1);
+        s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+        assert_eq!(s.next_alarm(1000, &c), Some(1000));
+        let m = s.maintain(1000, &c);
+        let (hash, counters) = m.publish.unwrap();
+        assert_eq!(hash, InfoHash([1; 20]));
+        assert_eq!(counters.incomplete, 1);
+        s.published(counters, 1000);
+        // A change inside the window waits for the window's end.
+        s.announce(&msg(2, 0, AnnounceEvent::Started), 1010, &c);
+        assert_eq!(s.maintain(1010, &c).publish, None);
+        assert_eq!(s.next_alarm(1010, &c), Some(1060));
+        let m = s.maintain(1060, &c);
+        assert_eq!(m.publish.unwrap().1.complete, 1);
+        s.published(m.publish.unwrap().1, 1060);
+        // Nothing changed: nothing to publish.
+        assert_eq!(s.maintain(1070, &c).publish, None);
+        // Everyone leaves: publish zeros, then free storage.
+        s.announce(&msg(1, 10, AnnounceEvent::Stopped), 1200, &c);
+        s.announce(&msg(2, 0, AnnounceEvent::Stopped), 1200, &c);
+        let m = s.maintain(1200, &c);
+        assert_eq!(m.publish.unwrap().1, SwarmCounters { complete: 0, incomplete: 0, downloaded: 0 });
+        assert!(!m.free_storage);
+        assert_eq!(s.published(m.publish.unwrap().1, 1200), None);
+        assert!(s.maintain(1200, &c).free_storage);
+    }
+
+    #[test]
+    fn resumes_downloaded_from_kv_after_storage_was_freed() {
+        let c = cfg();
+        let mut s = SwarmState::new(1);
+        s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, 5000);
+        let (body, writes) = s.announce(&msg(1, 0, AnnounceEvent::Completed), 5000, &c);
+        assert!(String::from_utf8_lossy(&body).contains("10:downloadedi8e"));
+        assert!(writes.iter().any(|w| matches!(w, StoreWrite::SwarmRow(r) if r.downloaded == 8)));
+    }
+
+    #[test]
+    fn touch_rows_merge_within_a_window_only() {
+        let c = cfg();
+        assert_eq!(merge_touch_row(Some((1000, vec![1; 20])), 1001, vec![2; 20], &c).len(), 40);
+        assert_eq!(merge_touch_row(Some((900, vec![1; 20])), 1001, vec![2; 20], &c).len(), 20);
+        let ring = c.peer_timeout() / c.flush_delay + 2;
+        assert_eq!(touch_slot(1000, &c), touch_slot(1000 + ring * c.flush_delay, &c));
+    }
+
+    #[test]
+    fn peer_row_round_trip() {
+        let p = Peer { id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, completed: true };
+        assert_eq!(decode_peer(&p.id.0, &encode_peer(&p, true)), Some((p, true)));
+        assert_eq!(decode_peer(&[1; 3], &encode_peer(&p, true)), None);
+    }
+}

@@ -1,0 +1,402 @@
+//! One torrent's peers: who is in the swarm, what changed on an announce,
+//! and which peers to hand out.
+//!
+//! Seeders and leechers live in two dense vectors with a map from peer id to
+//! position, so insert, update and remove are O(1) (swap-remove) and a random
+//! selection of `numwant` peers is O(numwant), whatever the swarm's size.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+
+use crate::announce::AnnounceEvent;
+use crate::peer::{PeerAddr, PeerId};
+
+/// One peer as the swarm keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub id: PeerId,
+    pub addr: PeerAddr,
+    /// Unix seconds of the peer's last announce.
+    pub last_seen: u32,
+    /// Whether this peer's completion was already counted.
+    pub completed: bool,
+}
+
+/// The part of an announce the swarm needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAnnounce {
+    pub peer_id: PeerId,
+    pub addr: PeerAddr,
+    pub left: u64,
+    pub event: AnnounceEvent,
+}
+
+/// What an announce did to the swarm, so storage can follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerChange {
+    /// New peer, or its address, role or completion changed: write its row now.
+    Stored { peer: Peer, seeder: bool },
+    /// Only `last_seen` moved: a steady re-announce, written in batches.
+    Touched(PeerId),
+    /// The peer left (`stopped`): delete its row.
+    Removed(PeerId),
+    /// `stopped` from a peer we did not know.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnnounceOutcome {
+    pub change: PeerChange,
+    /// This announce completed a download: `downloaded` grew by one.
+    pub completed: bool,
+    /// The requester is a seeder after this announce.
+    pub seeder: bool,
+}
+
+/// Scrape numbers (BEP 48).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmCounters {
+    /// Seeders.
+    pub complete: u64,
+    /// Leechers.
+    pub incomplete: u64,
+    /// Completed downloads ever reported.
+    pub downloaded: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seeder: bool,
+    pos: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Swarm {
+    seeders: Vec<Peer>,
+    leechers: Vec<Peer>,
+    index: HashMap<PeerId, Slot>,
+    downloaded: u64,
+}
+
+impl Swarm {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn counters(&self) -> SwarmCounters {
+        SwarmCounters {
+            complete: self.seeders.len() as u64,
+            incomplete: self.leechers.len() as u64,
+            downloaded: self.downloaded,
+        }
+    }
+
+    pub fn downloaded(&self) -> u64 {
+        self.downloaded
+    }
+
+    pub fn set_downloaded(&mut self, n: u64) {
+        self.downloaded = n;
+    }
+
+    pub fn get(&self, id: &PeerId) -> Option<(&Peer, bool)> {
+        let slot = *self.index.get(id)?;
+        Some((self.at(slot), slot.seeder))
+    }
+
+    /// Applies one announce at time `now` (Unix seconds).
+    pub fn announce(&mut self, a: &PeerAnnounce, now: u32) -> AnnounceOutcome {
+        let seeder = a.left == 0;
+        if a.event == AnnounceEvent::Stopped {
+            let change = match self.remove(&a.peer_id) {
+                Some(_) => PeerChange::Removed(a.peer_id),
+                None => PeerChange::Unchanged,
+            };
+            return AnnounceOutcome { change, completed: false, seeder };
+        }
+        match self.index.get(&a.peer_id).copied() {
+            Some(slot) => {
+                let old = *self.at(slot);
+                // A leecher that reaches left=0 has finished, whether or not
+                // its client sends `completed` (aria2 never does).
+                let completed = !old.completed
+                    && (a.event == AnnounceEvent::Completed || (!slot.seeder && seeder));
+                let peer = Peer {
+                    id: a.peer_id,
+                    addr: a.addr,
+                    last_seen: now,
+                    completed: old.completed || completed,
+                };
+                if slot.seeder == seeder {
+                    *self.at_mut(slot) = peer;
+                } else {
+                    self.remove(&a.peer_id);
+                    self.insert(peer, seeder);
+                }
+                if completed {
+                    self.downloaded += 1;
+                }
+                let change = if completed || old.addr != a.addr || slot.seeder != seeder {
+                    PeerChange::Stored { peer, seeder }
+                } else {
+                    PeerChange::Touched(a.peer_id)
+                };
+                AnnounceOutcome { change, completed, seeder }
+            }
+            None => {
+                let completed = a.event == AnnounceEvent::Completed;
+                let peer = Peer { id: a.peer_id, addr: a.addr, last_seen: now, completed };
+                self.insert(peer, seeder);
+                if completed {
+                    self.downloaded += 1;
+                }
+                AnnounceOutcome { change: PeerChange::Stored { peer, seeder }, completed, seeder }
+            }
+        }
+    }
+
+    /// Puts a peer in place as storage had it (used when a swarm is reloaded).
+    pub fn restore(&mut self, peer: Peer, seeder: bool) {
+        self.remove(&peer.id);
+        self.insert(peer, seeder);
+    }
+
+    /// Raises a peer's `last_seen` to `at` if it is older (batched touches).
+    pub fn touch(&mut self, id: &PeerId, at: u32) {
+        if let Some(slot) = self.index.get(id).copied() {
+            let p = self.at_mut(slot);
+            p.last_seen = p.last_seen.max(at);
+        }
+    }
+
+    /// Up to `want` random peers for `requester`, never the requester
+    /// itself; a seeder only gets leechers.
+    pub fn select<R: Rng + ?Sized>(
+        &self,
+        requester: &PeerId,
+        requester_is_seeder: bool,
+        want: usize,
+        rng: &mut R,
+    ) -> Vec<&Peer> {
+        let n_seeders = if requester_is_seeder { 0 } else { self.seeders.len() };
+        let n = n_seeders + self.leechers.len();
+        if want == 0 || n == 0 {
+            return Vec::new();
+        }
+        // One extra pick covers the requester being drawn.
+        let picks = rand::seq::index::sample(rng, n, (want + 1).min(n));
+        picks
+            .iter()
+            .map(|i| {
+                if i < n_seeders {
+                    &self.seeders[i]
+                } else {
+                    &self.leechers[i - n_seeders]
+                }
+            })
+            .filter(|p| p.id != *requester)
+            .take(want)
+            .collect()
+    }
+
+    /// Removes every peer last seen before `cutoff`; returns their ids.
+    pub fn expire(&mut self, cutoff: u32) -> Vec<PeerId> {
+        let stale: Vec<PeerId> = self
+            .seeders
+            .iter()
+            .chain(self.leechers.iter())
+            .filter(|p| p.last_seen < cutoff)
+            .map(|p| p.id)
+            .collect();
+        for id in &stale {
+            self.remove(id);
+        }
+        stale
+    }
+
+    /// The earliest `last_seen` of any peer: when the next expiry is due.
+    pub fn oldest_last_seen(&self) -> Option<u32> {
+        self.seeders.iter().chain(self.leechers.iter()).map(|p| p.last_seen).min()
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = (&Peer, bool)> {
+        self.seeders
+            .iter()
+            .map(|p| (p, true))
+            .chain(self.leechers.iter().map(|p| (p, false)))
+    }
+
+    fn list(&mut self, seeder: bool) -> &mut Vec<Peer> {
+        if seeder {
+            &mut self.seeders
+        } else {
+            &mut self.leechers
+        }
+    }
+
+    fn at(&self, slot: Slot) -> &Peer {
+        let list = if slot.seeder { &self.seeders } else { &self.leechers };
+        &list[slot.pos as usize]
+    }
+
+    fn at_mut(&mut self, slot: Slot) -> &mut Peer {
+        &mut self.list(slot.seeder)[slot.pos as usize]
+    }
+
+    fn insert(&mut self, peer: Peer, seeder: bool) {
+        let list = self.list(seeder);
+        let pos = list.len() as u32;
+        list.push(peer);
+        self.index.insert(peer.id, Slot { seeder, pos });
+    }
+
+    fn remove(&mut self, id: &PeerId) -> Option<Peer> {
+        let slot = self.index.remove(id)?;
+        let list = self.list(slot.seeder);
+        let peer = list.swap_remove(slot.pos as usize);
+        if let Some(moved) = list.get(slot.pos as usize).map(|p| p.id) {
+            self.index.insert(moved, slot);
+        }
+        Some(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+    use std::collections::HashSet;
+
+    fn id(n: u32) -> PeerId {
+        let mut b = [0u8; 20];
+        b[..4].copy_from_slice(&n.to_be_bytes());
+        PeerId(b)
+    }
+
+    fn ann(n: u32, left: u64, event: AnnounceEvent) -> PeerAnnounce {
+        PeerAnnounce {
+            peer_id: id(n),
+            addr: PeerAddr::new([10, 0, 0, (n % 250) as u8].into(), 6881),
+            left,
+            event,
+        }
+    }
+
+    #[test]
+    fn new_peers_are_stored_and_reannounces_only_touch() {
+        let mut s = Swarm::new();
+        let o = s.announce(&ann(1, 10, AnnounceEvent::Started), 100);
+        assert!(matches!(o.change, PeerChange::Stored { seeder: false, .. }));
+        let o = s.announce(&ann(1, 5, AnnounceEvent::Update), 200);
+        assert_eq!(o.change, PeerChange::Touched(id(1)));
+        assert_eq!(s.get(&id(1)).unwrap().0.last_seen, 200);
+        assert_eq!(s.counters(), SwarmCounters { complete: 0, incomplete: 1, downloaded: 0 });
+    }
+
+    #[test]
+    fn new_port_or_address_replaces_the_entry() {
+        let mut s = Swarm::new();
+        s.announce(&ann(1, 10, AnnounceEvent::Started), 100);
+        let mut a = ann(1, 10, AnnounceEvent::Update);
+        a.addr = PeerAddr::new("2001:db8::7".parse().unwrap(), 7000);
+        assert!(matches!(s.announce(&a, 101).change, PeerChange::Stored { .. }));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.get(&id(1)).unwrap().0.addr, a.addr);
+    }
+
+    #[test]
+    fn completion_counts_once_per_peer() {
+        let mut s = Swarm::new();
+        s.announce(&ann(1, 10, AnnounceEvent::Started), 1);
+        let o = s.announce(&ann(1, 0, AnnounceEvent::Completed), 2);
+        assert!(o.completed);
+        assert!(!s.announce(&ann(1, 0, AnnounceEvent::Completed), 3).completed);
+        // Leecher -> seeder without the event (aria2) also counts, once.
+        s.announce(&ann(2, 10, AnnounceEvent::Started), 1);
+        assert!(s.announce(&ann(2, 0, AnnounceEvent::Update), 2).completed);
+        assert!(!s.announce(&ann(2, 0, AnnounceEvent::Completed), 3).completed);
+        // A seeder that starts as one has not downloaded anything.
+        assert!(!s.announce(&ann(3, 0, AnnounceEvent::Started), 1).completed);
+        assert_eq!(s.counters(), SwarmCounters { complete: 3, incomplete: 0, downloaded: 2 });
+    }
+
+    #[test]
+    fn stopped_removes_at_once() {
+        let mut s = Swarm::new();
+        s.announce(&ann(1, 10, AnnounceEvent::Started), 1);
+        s.announce(&ann(2, 0, AnnounceEvent::Started), 1);
+        assert_eq!(s.announce(&ann(1, 10, AnnounceEvent::Stopped), 2).change, PeerChange::Removed(id(1)));
+        assert_eq!(s.announce(&ann(9, 10, AnnounceEvent::Stopped), 2).change, PeerChange::Unchanged);
+        assert_eq!(s.len(), 1);
+        assert!(s.get(&id(2)).is_some());
+    }
+
+    #[test]
+    fn selection_excludes_requester_and_gives_seeders_only_leechers() {
+        let mut s = Swarm::new();
+        for n in 0..20 {
+            s.announce(&ann(n, if n < 10 { 0 } else { 5 }, AnnounceEvent::Started), 1);
+        }
+        let mut rng = SmallRng::seed_from_u64(7);
+        for _ in 0..200 {
+            let got = s.select(&id(3), true, 50, &mut rng);
+            assert_eq!(got.len(), 10);
+            assert!(got.iter().all(|p| s.get(&p.id).map(|(_, seeder)| !seeder).unwrap()));
+            let got = s.select(&id(15), false, 50, &mut rng);
+            assert_eq!(got.len(), 19);
+            assert!(got.iter().all(|p| p.id != id(15)));
+            let unique: HashSet<_> = got.iter().map(|p| p.id).collect();
+            assert_eq!(unique.len(), 19);
+            let got = s.select(&id(15), false, 5, &mut rng);
+            assert_eq!(got.len(), 5);
+            assert!(got.iter().all(|p| p.id != id(15)));
+        }
+        assert!(s.select(&id(1), false, 0, &mut rng).is_empty());
+    }
+
+    #[test]
+    fn selection_is_spread_over_the_swarm() {
+        let mut s = Swarm::new();
+        for n in 0..1000 {
+            s.announce(&ann(n, 5, AnnounceEvent::Started), 1);
+        }
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut seen = HashSet::new();
+        for _ in 0..100 {
+            for p in s.select(&id(0), false, 50, &mut rng) {
+                seen.insert(p.id);
+            }
+        }
+        assert!(seen.len() > 900, "only {} distinct peers handed out", seen.len());
+    }
+
+    #[test]
+    fn expiry_removes_silent_peers_and_keeps_index_consistent() {
+        let mut s = Swarm::new();
+        for n in 0..100 {
+            s.announce(&ann(n, (n % 2) as u64, AnnounceEvent::Started), n);
+        }
+        let gone = s.expire(50);
+        assert_eq!(gone.len(), 50);
+        assert_eq!(s.len(), 50);
+        assert_eq!(s.oldest_last_seen(), Some(50));
+        for n in 50..100 {
+            assert_eq!(s.get(&id(n)).unwrap().0.id, id(n));
+        }
+        for n in 0..50 {
+            assert!(s.get(&id(n)).is_none());
+        }
+        s.touch(&id(50), 500);
+        assert_eq!(s.get(&id(50)).unwrap().0.last_seen, 500);
+    }
+}
