@@ -1,0 +1,194 @@
+//! The Worker: route, validate, forward an announce to its swarm's Durable
+//! Object, answer. Scrape is served from KV and never wakes a swarm.
+
+mod swarm_object;
+
+use std::net::IpAddr;
+
+use worker::*;
+
+use crate::announce::AnnounceRequest;
+use crate::config::TrackerConfig;
+use crate::peer::{parse_ip, FALLBACK_IP};
+use crate::query::QueryPairs;
+use crate::response::{self, PeerListFormat};
+use crate::scrape::{self, ScrapeRequest};
+use crate::swarm::SwarmCounters;
+use crate::wire::SwarmAnnounce;
+
+
+pub const SWARMS_BINDING: &str = "SWARMS";
+pub const KV_BINDING: &str = "TRACKER_KV";
+/// Headers a swarm reports its storage cost in; forwarded when `EXPOSE_COSTS` is set.
+pub const ROWS_READ_HEADER: &str = "x-rows-read";
+pub const ROWS_WRITTEN_HEADER: &str = "x-rows-written";
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let route = match path.as_str() {
+        "/announce" | "/announce.php" => Route::Announce,
+        "/scrape" | "/scrape.php" => Route::Scrape,
+        "/" => Route::Home,
+        _ => return Response::error("not found", 404),
+    };
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        let mut resp = bencoded(response::failure("method not allowed: use GET"))?.with_status(405);
+        resp.headers_mut().set("allow", "GET, HEAD")?;
+        return Ok(resp);
+    }
+    let config = match config_from(&env) {
+        Ok(c) => c,
+        Err(e) => return bencoded(response::failure(&format!("tracker misconfigured: {e}"))),
+    };
+    let url = req.inner().url();
+    let raw_query = raw_query(&url);
+    let query = match QueryPairs::parse(raw_query.as_bytes()) {
+        Ok(q) => q,
+        Err(e) => return bencoded(response::failure(&e.to_string())),
+    };
+    match route {
+        Route::Announce => announce(&req, &env, &config, &query).await,
+        Route::Scrape => scrape(&env, &config, &query).await,
+        Route::Home => Response::ok(HOME_TEXT),
+    }
+}
+
+enum Route {
+    Announce,
+    Scrape,
+    Home,
+}
+
+const HOME_TEXT: &str = "edge-tracker: a BitTorrent tracker.\nAnnounce URL: /announce\nScrape URL: /scrape\n";
+
+async fn announce(req: &Request, env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result<Response> {
+    let announce = match AnnounceRequest::parse(query) {
+        Ok(a) => a,
+        Err(e) => return bencoded(response::failure(&e.to_string())),
+    };
+    let msg = SwarmAnnounce {
+        info_hash: announce.info_hash,
+        peer: crate::swarm::PeerAnnounce {
+            peer_id: announce.peer_id,
+            addr: announce.peer_addr(remote_ip(req), config.trust_client_ip),
+            left: announce.left,
+            event: announce.event,
+        },
+        uploaded: announce.uploaded,
+        downloaded: announce.downloaded,
+        numwant: config.numwant(announce.numwant).min(u16::MAX as usize) as u16,
+        format: PeerListFormat { compact: announce.compact, no_peer_id: announce.no_peer_id },
+    };
+    let reply = async {
+        let stub = env
+            .durable_object(SWARMS_BINDING)?
+            .id_from_name(&announce.info_hash.to_hex())?
+            .get_stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(js_sys::Uint8Array::from(msg.encode().as_slice()).into()));
+        let mut resp = stub.fetch_with_request(Request::new_with_init("https://swarm/announce", &init)?).await?;
+        let body = resp.bytes().await?;
+        Ok::<_, Error>((body, resp.headers().clone()))
+    }
+    .await;
+    match reply {
+        Ok((body, headers)) => {
+            let mut resp = bencoded(body)?;
+            if expose_costs(env) {
+                for name in [ROWS_READ_HEADER, ROWS_WRITTEN_HEADER] {
+                    if let Some(v) = headers.get(name)? {
+                        resp.headers_mut().set(name, &v)?;
+                    }
+                }
+            }
+            Ok(resp)
+        }
+        Err(e) => {
+            console_error!("announce to swarm {} failed: {e}", announce.info_hash);
+            bencoded(response::failure("tracker temporarily unavailable, retry later"))
+        }
+    }
+}
+
+async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result<Response> {
+    let request = match ScrapeRequest::parse(query, config.scrape_max, config.full_scrape) {
+        Ok(r) => r,
+        Err(e) => return bencoded(response::failure(&e.to_string())),
+    };
+    let kv = env.kv(KV_BINDING)?;
+    let entries = if request.info_hashes.is_empty() {
+        full_scrape(&kv).await
+    } else {
+        let keys: Vec<String> = request.info_hashes.iter().map(scrape::counters_key).collect();
+        match kv.get_bulk(&keys).text().await {
+            Ok(values) => Ok(request
+                .info_hashes
+                .iter()
+                .zip(&keys)
+                .map(|(hash, key)| {
+                    let counters = values
+                        .get(key)
+                        .and_then(|v| v.as_deref())
+                        .and_then(SwarmCounters::from_kv)
+                        .unwrap_or_default();
+                    (*hash, counters)
+                })
+                .collect()),
+            Err(e) => Err(e),
+        }
+    };
+    match entries {
+        Ok(entries) => bencoded(response::scrape(&entries)),
+        Err(e) => {
+            console_error!("scrape read failed: {e}");
+            bencoded(response::failure("scrape temporarily unavailable, retry later"))
+        }
+    }
+}
+
+/// One KV list call: the counters ride in each key's metadata, so a full
+/// scrape costs one list operation for up to 1,000 torrents.
+async fn full_scrape(kv: &kv::KvStore) -> std::result::Result<Vec<(crate::peer::InfoHash, SwarmCounters)>, kv::KvError> {
+    let list = kv.list().prefix(scrape::COUNTERS_PREFIX.to_string()).limit(1000).execute().await?;
+    Ok(list
+        .keys
+        .iter()
+        .filter_map(|k| {
+            let hash = scrape::hash_of_key(&k.name)?;
+            let counters = k.metadata.as_ref()?.as_str().and_then(SwarmCounters::from_kv)?;
+            Some((hash, counters))
+        })
+        .collect())
+}
+
+fn bencoded(body: Vec<u8>) -> Result<Response> {
+    let mut resp = Response::from_bytes(body)?;
+    resp.headers_mut().set("content-type", "text/plain; charset=utf-8")?;
+    resp.headers_mut().set("cache-control", "no-store")?;
+    Ok(resp)
+}
+
+/// The query exactly as the client sent it: never decoded through UTF-8.
+fn raw_query(url: &str) -> &str {
+    let without_fragment = url.split('#').next().unwrap_or("");
+    without_fragment.split_once('?').map(|(_, q)| q).unwrap_or("")
+}
+
+fn remote_ip(req: &Request) -> IpAddr {
+    req.headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .and_then(|v| parse_ip(&v))
+        .unwrap_or(FALLBACK_IP)
+}
+
+pub fn config_from(env: &Env) -> std::result::Result<TrackerConfig, crate::config::ConfigError> {
+    TrackerConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+}
+
+fn expose_costs(env: &Env) -> bool {
+    matches!(env.var("EXPOSE_COSTS").map(|v| v.to_string()).as_deref(), Ok("true" | "1"))
+}

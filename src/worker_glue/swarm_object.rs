@@ -1,0 +1,344 @@
+//! One Durable Object per torrent, named by its info hash. It keeps the
+//! swarm in memory, makes every membership change durable in SQLite before
+//! answering (the output gate holds the answer until the write lands), and
+//! uses its alarm to batch re-announce timestamps, expire silent peers and
+//! publish scrape counters to KV.
+
+use std::cell::RefCell;
+
+use worker::*;
+
+use super::{config_from, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER};
+use crate::config::TrackerConfig;
+use crate::peer::InfoHash;
+use crate::response;
+use crate::scrape::counters_key;
+use crate::store::{self, StoreWrite, SwarmRow, SwarmState};
+use crate::swarm::SwarmCounters;
+use crate::wire::SwarmAnnounce;
+
+/// If a KV publish fails, try again this much later (seconds).
+const PUBLISH_RETRY: u32 = 10;
+
+#[durable_object]
+pub struct SwarmObject {
+    state: State,
+    env: Env,
+    config: TrackerConfig,
+    inner: RefCell<Inner>,
+}
+
+struct Inner {
+    swarm: SwarmState,
+    loaded: bool,
+    schema_ready: bool,
+    /// The alarm we know is scheduled (ms), so we set it only when it must move earlier.
+    alarm_at: Option<u64>,
+}
+
+/// Rows read and written by one request, as SQLite reports them.
+#[derive(Default, Clone, Copy)]
+struct RowCost {
+    read: usize,
+    written: usize,
+}
+
+impl DurableObject for SwarmObject {
+    fn new(state: State, env: Env) -> Self {
+        let config = config_from(&env).unwrap_or_else(|e| {
+            console_error!("invalid tracker configuration, using defaults: {e}");
+            TrackerConfig::default()
+        });
+        let mut seed = [0u8; 8];
+        // Without entropy the selection is still valid, just predictable.
+        let _ = getrandom::fill(&mut seed);
+        SwarmObject {
+            state,
+            env,
+            config,
+            inner: RefCell::new(Inner {
+                swarm: SwarmState::new(u64::from_le_bytes(seed)),
+                loaded: false,
+                schema_ready: false,
+                alarm_at: None,
+            }),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let body = req.bytes().await?;
+        let Some(msg) = SwarmAnnounce::decode(&body) else {
+            return Response::from_bytes(response::failure("malformed swarm request"));
+        };
+        let now = now_secs();
+        let mut cost = self.ensure_loaded(now, Some(msg.info_hash)).await?;
+        let answer = {
+            let mut inner = self.inner.borrow_mut();
+            let (answer, writes) = inner.swarm.announce(&msg, now, &self.config);
+            cost.add(self.apply(&mut inner, writes)?);
+            answer
+        };
+        cost.written += self.schedule_alarm(now).await?;
+        let mut resp = Response::from_bytes(answer)?;
+        resp.headers_mut().set(ROWS_READ_HEADER, &cost.read.to_string())?;
+        resp.headers_mut().set(ROWS_WRITTEN_HEADER, &cost.written.to_string())?;
+        Ok(resp)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let now = now_secs();
+        self.inner.borrow_mut().alarm_at = None;
+        self.ensure_loaded(now, None).await?;
+        let maintenance = {
+            let mut inner = self.inner.borrow_mut();
+            let m = inner.swarm.maintain(now, &self.config);
+            self.apply(&mut inner, m.writes.clone())?;
+            m
+        };
+        let mut free = maintenance.free_storage;
+        let mut retry = false;
+        if let Some((hash, counters)) = maintenance.publish {
+            match self.publish(&hash, counters).await {
+                Ok(()) => {
+                    let mut inner = self.inner.borrow_mut();
+                    if let Some(w) = inner.swarm.published(counters, now) {
+                        self.apply(&mut inner, vec![w])?;
+                    }
+                    // Checked after the await: a peer may have joined meanwhile.
+                    free = inner.swarm.swarm.is_empty() && inner.swarm.swarm.counters() == counters;
+                }
+                Err(e) => {
+                    console_error!("publishing counters of {hash} failed: {e}");
+                    retry = true;
+                }
+            }
+        }
+        if free {
+            self.free_storage().await?;
+        } else if retry {
+            self.set_alarm_at(now + PUBLISH_RETRY).await?;
+        } else {
+            self.schedule_alarm(now).await?;
+        }
+        Response::ok("")
+    }
+}
+
+impl SwarmObject {
+    /// Loads the swarm from storage the first time this instance needs it.
+    /// `hash` is the torrent when the caller knows it (an announce does).
+    async fn ensure_loaded(&self, now: u32, hash: Option<InfoHash>) -> Result<RowCost> {
+        let mut cost = RowCost::default();
+        if self.inner.borrow().loaded {
+            return Ok(cost);
+        }
+        let sql = self.state.storage().sql();
+        self.ensure_schema(&mut self.inner.borrow_mut())?;
+        let row = read_swarm_row(&sql, &mut cost)?;
+        let peers = sql.exec("SELECT id, rec FROM peers", None)?;
+        let peer_rows: Vec<PeerRow> = peers.to_array()?;
+        cost.read += peers.rows_read();
+        let touches = sql.exec("SELECT at, ids FROM touches", None)?;
+        let touch_rows: Vec<TouchRow> = touches.to_array()?;
+        cost.read += touches.rows_read();
+        let resume = if row.is_none() && peer_rows.is_empty() {
+            // Storage was freed (or never used): the completed count lives on in KV.
+            match hash {
+                Some(hash) => self.read_published(&hash).await,
+                None => None,
+            }
+        } else {
+            None
+        };
+        let alarm_at = self.state.storage().get_alarm().await?.map(|ms| ms as u64);
+        let mut inner = self.inner.borrow_mut();
+        if inner.loaded {
+            // Another request loaded it while we awaited.
+            return Ok(cost);
+        }
+        let peers = peer_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec));
+        let touches = touch_rows.into_iter().map(|t| (t.at as u32, t.ids));
+        let deletes = inner.swarm.load(row, peers, touches, now, &self.config);
+        if let Some(c) = resume {
+            inner.swarm.resume_from(c, now);
+        }
+        inner.alarm_at = alarm_at;
+        inner.loaded = true;
+        cost.add(self.apply(&mut inner, deletes)?);
+        Ok(cost)
+    }
+
+    fn ensure_schema(&self, inner: &mut Inner) -> Result<()> {
+        if !inner.schema_ready {
+            self.state.storage().sql().exec(store::SCHEMA, None)?;
+            inner.schema_ready = true;
+        }
+        Ok(())
+    }
+
+    /// Runs the writes the core asked for; they are durable before any answer leaves.
+    fn apply(&self, inner: &mut Inner, writes: Vec<StoreWrite>) -> Result<RowCost> {
+        let mut cost = RowCost::default();
+        if writes.is_empty() {
+            return Ok(cost);
+        }
+        self.ensure_schema(inner)?;
+        let sql = self.state.storage().sql();
+        for w in writes {
+            let cursor = match w {
+                StoreWrite::UpsertPeer { id, rec } => sql.exec(
+                    "INSERT INTO peers (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec",
+                    vec![id.0.to_vec().into(), rec.into()],
+                )?,
+                StoreWrite::DeletePeer(id) => {
+                    sql.exec("DELETE FROM peers WHERE id = ?", vec![id.0.to_vec().into()])?
+                }
+                StoreWrite::Touches { slot, at, ids } => {
+                    let existing = sql.exec("SELECT at, ids FROM touches WHERE slot = ?", vec![(slot as i64).into()])?;
+                    let old: Vec<TouchRow> = existing.to_array()?;
+                    cost.read += existing.rows_read();
+                    let ids = store::merge_touch_row(
+                        old.into_iter().next().map(|t| (t.at as u32, t.ids)),
+                        at,
+                        ids,
+                        &self.config,
+                    );
+                    sql.exec(
+                        "INSERT INTO touches (slot, at, ids) VALUES (?, ?, ?) \
+                         ON CONFLICT(slot) DO UPDATE SET at = excluded.at, ids = excluded.ids",
+                        vec![(slot as i64).into(), (at as i64).into(), ids.into()],
+                    )?
+                }
+                StoreWrite::SwarmRow(r) => {
+                    let (c, i, d) = match r.published {
+                        Some(p) => (Some(p.complete as i64), Some(p.incomplete as i64), Some(p.downloaded as i64)),
+                        None => (None, None, None),
+                    };
+                    sql.exec(
+                        "INSERT INTO swarm (k, info_hash, downloaded, pub_complete, pub_incomplete, pub_downloaded, published_at) \
+                         VALUES (0, ?, ?, ?, ?, ?, ?) ON CONFLICT(k) DO UPDATE SET info_hash = excluded.info_hash, \
+                         downloaded = excluded.downloaded, pub_complete = excluded.pub_complete, \
+                         pub_incomplete = excluded.pub_incomplete, pub_downloaded = excluded.pub_downloaded, \
+                         published_at = excluded.published_at",
+                        vec![
+                            r.info_hash.0.to_vec().into(),
+                            (r.downloaded as i64).into(),
+                            c.into(),
+                            i.into(),
+                            d.into(),
+                            (r.published_at as i64).into(),
+                        ],
+                    )?
+                }
+            };
+            cost.read += cursor.rows_read();
+            cost.written += cursor.rows_written();
+        }
+        Ok(cost)
+    }
+
+    /// Moves the alarm earlier if the swarm needs it sooner; returns rows
+    /// written (setting an alarm is billed as one).
+    async fn schedule_alarm(&self, now: u32) -> Result<usize> {
+        let next = self.inner.borrow().swarm.next_alarm(now, &self.config);
+        match next {
+            Some(at) => self.set_alarm_at(at).await,
+            None => Ok(0),
+        }
+    }
+
+    async fn set_alarm_at(&self, at_secs: u32) -> Result<usize> {
+        let at_ms = at_secs as u64 * 1000;
+        let current = self.inner.borrow().alarm_at;
+        if matches!(current, Some(c) if c <= at_ms) {
+            return Ok(0);
+        }
+        self.inner.borrow_mut().alarm_at = Some(at_ms);
+        let when = ScheduledTime::new(js_sys::Date::new(&(at_ms as f64).into()));
+        self.state.storage().set_alarm(when).await?;
+        Ok(1)
+    }
+
+    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters) -> Result<()> {
+        let kv = self.env.kv(KV_BINDING)?;
+        let text = counters.to_kv();
+        kv.put(&counters_key(hash), text.clone())?.metadata(text)?.execute().await?;
+        Ok(())
+    }
+
+    async fn read_published(&self, hash: &InfoHash) -> Option<SwarmCounters> {
+        let kv = self.env.kv(KV_BINDING).ok()?;
+        let text = kv.get(&counters_key(hash)).text().await.ok().flatten()?;
+        SwarmCounters::from_kv(&text)
+    }
+
+    async fn free_storage(&self) -> Result<()> {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.swarm.freed();
+            inner.schema_ready = false;
+            inner.alarm_at = None;
+        }
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        Ok(())
+    }
+}
+
+impl RowCost {
+    fn add(&mut self, other: RowCost) {
+        self.read += other.read;
+        self.written += other.written;
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PeerRow {
+    #[serde(with = "serde_bytes")]
+    id: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    rec: Vec<u8>,
+}
+
+#[derive(serde::Deserialize)]
+struct TouchRow {
+    at: f64,
+    #[serde(with = "serde_bytes")]
+    ids: Vec<u8>,
+}
+
+#[derive(serde::Deserialize)]
+struct SwarmRowData {
+    #[serde(with = "serde_bytes")]
+    info_hash: Vec<u8>,
+    downloaded: f64,
+    pub_complete: Option<f64>,
+    pub_incomplete: Option<f64>,
+    pub_downloaded: Option<f64>,
+    published_at: f64,
+}
+
+fn read_swarm_row(sql: &SqlStorage, cost: &mut RowCost) -> Result<Option<SwarmRow>> {
+    let cursor = sql.exec(
+        "SELECT info_hash, downloaded, pub_complete, pub_incomplete, pub_downloaded, published_at FROM swarm WHERE k = 0",
+        None,
+    )?;
+    let rows: Vec<SwarmRowData> = cursor.to_array()?;
+    cost.read += cursor.rows_read();
+    Ok(rows.into_iter().next().and_then(|r| {
+        let published = match (r.pub_complete, r.pub_incomplete, r.pub_downloaded) {
+            (Some(c), Some(i), Some(d)) => Some(SwarmCounters { complete: c as u64, incomplete: i as u64, downloaded: d as u64 }),
+            _ => None,
+        };
+        Some(SwarmRow {
+            info_hash: InfoHash(r.info_hash.as_slice().try_into().ok()?),
+            downloaded: r.downloaded as u64,
+            published,
+            published_at: r.published_at as u32,
+        })
+    }))
+}
+
+fn now_secs() -> u32 {
+    (Date::now().as_millis() / 1000) as u32
+}
