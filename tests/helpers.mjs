@@ -1,0 +1,156 @@
+// Test harness: the built Worker in Miniflare, reached over real HTTP.
+import { Miniflare } from 'miniflare';
+import bencode from 'bencode';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The [vars] of wrangler.toml: the defaults an operator deploys with. */
+export function wranglerVars() {
+  const text = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const section = text.split(/^\[vars\]\s*$/m)[1]?.split(/^\[/m)[0] ?? '';
+  const vars = {};
+  for (const m of section.matchAll(/^([A-Z_]+)\s*=\s*"([^"]*)"/gm)) vars[m[1]] = m[2];
+  return vars;
+}
+
+function compatibilityDate() {
+  const text = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  return text.match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
+}
+
+/**
+ * Starts the tracker. `persistDir` keeps Durable Object and KV state on
+ * disk so a second tracker on the same directory is a restarted runtime.
+ */
+export async function startTracker({ vars = {}, persistDir } = {}) {
+  const ownDir = !persistDir;
+  const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: join(ROOT, 'build/index.js'),
+    modulesRoot: join(ROOT, 'build'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    compatibilityDate: compatibilityDate(),
+    durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true } },
+    kvNamespaces: ['TRACKER_KV'],
+    bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ...vars },
+    durableObjectsPersist: join(dir, 'do'),
+    kvPersist: join(dir, 'kv'),
+    cf: false,
+    host: '127.0.0.1',
+    port: 0,
+  });
+  const url = await mf.ready;
+  return {
+    mf,
+    dir,
+    base: url.href.replace(/\/$/, ''),
+    async stop() {
+      await mf.dispose();
+    },
+    async close() {
+      await mf.dispose();
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Percent-encodes every byte, the way most clients send binary ids. */
+export function escapeBytes(buf, { lower = false } = {}) {
+  let s = '';
+  for (const b of buf) {
+    const h = b.toString(16).padStart(2, '0');
+    s += '%' + (lower ? h : h.toUpperCase());
+  }
+  return s;
+}
+
+export const randomHash = () => randomBytes(20);
+export const peerId = (tag) => Buffer.from(`-ET0001-${String(tag).padStart(12, '0')}`.slice(0, 20));
+
+/**
+ * Announces with the given fields; binary ids are escaped here. Returns the
+ * decoded body with the HTTP status and the swarm's row counts.
+ */
+export async function announce(base, fields, { ip, path = '/announce' } = {}) {
+  const { infoHash, peerId: id, ...rest } = fields;
+  const parts = [];
+  if (infoHash) parts.push(`info_hash=${escapeBytes(infoHash)}`);
+  if (id) parts.push(`peer_id=${escapeBytes(id)}`);
+  const defaults = { port: 6881, uploaded: 0, downloaded: 0, left: 100, compact: 1 };
+  for (const [k, v] of Object.entries({ ...defaults, ...rest })) {
+    if (v !== undefined && v !== null) parts.push(`${k}=${encodeURIComponent(v)}`);
+  }
+  return get(`${base}${path}?${parts.join('&')}`, { ip });
+}
+
+export async function scrape(base, hashes) {
+  const q = hashes.map((h) => `info_hash=${escapeBytes(h)}`).join('&');
+  return get(`${base}/scrape?${q}`);
+}
+
+export async function get(url, { ip, method = 'GET' } = {}) {
+  const headers = ip ? { 'cf-connecting-ip': ip } : {};
+  const res = await fetch(url, { method, headers });
+  const raw = Buffer.from(await res.arrayBuffer());
+  let body = null;
+  try {
+    body = bencode.decode(raw);
+  } catch {
+    body = null;
+  }
+  return {
+    status: res.status,
+    raw,
+    body,
+    rowsRead: Number(res.headers.get('x-rows-read') ?? NaN),
+    rowsWritten: Number(res.headers.get('x-rows-written') ?? NaN),
+  };
+}
+
+export const text = (v) => (v === undefined ? undefined : Buffer.from(v).toString());
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Splits a compact peer string into "ip:port" strings (BEP 23 / BEP 7). */
+export function compactPeers(buf, v6 = false) {
+  const size = v6 ? 18 : 6;
+  const out = [];
+  buf = buf ? Buffer.from(buf) : buf;
+  for (let i = 0; buf && i + size <= buf.length; i += size) {
+    const ipBytes = buf.subarray(i, i + size - 2);
+    const port = buf.readUInt16BE(i + size - 2);
+    const ip = v6
+      ? Array.from({ length: 8 }, (_, j) => ipBytes.readUInt16BE(j * 2).toString(16)).join(':')
+      : Array.from(ipBytes).join('.');
+    out.push(`${ip}:${port}`);
+  }
+  return out;
+}
+
+/** Scrape entry for one hash, or undefined. */
+export function scrapeEntry(body, hash) {
+  const files = body?.files;
+  if (!files) return undefined;
+  // bencode decodes a dict key as UTF-8 text, or as hex when it is not UTF-8.
+  for (const [k, v] of Object.entries(files)) {
+    if (k === hash.toString('hex') || Buffer.from(k, 'utf8').equals(hash)) return v;
+  }
+  return undefined;
+}
+
+/** Polls `check` until it returns a truthy value or `ms` pass. */
+export async function eventually(check, { ms = 15000, every = 100 } = {}) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await check();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
