@@ -110,6 +110,8 @@ export async function get(url, { ip, method = 'GET' } = {}) {
     body,
     rowsRead: Number(res.headers.get('x-rows-read') ?? NaN),
     rowsWritten: Number(res.headers.get('x-rows-written') ?? NaN),
+    rowsReadTotal: Number(res.headers.get('x-rows-read-total') ?? NaN),
+    rowsWrittenTotal: Number(res.headers.get('x-rows-written-total') ?? NaN),
   };
 }
 

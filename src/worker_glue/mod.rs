@@ -98,8 +98,10 @@ async fn announce(req: &Request, env: &Env, config: &TrackerConfig, query: &Quer
             let mut resp = bencoded(body)?;
             if expose_costs(env) {
                 for name in [ROWS_READ_HEADER, ROWS_WRITTEN_HEADER] {
-                    if let Some(v) = headers.get(name)? {
-                        resp.headers_mut().set(name, &v)?;
+                    for name in [name.to_string(), format!("{name}-total")] {
+                        if let Some(v) = headers.get(&name)? {
+                            resp.headers_mut().set(&name, &v)?;
+                        }
                     }
                 }
             }

@@ -34,6 +34,8 @@ struct Inner {
     schema_ready: bool,
     /// The alarm we know is scheduled (ms), so we set it only when it must move earlier.
     alarm_at: Option<u64>,
+    /// Rows read and written by this instance so far, alarms included.
+    totals: RowCost,
 }
 
 /// Rows read and written by one request, as SQLite reports them.
@@ -61,6 +63,7 @@ impl DurableObject for SwarmObject {
                 loaded: false,
                 schema_ready: false,
                 alarm_at: None,
+                totals: RowCost::default(),
             }),
         }
     }
@@ -79,20 +82,24 @@ impl DurableObject for SwarmObject {
             answer
         };
         cost.written += self.schedule_alarm(now).await?;
+        let totals = self.count(cost);
         let mut resp = Response::from_bytes(answer)?;
-        resp.headers_mut().set(ROWS_READ_HEADER, &cost.read.to_string())?;
-        resp.headers_mut().set(ROWS_WRITTEN_HEADER, &cost.written.to_string())?;
+        let headers = resp.headers_mut();
+        headers.set(ROWS_READ_HEADER, &cost.read.to_string())?;
+        headers.set(ROWS_WRITTEN_HEADER, &cost.written.to_string())?;
+        headers.set(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string())?;
+        headers.set(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string())?;
         Ok(resp)
     }
 
     async fn alarm(&self) -> Result<Response> {
         let now = now_secs();
         self.inner.borrow_mut().alarm_at = None;
-        self.ensure_loaded(now, None).await?;
+        let mut cost = self.ensure_loaded(now, None).await?;
         let maintenance = {
             let mut inner = self.inner.borrow_mut();
             let m = inner.swarm.maintain(now, &self.config);
-            self.apply(&mut inner, m.writes.clone())?;
+            cost.add(self.apply(&mut inner, m.writes.clone())?);
             m
         };
         let mut free = maintenance.free_storage;
@@ -102,7 +109,7 @@ impl DurableObject for SwarmObject {
                 Ok(()) => {
                     let mut inner = self.inner.borrow_mut();
                     if let Some(w) = inner.swarm.published(counters, now) {
-                        self.apply(&mut inner, vec![w])?;
+                        cost.add(self.apply(&mut inner, vec![w])?);
                     }
                     // Checked after the await: a peer may have joined meanwhile.
                     free = inner.swarm.swarm.is_empty() && inner.swarm.swarm.counters() == counters;
@@ -116,15 +123,22 @@ impl DurableObject for SwarmObject {
         if free {
             self.free_storage().await?;
         } else if retry {
-            self.set_alarm_at(now + PUBLISH_RETRY).await?;
+            cost.written += self.set_alarm_at(now + PUBLISH_RETRY).await?;
         } else {
-            self.schedule_alarm(now).await?;
+            cost.written += self.schedule_alarm(now).await?;
         }
+        self.count(cost);
         Response::ok("")
     }
 }
 
 impl SwarmObject {
+    fn count(&self, cost: RowCost) -> RowCost {
+        let mut inner = self.inner.borrow_mut();
+        inner.totals.add(cost);
+        inner.totals
+    }
+
     /// Loads the swarm from storage the first time this instance needs it.
     /// `hash` is the torrent when the caller knows it (an announce does).
     async fn ensure_loaded(&self, now: u32, hash: Option<InfoHash>) -> Result<RowCost> {
