@@ -17,7 +17,7 @@
 //! SQL these types describe, so the rules are tested natively.
 
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerAddr, PeerId};
@@ -103,14 +103,16 @@ pub struct SwarmState {
 
 impl SwarmState {
     pub fn new(seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let hash_key = [rng.random(), rng.random()];
         SwarmState {
             info_hash: None,
-            swarm: Swarm::new(),
+            swarm: Swarm::with_hash_key(hash_key),
             pending_touches: Vec::new(),
             published: None,
             published_at: 0,
             row_stored: false,
-            rng: SmallRng::seed_from_u64(seed),
+            rng,
         }
     }
 

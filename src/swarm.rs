@@ -6,8 +6,10 @@
 //! selection of `numwant` peers is O(numwant), whatever the swarm's size.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use rand::Rng;
+use siphasher::sip::SipHasher13;
 
 use crate::announce::AnnounceEvent;
 use crate::peer::{PeerAddr, PeerId};
@@ -71,17 +73,42 @@ struct Slot {
     pos: u32,
 }
 
+/// Keyed SipHash for the peer index. Peer ids are chosen by clients, so a
+/// per-swarm random key keeps crafted ids from colliding on purpose (the
+/// standard library's keys are fixed on wasm32-unknown-unknown).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerIdHasher {
+    k0: u64,
+    k1: u64,
+}
+
+impl BuildHasher for PeerIdHasher {
+    type Hasher = SipHasher13;
+
+    fn build_hasher(&self) -> SipHasher13 {
+        SipHasher13::new_with_keys(self.k0, self.k1)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Swarm {
     seeders: Vec<Peer>,
     leechers: Vec<Peer>,
-    index: HashMap<PeerId, Slot>,
+    index: HashMap<PeerId, Slot, PeerIdHasher>,
     downloaded: u64,
 }
 
 impl Swarm {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A swarm whose peer index is keyed with `key` (from a random source).
+    pub fn with_hash_key(key: [u64; 2]) -> Self {
+        Swarm {
+            index: HashMap::with_hasher(PeerIdHasher { k0: key[0], k1: key[1] }),
+            ..Self::default()
+        }
     }
 
     pub fn len(&self) -> usize {
