@@ -4,5 +4,6 @@ source "$(dirname "$0")/env.sh"
 log "cargo test (native core)"
 cargo test --quiet
 bash scripts/build.sh
+bash scripts/install-clients.sh
 log "node --test (Worker in Miniflare)"
 node --test --test-concurrency=1 "$@" tests/*.test.mjs

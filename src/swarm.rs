@@ -144,19 +144,28 @@ impl Swarm {
     pub fn announce(&mut self, a: &PeerAnnounce, now: u32) -> AnnounceOutcome {
         let seeder = a.left == 0;
         if a.event == AnnounceEvent::Stopped {
+            let slot = self.index.get(&a.peer_id).copied();
+            // A leecher leaving with left=0 finished first (aria2 exits so).
+            let completed = matches!(slot, Some(s) if !s.seeder && !self.at(s).completed) && seeder;
             let change = match self.remove(&a.peer_id) {
                 Some(_) => PeerChange::Removed(a.peer_id),
                 None => PeerChange::Unchanged,
             };
-            return AnnounceOutcome { change, completed: false, seeder };
+            if completed {
+                self.downloaded += 1;
+            }
+            return AnnounceOutcome { change, completed, seeder };
         }
         match self.index.get(&a.peer_id).copied() {
             Some(slot) => {
                 let old = *self.at(slot);
                 // A leecher that reaches left=0 has finished, whether or not
-                // its client sends `completed` (aria2 never does).
+                // its client sends `completed` (aria2 never does). A peer we
+                // know as a seeder downloaded nothing, even if it says
+                // `completed` (webtorrent does after checking its files).
                 let completed = !old.completed
-                    && (a.event == AnnounceEvent::Completed || (!slot.seeder && seeder));
+                    && !slot.seeder
+                    && (a.event == AnnounceEvent::Completed || seeder);
                 let peer = Peer {
                     id: a.peer_id,
                     addr: a.addr,
@@ -352,9 +361,17 @@ mod tests {
         s.announce(&ann(2, 10, AnnounceEvent::Started), 1);
         assert!(s.announce(&ann(2, 0, AnnounceEvent::Update), 2).completed);
         assert!(!s.announce(&ann(2, 0, AnnounceEvent::Completed), 3).completed);
-        // A seeder that starts as one has not downloaded anything.
+        // A seeder that starts as one has not downloaded anything, even if
+        // it later sends `completed`.
         assert!(!s.announce(&ann(3, 0, AnnounceEvent::Started), 1).completed);
+        assert!(!s.announce(&ann(3, 0, AnnounceEvent::Completed), 2).completed);
         assert_eq!(s.counters(), SwarmCounters { complete: 3, incomplete: 0, downloaded: 2 });
+        // A leecher that stops with left=0 finished; one that stops early did not.
+        s.announce(&ann(4, 10, AnnounceEvent::Started), 1);
+        assert!(s.announce(&ann(4, 0, AnnounceEvent::Stopped), 2).completed);
+        s.announce(&ann(5, 10, AnnounceEvent::Started), 1);
+        assert!(!s.announce(&ann(5, 10, AnnounceEvent::Stopped), 2).completed);
+        assert_eq!(s.counters(), SwarmCounters { complete: 3, incomplete: 0, downloaded: 3 });
     }
 
     #[test]
