@@ -1,7 +1,8 @@
 // End to end: real BitTorrent clients, written by others, find each other
 // through the tracker and move a file. DHT, PEX and local discovery are off
 // in every client, so the tracker is the only source of peers.
-// Clients are installed by scripts/install-clients.sh (Debian and npm).
+// Clients are installed by scripts/install-clients.sh (Debian) and npm.
+// Each pair's logs stay in test-results/clients/<pair>/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -38,6 +39,17 @@ const CLIENTS = {
       '--console-log-level=info', '--no-conf=true', torrentPath,
     ],
   ],
+  // transmission-cli reads DHT/PEX/LPD/uTP switches from settings.json in its config dir.
+  transmission: ({ torrentPath, dir, port }) => {
+    const config = join(dir, '..', `transmission-${port}`);
+    mkdirSync(config, { recursive: true });
+    writeFileSync(join(config, 'settings.json'), JSON.stringify({
+      'dht-enabled': false, 'lpd-enabled': false, 'pex-enabled': false, 'utp-enabled': false,
+      'port-forwarding-enabled': false, 'peer-port': port, 'bind-address-ipv4': '127.0.0.1',
+      'ratio-limit-enabled': false, 'download-dir': dir,
+    }));
+    return ['transmission-cli', ['-g', config, '-w', dir, '-p', String(port), '-M', torrentPath]];
+  },
   webtorrent: ({ torrentPath, dir, port, seed }) => [
     process.execPath,
     [join(ROOT, 'tests/clients/webtorrent_client.mjs'), '--torrent', torrentPath, '--dir', dir, '--port', String(port), ...(seed ? ['--seed'] : [])],
@@ -117,6 +129,9 @@ const pairs = [
   { seeder: 'aria2', leecher: 'libtorrent', first: 'leecher' },
   { seeder: 'webtorrent', leecher: 'libtorrent', first: 'seeder' },
   { seeder: 'libtorrent', leecher: 'webtorrent', first: 'leecher' },
+  // Transmission never dials loopback peers, so it is the one dialled.
+  { seeder: 'transmission', leecher: 'libtorrent', first: 'seeder' },
+  { seeder: 'libtorrent', leecher: 'transmission', first: 'leecher' },
 ];
 
 for (const pair of pairs) {
