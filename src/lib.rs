@@ -4,6 +4,7 @@
 
 pub mod announce;
 pub mod config;
+pub mod metainfo;
 pub mod peer;
 pub mod query;
 pub mod response;

@@ -1,0 +1,377 @@
+//! Strict .torrent (metainfo) parsing: the exact bytes of the `info`
+//! dictionary, its hashes, and rewriting the announce URL for a user.
+//!
+//! The info hash is a hash of the info dictionary *as uploaded*, so this
+//! walks the bencode by hand to find that byte range; re-encoding a parsed
+//! value could reorder or normalise it and change the hash.
+
+use std::fmt;
+
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use crate::peer::InfoHash;
+
+/// Deepest nesting accepted (real torrents use 5-6 levels).
+pub const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetainfoError(pub String);
+
+impl fmt::Display for MetainfoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid torrent: {}", self.0)
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, MetainfoError> {
+    Err(MetainfoError(msg.into()))
+}
+
+/// A bencoded value with the byte range it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+    List(Vec<Value<'a>>),
+    /// Keys in the (strictly increasing) order they appeared, with the raw
+    /// bytes of each value.
+    Dict(Vec<(&'a [u8], Value<'a>, &'a [u8])>),
+}
+
+impl<'a> Value<'a> {
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+        match self {
+            Value::Dict(entries) => entries.iter().find(|(k, _, _)| *k == key.as_bytes()).map(|(_, v, _)| v),
+            _ => None,
+        }
+    }
+
+    pub fn raw(&self, key: &str) -> Option<&'a [u8]> {
+        match self {
+            Value::Dict(entries) => entries.iter().find(|(k, _, _)| *k == key.as_bytes()).map(|(_, _, r)| *r),
+            _ => None,
+        }
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn bytes(&self) -> Option<&'a [u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// Parses one complete bencoded value; trailing bytes are an error.
+pub fn parse(input: &[u8]) -> Result<Value<'_>, MetainfoError> {
+    let mut p = Parser { input, at: 0 };
+    let v = p.value(0)?;
+    if p.at != input.len() {
+        return err("trailing data after the top-level dictionary");
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    input: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.at).copied()
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, MetainfoError> {
+        if depth > MAX_DEPTH {
+            return err("nested too deeply");
+        }
+        match self.peek() {
+            Some(b'i') => {
+                self.at += 1;
+                let end = self.find(b'e')?;
+                let digits = &self.input[self.at..end];
+                let canonical = match digits {
+                    [b'0'] => true,
+                    [b'-', b'1'..=b'9', rest @ ..] | [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+                    _ => false,
+                };
+                if !canonical {
+                    return err("malformed integer");
+                }
+                let n = std::str::from_utf8(digits).ok().and_then(|s| s.parse().ok());
+                self.at = end + 1;
+                n.map(Value::Int).ok_or(MetainfoError("integer out of range".into()))
+            }
+            Some(b'l') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                while self.peek() != Some(b'e') {
+                    items.push(self.value(depth + 1)?);
+                }
+                self.at += 1;
+                Ok(Value::List(items))
+            }
+            Some(b'd') => {
+                self.at += 1;
+                let mut entries: Vec<(&'a [u8], Value<'a>, &'a [u8])> = Vec::new();
+                while self.peek() != Some(b'e') {
+                    let key = self.string()?;
+                    if let Some((last, _, _)) = entries.last() {
+                        if key <= *last {
+                            return err("dictionary keys not sorted or duplicated");
+                        }
+                    }
+                    let start = self.at;
+                    let v = self.value(depth + 1)?;
+                    entries.push((key, v, &self.input[start..self.at]));
+                }
+                self.at += 1;
+                Ok(Value::Dict(entries))
+            }
+            Some(b'0'..=b'9') => self.string().map(Value::Bytes),
+            Some(_) => err(format!("unexpected byte at offset {}", self.at)),
+            None => err("truncated"),
+        }
+    }
+
+    fn string(&mut self) -> Result<&'a [u8], MetainfoError> {
+        let colon = self.find(b':')?;
+        let digits = &self.input[self.at..colon];
+        if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) || (digits.len() > 1 && digits[0] == b'0') {
+            return err("malformed string length");
+        }
+        let len: usize = std::str::from_utf8(digits).ok().and_then(|s| s.parse().ok()).ok_or(MetainfoError("bad length".into()))?;
+        let start = colon + 1;
+        let end = start.checked_add(len).filter(|&e| e <= self.input.len()).ok_or(MetainfoError("truncated string".into()))?;
+        self.at = end;
+        Ok(&self.input[start..end])
+    }
+
+    fn find(&self, b: u8) -> Result<usize, MetainfoError> {
+        // Integers and lengths are short: do not scan megabytes for a delimiter.
+        let window = &self.input[self.at..self.input.len().min(self.at + 32)];
+        window.iter().position(|&x| x == b).map(|i| self.at + i).ok_or(MetainfoError("truncated".into()))
+    }
+}
+
+/// What the tracker keeps about an uploaded torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metainfo {
+    /// The hash v1 clients announce: SHA-1 of the info dictionary (for a
+    /// v2-only torrent, its SHA-256 truncated to 20 bytes).
+    pub info_hash: InfoHash,
+    /// For v2 and hybrid torrents, the truncated SHA-256 v2 clients announce.
+    pub v2_hash: Option<InfoHash>,
+    pub name: String,
+    pub size: u64,
+    pub private: bool,
+}
+
+/// Validates a .torrent strictly and extracts what the registry needs.
+pub fn inspect(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+    let top = parse(bytes)?;
+    if !matches!(top, Value::Dict(_)) {
+        return err("not a dictionary");
+    }
+    let info = top.get("info").ok_or(MetainfoError("missing 'info' dictionary".into()))?;
+    let raw = top.raw("info").unwrap_or_default();
+    if !matches!(info, Value::Dict(_)) {
+        return err("'info' is not a dictionary");
+    }
+    let name = info
+        .get("name")
+        .and_then(Value::bytes)
+        .filter(|n| !n.is_empty())
+        .ok_or(MetainfoError("missing 'info.name'".into()))?;
+    let piece_length = info.get("piece length").and_then(Value::int).ok_or(MetainfoError("missing 'piece length'".into()))?;
+    if piece_length <= 0 {
+        return err("'piece length' must be positive");
+    }
+    let v2 = info.get("meta version").and_then(Value::int) == Some(2);
+    let v1 = info.get("pieces").is_some();
+    if !v1 && !v2 {
+        return err("neither v1 'pieces' nor v2 'meta version' 2");
+    }
+    let mut size: u64 = 0;
+    if v1 {
+        let pieces = info.get("pieces").and_then(Value::bytes).ok_or(MetainfoError("'pieces' is not a string".into()))?;
+        if pieces.len() % 20 != 0 {
+            return err("'pieces' length is not a multiple of 20");
+        }
+        size = match (info.get("length"), info.get("files")) {
+            (Some(len), None) => len.int().filter(|&l| l >= 0).ok_or(MetainfoError("bad 'length'".into()))? as u64,
+            (None, Some(Value::List(files))) if !files.is_empty() => {
+                let mut total: u64 = 0;
+                for f in files {
+                    let len = f.get("length").and_then(Value::int).filter(|&l| l >= 0).ok_or(MetainfoError("bad file 'length'".into()))?;
+                    if !matches!(f.get("path"), Some(Value::List(p)) if !p.is_empty()) {
+                        return err("bad file 'path'");
+                    }
+                    total = total.saturating_add(len as u64);
+                }
+                total
+            }
+            _ => return err("need exactly one of 'length' or 'files'"),
+        };
+    } else if let Some(Value::Dict(_)) = info.get("file tree") {
+        size = file_tree_size(info.get("file tree").unwrap_or(&Value::List(vec![])));
+    } else {
+        return err("v2 torrent without 'file tree'");
+    }
+    let sha1: [u8; 20] = Sha1::digest(raw).into();
+    let sha256 = Sha256::digest(raw);
+    let mut truncated = [0u8; 20];
+    truncated.copy_from_slice(&sha256[..20]);
+    let private = info.get("private").and_then(Value::int) == Some(1);
+    Ok(Metainfo {
+        info_hash: InfoHash(if v1 { sha1 } else { truncated }),
+        v2_hash: v2.then_some(InfoHash(truncated)),
+        name: String::from_utf8_lossy(name).into_owned(),
+        size,
+        private,
+    })
+}
+
+fn file_tree_size(v: &Value<'_>) -> u64 {
+    match v {
+        Value::Dict(entries) => entries
+            .iter()
+            .map(|(k, v, _)| {
+                if k.is_empty() {
+                    v.get("length").and_then(Value::int).unwrap_or(0).max(0) as u64
+                } else {
+                    file_tree_size(v)
+                }
+            })
+            .fold(0u64, u64::saturating_add),
+        _ => 0,
+    }
+}
+
+/// The same torrent with `announce` set to `url` and `announce-list`
+/// replaced by that one URL; the info dictionary is copied byte for byte.
+pub fn with_announce(bytes: &[u8], url: &str) -> Result<Vec<u8>, MetainfoError> {
+    let top = parse(bytes)?;
+    let Value::Dict(entries) = &top else { return err("not a dictionary") };
+    let mut announce = Vec::new();
+    bstr(&mut announce, url.as_bytes());
+    let mut list = b"ll".to_vec();
+    bstr(&mut list, url.as_bytes());
+    list.extend_from_slice(b"ee");
+    let mut out: Vec<(&[u8], Vec<u8>)> = entries
+        .iter()
+        .filter(|(k, _, _)| *k != b"announce" && *k != b"announce-list")
+        .map(|(k, _, raw)| (*k, raw.to_vec()))
+        .collect();
+    out.push((b"announce", announce));
+    out.push((b"announce-list", list));
+    out.sort_by(|a, b| a.0.cmp(b.0));
+    let mut buf = b"d".to_vec();
+    for (k, v) in out {
+        bstr(&mut buf, k);
+        buf.extend_from_slice(&v);
+    }
+    buf.push(b'e');
+    Ok(buf)
+}
+
+fn bstr(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(s.len().to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(s);
+}
+
+/// A magnet link (BEP 9) for a registered torrent.
+pub fn magnet(info_hash: &InfoHash, name: &str, tracker: &str) -> String {
+    format!(
+        "magnet:?xt=urn:btih:{}&dn={}&tr={}",
+        info_hash.to_hex(),
+        crate::query::percent_encode(name.as_bytes()),
+        crate::query::percent_encode(tracker.as_bytes())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(extra_info: &str) -> Vec<u8> {
+        format!("d8:announce9:http://x/4:infod6:lengthi10e4:name1:a12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaa{extra_info}ee").into_bytes()
+    }
+
+    #[test]
+    fn hashes_the_exact_info_bytes() {
+        let t = single("");
+        let m = inspect(&t).unwrap();
+        let info = b"d6:lengthi10e4:name1:a12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let want: [u8; 20] = Sha1::digest(info).into();
+        assert_eq!(m.info_hash, InfoHash(want));
+        assert_eq!((m.name.as_str(), m.size, m.private, m.v2_hash), ("a", 10, false, None));
+        assert!(inspect(&single("7:privatei1e")).unwrap().private);
+    }
+
+    #[test]
+    fn multi_file_sizes_add_up() {
+        let t = b"d4:infod5:filesld6:lengthi3e4:pathl1:xeed6:lengthi4e4:pathl1:yeee4:name1:d12:piece lengthi16e6:pieces0:ee";
+        assert_eq!(inspect(t).unwrap().size, 7);
+    }
+
+    #[test]
+    fn v2_and_hybrid_get_the_truncated_sha256() {
+        let v2 = b"d4:infod9:file treed1:ad0:d6:lengthi5eeee12:meta versioni2e4:name1:a12:piece lengthi16eee";
+        let m = inspect(v2).unwrap();
+        assert_eq!(m.v2_hash, Some(m.info_hash));
+        assert_eq!(m.size, 5);
+        let hybrid = String::from_utf8(single("")).unwrap().replace("4:name", "12:meta versioni2e4:name");
+        let m = inspect(hybrid.as_bytes()).unwrap();
+        assert!(m.v2_hash.is_some());
+        assert_ne!(m.v2_hash, Some(m.info_hash));
+    }
+
+    #[test]
+    fn strictness() {
+        for bad in [
+            &b""[..],
+            b"d4:infod4:name1:aee",
+            b"d4:infoi1ee",
+            b"d4:infod6:lengthi10e4:name1:a12:piece lengthi16e6:pieces3:abcee",
+            b"d4:infod6:lengthi10e4:name1:a12:piece lengthi16e6:pieces0:eex",
+            b"d1:bi1e1:ai1ee",
+            b"di01ee",
+            b"d4:info",
+            b"d4:infod6:lengthi-1e4:name1:a12:piece lengthi16e6:pieces0:ee",
+            b"d4:infod4:name1:a12:piece lengthi16e6:pieces0:ee",
+            b"d4:infod6:lengthi1e4:name1:a12:piece lengthi0e6:pieces0:ee",
+            b"99999999999:x",
+        ] {
+            assert!(inspect(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let deep = format!("{}{}", "l".repeat(10_000), "e".repeat(10_000));
+        assert_eq!(parse(deep.as_bytes()).unwrap_err(), MetainfoError("nested too deeply".into()));
+    }
+
+    #[test]
+    fn personal_announce_keeps_the_info_hash() {
+        let t = single("");
+        let out = with_announce(&t, "https://t.example/announce/abc").unwrap();
+        assert_eq!(inspect(&out).unwrap().info_hash, inspect(&t).unwrap().info_hash);
+        let top = parse(&out).unwrap();
+        assert_eq!(top.get("announce").and_then(Value::bytes), Some(&b"https://t.example/announce/abc"[..]));
+        assert!(matches!(top.get("announce-list"), Some(Value::List(l)) if l.len() == 1));
+    }
+
+    #[test]
+    fn magnet_link() {
+        let m = magnet(&InfoHash([0xab; 20]), "a b", "http://x/announce");
+        assert!(m.starts_with("magnet:?xt=urn:btih:abab"));
+        assert!(m.contains("&dn=a%20b&tr=http%3A%2F%2Fx%2Fannounce"));
+    }
+}
