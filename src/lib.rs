@@ -2,6 +2,8 @@
 //! natively and is tested with `cargo test`; `worker_glue` binds it to the
 //! Cloudflare Workers runtime when built for wasm32.
 
+pub mod accounting;
+pub mod accounts;
 pub mod announce;
 pub mod config;
 pub mod metainfo;

@@ -1,0 +1,141 @@
+//! Private-mode accounts: credentials, passkeys, API tokens and the ratio
+//! rule. Pure functions; randomness comes in as bytes from the caller.
+
+use pbkdf2::pbkdf2_hmac;
+use sha2::{Digest, Sha256};
+
+/// PBKDF2-HMAC-SHA256 rounds for new passwords (OWASP's 2023 floor is 600k
+/// for SHA-256; Workers' CPU budget makes 100k the practical choice here,
+/// and the count is stored with each hash so it can be raised later).
+pub const PBKDF2_ROUNDS: u32 = 100_000;
+
+pub fn validate_username(name: &str) -> Result<(), &'static str> {
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !(3..=32).contains(&name.len()) || !ok_chars {
+        return Err("username must be 3-32 characters: letters, digits, '_', '-', '.'");
+    }
+    Ok(())
+}
+
+pub fn validate_password(password: &str) -> Result<(), &'static str> {
+    if !(8..=256).contains(&password.len()) {
+        return Err("password must be 8-256 characters");
+    }
+    Ok(())
+}
+
+/// `pbkdf2-sha256$<rounds>$<salt hex>$<hash hex>`.
+pub fn hash_password(password: &str, salt: &[u8; 16], rounds: u32) -> String {
+    let mut out = [0u8; 32];
+    pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, rounds, &mut out);
+    format!("pbkdf2-sha256${rounds}${}${}", hex::encode(salt), hex::encode(out))
+}
+
+pub fn verify_password(stored: &str, password: &str) -> bool {
+    let mut parts = stored.split('$');
+    let (Some("pbkdf2-sha256"), Some(rounds), Some(salt), Some(hash), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let (Ok(rounds), Ok(salt), Ok(want)) = (rounds.parse::<u32>(), hex::decode(salt), hex::decode(hash)) else {
+        return false;
+    };
+    if rounds == 0 || rounds > 10_000_000 || want.len() != 32 {
+        return false;
+    }
+    let mut got = [0u8; 32];
+    pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, rounds, &mut got);
+    constant_time_eq(&got, &want)
+}
+
+/// Compares without an early exit, so timing says nothing about where two
+/// secrets differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A passkey: 128 random bits as 32 lower-case hex characters.
+pub fn passkey_from(random: &[u8; 16]) -> String {
+    hex::encode(random)
+}
+
+pub fn is_passkey(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A bearer token: 256 random bits, hex. Only its SHA-256 is stored.
+pub fn token_from(random: &[u8; 32]) -> String {
+    hex::encode(random)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Minimum ratio after a download allowance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioRule {
+    pub min_ratio: f64,
+    pub allowance: u64,
+}
+
+impl RatioRule {
+    /// Whether a user with these totals may start leeching a torrent.
+    pub fn may_leech(&self, uploaded: u64, downloaded: u64) -> bool {
+        downloaded <= self.allowance || uploaded as f64 >= self.min_ratio * downloaded as f64
+    }
+}
+
+/// uploaded / downloaded, or None before anything was downloaded.
+pub fn ratio(uploaded: u64, downloaded: u64) -> Option<f64> {
+    (downloaded > 0).then(|| uploaded as f64 / downloaded as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_and_resist_tampering() {
+        let h = hash_password("correct horse", &[7; 16], 1000);
+        assert!(h.starts_with("pbkdf2-sha256$1000$07070707"));
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "correct horsf"));
+        assert!(!verify_password(&h.replace("$1000$", "$1001$"), "correct horse"));
+        assert!(!verify_password("plain", "plain"));
+        assert_ne!(h, hash_password("correct horse", &[8; 16], 1000), "salted");
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate_username("alice_01").is_ok());
+        assert!(validate_username("al").is_err());
+        assert!(validate_username("a'; DROP TABLE users;--").is_err());
+        assert!(validate_password("short").is_err());
+        assert!(validate_password("long enough").is_ok());
+    }
+
+    #[test]
+    fn passkeys_and_tokens() {
+        let pk = passkey_from(&[0xab; 16]);
+        assert_eq!(pk.len(), 32);
+        assert!(is_passkey(&pk));
+        assert!(!is_passkey("ABABABABABABABABABABABABABABABAB"));
+        assert_eq!(token_hash("x").len(), 64);
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab"));
+    }
+
+    #[test]
+    fn ratio_rule() {
+        let r = RatioRule { min_ratio: 0.5, allowance: 100 };
+        assert!(r.may_leech(0, 100), "inside the allowance");
+        assert!(!r.may_leech(49, 101));
+        assert!(r.may_leech(51, 101));
+        assert_eq!(ratio(1, 0), None);
+        assert_eq!(ratio(1, 2), Some(0.5));
+    }
+}
