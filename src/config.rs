@@ -2,6 +2,14 @@
 
 use std::fmt;
 
+/// Public (anyone may announce any torrent) or private (accounts, passkeys,
+/// registered torrents only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackerMode {
+    Public,
+    Private,
+}
+
 /// Every tunable, with the defaults listed in README's configuration table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackerConfig {
@@ -21,11 +29,25 @@ pub struct TrackerConfig {
     pub flush_delay: u32,
     /// Most info hashes in one scrape (`SCRAPE_MAX`).
     pub scrape_max: u32,
+    /// Seconds a swarm gathers private-mode credits before writing them to D1 (`CREDIT_FLUSH`).
+    pub credit_flush: u32,
     /// Whether `/scrape` with no info_hash lists every torrent (`FULL_SCRAPE`).
     pub full_scrape: bool,
     /// Whether `ip=`/`ipv6=` from the client override the connecting address
     /// (`TRUST_CLIENT_IP`); only sensible behind a trusted proxy.
     pub trust_client_ip: bool,
+    /// `TRACKER_MODE`: public or private.
+    pub mode: TrackerMode,
+    /// Private mode: registration needs an invite code (`INVITE_ONLY`).
+    pub invite_only: bool,
+    /// Private mode: minimum ratio, in thousandths (`MIN_RATIO`, e.g. "0.5").
+    pub min_ratio_milli: u32,
+    /// Private mode: bytes a user may download before the ratio applies (`RATIO_ALLOWANCE`).
+    pub ratio_allowance: u64,
+    /// Private mode: uploads must carry `info.private=1` (`REQUIRE_PRIVATE_FLAG`).
+    pub require_private_flag: bool,
+    /// Private mode: PBKDF2 rounds for new passwords (`PASSWORD_ROUNDS`).
+    pub password_rounds: u32,
 }
 
 impl Default for TrackerConfig {
@@ -38,9 +60,16 @@ impl Default for TrackerConfig {
             peer_grace: 600,
             publish_window: 60,
             flush_delay: 5,
+            credit_flush: 30,
             scrape_max: 64,
             full_scrape: false,
             trust_client_ip: false,
+            mode: TrackerMode::Public,
+            invite_only: false,
+            min_ratio_milli: 500,
+            ratio_allowance: 10 * 1024 * 1024 * 1024,
+            require_private_flag: true,
+            password_rounds: crate::accounts::PBKDF2_ROUNDS,
         }
     }
 }
@@ -90,11 +119,37 @@ impl TrackerConfig {
             peer_grace: num("PEER_GRACE", d.peer_grace, 0, 86_400)?,
             publish_window: num("PUBLISH_WINDOW", d.publish_window, 1, 86_400)?,
             flush_delay: num("FLUSH_DELAY", d.flush_delay, 1, 60)?,
+            credit_flush: num("CREDIT_FLUSH", d.credit_flush, 1, 3_600)?,
             scrape_max: num("SCRAPE_MAX", d.scrape_max, 1, 1_000)?,
             full_scrape: flag("FULL_SCRAPE", d.full_scrape)?,
             trust_client_ip: flag("TRUST_CLIENT_IP", d.trust_client_ip)?,
+            mode: match get("TRACKER_MODE").as_deref().map(str::trim) {
+                None | Some("") | Some("public") => TrackerMode::Public,
+                Some("private") => TrackerMode::Private,
+                Some(v) => return Err(ConfigError { name: "TRACKER_MODE", value: v.to_string() }),
+            },
+            invite_only: flag("INVITE_ONLY", d.invite_only)?,
+            min_ratio_milli: match get("MIN_RATIO").as_deref().map(str::trim) {
+                None | Some("") => d.min_ratio_milli,
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=100.0).contains(r))
+                    .map(|r| (r * 1000.0).round() as u32)
+                    .ok_or(ConfigError { name: "MIN_RATIO", value: v.to_string() })?,
+            },
+            ratio_allowance: match get("RATIO_ALLOWANCE").as_deref().map(str::trim) {
+                None | Some("") => d.ratio_allowance,
+                Some(v) => v.parse::<u64>().map_err(|_| ConfigError { name: "RATIO_ALLOWANCE", value: v.to_string() })?,
+            },
+            require_private_flag: flag("REQUIRE_PRIVATE_FLAG", d.require_private_flag)?,
+            password_rounds: num("PASSWORD_ROUNDS", d.password_rounds, 1_000, 2_000_000)?,
         };
         Ok(config)
+    }
+
+    pub fn ratio_rule(&self) -> crate::accounts::RatioRule {
+        crate::accounts::RatioRule { min_ratio: self.min_ratio_milli as f64 / 1000.0, allowance: self.ratio_allowance }
     }
 
     /// Seconds of silence after which a peer is dropped.
@@ -125,6 +180,15 @@ mod tests {
         assert_eq!(c.interval, 120);
         assert!(c.full_scrape);
         assert_eq!(c.peer_timeout(), 720);
+        let c = TrackerConfig::from_lookup(|k| match k {
+            "TRACKER_MODE" => Some("private".into()),
+            "MIN_RATIO" => Some("0.75".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.mode, TrackerMode::Private);
+        assert_eq!(c.ratio_rule().min_ratio, 0.75);
+        assert!(TrackerConfig::from_lookup(|k| (k == "TRACKER_MODE").then(|| "secret".into())).is_err());
     }
 
     #[test]

@@ -200,13 +200,12 @@ pub fn inspect(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
     if !v1 && !v2 {
         return err("neither v1 'pieces' nor v2 'meta version' 2");
     }
-    let mut size: u64 = 0;
-    if v1 {
+    let size = if v1 {
         let pieces = info.get("pieces").and_then(Value::bytes).ok_or(MetainfoError("'pieces' is not a string".into()))?;
         if pieces.len() % 20 != 0 {
             return err("'pieces' length is not a multiple of 20");
         }
-        size = match (info.get("length"), info.get("files")) {
+        match (info.get("length"), info.get("files")) {
             (Some(len), None) => len.int().filter(|&l| l >= 0).ok_or(MetainfoError("bad 'length'".into()))? as u64,
             (None, Some(Value::List(files))) if !files.is_empty() => {
                 let mut total: u64 = 0;
@@ -220,12 +219,12 @@ pub fn inspect(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
                 total
             }
             _ => return err("need exactly one of 'length' or 'files'"),
-        };
-    } else if let Some(Value::Dict(_)) = info.get("file tree") {
-        size = file_tree_size(info.get("file tree").unwrap_or(&Value::List(vec![])));
+        }
+    } else if let Some(tree @ Value::Dict(_)) = info.get("file tree") {
+        file_tree_size(tree)
     } else {
         return err("v2 torrent without 'file tree'");
-    }
+    };
     let sha1: [u8; 20] = Sha1::digest(raw).into();
     let sha256 = Sha256::digest(raw);
     let mut truncated = [0u8; 20];

@@ -19,6 +19,10 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use std::collections::HashMap;
+
+use crate::accounting::{self, Credit, Session};
+use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerAddr, PeerId};
 use crate::response::{self, PeerListFormat};
@@ -30,6 +34,9 @@ CREATE TABLE IF NOT EXISTS peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS touches (slot INTEGER PRIMARY KEY, at INTEGER NOT NULL, ids BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS swarm (k INTEGER PRIMARY KEY, info_hash BLOB NOT NULL, downloaded INTEGER NOT NULL,
   pub_complete INTEGER, pub_incomplete INTEGER, pub_downloaded INTEGER, published_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (id BLOB PRIMARY KEY, user INTEGER NOT NULL, up INTEGER NOT NULL, down INTEGER NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credits (user INTEGER PRIMARY KEY, up INTEGER NOT NULL, down INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, batch TEXT NOT NULL);
 ";
 
 /// Most ids in one `touches` row (20 bytes each: 1 MB, half SQLite's row cap).
@@ -69,6 +76,11 @@ pub enum StoreWrite {
     Touches { slot: u32, at: u32, ids: Vec<u8> },
     /// Rewrite the single `swarm` row.
     SwarmRow(SwarmRow),
+    /// Private mode: the peer's last accepted counters.
+    UpsertSession { id: PeerId, session: Session },
+    DeleteSession(PeerId),
+    /// Private mode: add to a user's pending credit (flushed to D1 later).
+    AddCredit { user: u64, credit: Credit },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +111,15 @@ pub struct SwarmState {
     /// Whether the `swarm` row exists in storage.
     row_stored: bool,
     rng: SmallRng,
+    /// Private mode: each peer's last accepted counters.
+    sessions: HashMap<PeerId, Session>,
+    /// Private mode: credits or an outbox batch wait for D1.
+    pub credits_pending: bool,
 }
+
+/// Why a private-mode announce was refused by the swarm.
+pub const RATIO_REFUSAL: &str =
+    "your ratio is below the minimum: you may keep seeding, but not start new downloads";
 
 impl SwarmState {
     pub fn new(seed: u64) -> Self {
@@ -113,6 +133,8 @@ impl SwarmState {
             published_at: 0,
             row_stored: false,
             rng,
+            sessions: HashMap::new(),
+            credits_pending: false,
         }
     }
 
@@ -163,6 +185,25 @@ impl SwarmState {
     /// must be durable before it is sent.
     pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (Vec<u8>, Vec<StoreWrite>) {
         let mut writes = Vec::new();
+        if let Some(account) = msg.account {
+            let known_leecher = matches!(self.swarm.get(&msg.peer.peer_id), Some((_, false)));
+            let starts_leeching = msg.peer.left > 0 && msg.peer.event != AnnounceEvent::Stopped && !known_leecher;
+            if starts_leeching && !account.may_leech {
+                return (response::failure(RATIO_REFUSAL), writes);
+            }
+            let previous = self.sessions.get(&msg.peer.peer_id).copied();
+            let (credit, session) =
+                accounting::credit(previous, account.user, msg.uploaded, msg.downloaded, account.freeleech, now);
+            let changed = previous.map(|p| (p.user, p.uploaded, p.downloaded)) != Some((session.user, session.uploaded, session.downloaded));
+            self.sessions.insert(msg.peer.peer_id, session);
+            if changed {
+                writes.push(StoreWrite::UpsertSession { id: msg.peer.peer_id, session });
+            }
+            if !credit.is_zero() {
+                writes.push(StoreWrite::AddCredit { user: account.user, credit });
+                self.credits_pending = true;
+            }
+        }
         let outcome = self.swarm.announce(&msg.peer, now);
         match outcome.change {
             PeerChange::Stored { peer, seeder } => {
@@ -213,6 +254,7 @@ impl SwarmState {
         let mut writes: Vec<StoreWrite> = self.flush_touches(now, config).into_iter().collect();
         let cutoff = now.saturating_sub(config.peer_timeout());
         writes.extend(self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer));
+        writes.extend(self.expire_sessions(cutoff));
         let counters = self.swarm.counters();
         let publish = match self.info_hash {
             Some(hash) if self.published != Some(counters) && self.publish_due(now, config) <= now => {
@@ -220,8 +262,37 @@ impl SwarmState {
             }
             _ => None,
         };
-        let free_storage = self.swarm.is_empty() && publish.is_none() && self.published == Some(counters);
+        let free_storage = self.swarm.is_empty()
+            && self.sessions.is_empty()
+            && !self.credits_pending
+            && publish.is_none()
+            && self.published == Some(counters);
         Maintenance { writes, publish, free_storage }
+    }
+
+    /// Forgets baselines of peers gone for longer than the timeout; a peer
+    /// still in the swarm keeps its session.
+    fn expire_sessions(&mut self, cutoff: u32) -> Vec<StoreWrite> {
+        let gone: Vec<PeerId> = self
+            .sessions
+            .iter()
+            .filter(|(id, s)| s.last_seen < cutoff && self.swarm.get(id).is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.sessions.remove(id);
+        }
+        gone.into_iter().map(StoreWrite::DeleteSession).collect()
+    }
+
+    /// Restores private-mode state from storage.
+    pub fn load_sessions(&mut self, sessions: impl IntoIterator<Item = (PeerId, Session)>, credits_pending: bool) {
+        self.sessions.extend(sessions);
+        self.credits_pending |= credits_pending;
+    }
+
+    pub fn session(&self, id: &PeerId) -> Option<Session> {
+        self.sessions.get(id).copied()
     }
 
     /// Records a successful KV publish; returns the `swarm` row to write.
@@ -248,6 +319,14 @@ impl SwarmState {
         let mut at = |t: u32| next = Some(next.map_or(t, |n| n.min(t)));
         if !self.pending_touches.is_empty() {
             at(now + config.flush_delay);
+        }
+        if self.credits_pending {
+            at(now + config.credit_flush);
+        }
+        if !self.sessions.is_empty() && self.swarm.is_empty() {
+            // Baselines of departed peers are kept until their timeout.
+            let oldest = self.sessions.values().map(|s| s.last_seen).min().unwrap_or(now);
+            at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
         }
         if self.info_hash.is_some() && self.published != Some(self.swarm.counters()) {
             at(self.publish_due(now, config).max(now));
@@ -324,6 +403,7 @@ mod tests {
             downloaded: 0,
             numwant: 50,
             format: PeerListFormat { compact: true, no_peer_id: false },
+            account: None,
         }
     }
 
@@ -352,6 +432,7 @@ mod tests {
                         self.touches.insert(slot, (at, merged));
                     }
                     StoreWrite::SwarmRow(r) => self.row = Some(r),
+                    _ => {}
                 }
             }
         }
@@ -474,6 +555,55 @@ mod tests {
         assert_eq!(merge_touch_row(Some((900, vec![1; 20])), 1001, vec![2; 20], &c).len(), 20);
         let ring = c.peer_timeout() / c.flush_delay + 2;
         assert_eq!(touch_slot(1000, &c), touch_slot(1000 + ring * c.flush_delay, &c));
+    }
+
+    fn private(n: u8, left: u64, event: AnnounceEvent, up: u64, down: u64, may_leech: bool) -> SwarmAnnounce {
+        SwarmAnnounce {
+            uploaded: up,
+            downloaded: down,
+            account: Some(crate::wire::Account { user: n as u64, may_leech, freeleech: false }),
+            ..msg(n, left, event)
+        }
+    }
+
+    fn credits(writes: &[StoreWrite]) -> Vec<Credit> {
+        writes.iter().filter_map(|w| match w { StoreWrite::AddCredit { credit, .. } => Some(*credit), _ => None }).collect()
+    }
+
+    #[test]
+    fn private_announces_credit_deltas_durably() {
+        let c = cfg();
+        let mut s = SwarmState::new(1);
+        let (_, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
+        assert!(credits(&w).is_empty());
+        let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1010, &c);
+        assert_eq!(credits(&w), vec![Credit { uploaded: 10, downloaded: 50 }]);
+        assert!(w.iter().any(|x| matches!(x, StoreWrite::UpsertSession { .. })));
+        // A retry of the same announce writes and credits nothing.
+        let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1011, &c);
+        assert!(w.is_empty(), "{w:?}");
+        // Stopped credits the rest; a retried stop credits nothing.
+        let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1020, &c);
+        assert_eq!(credits(&w), vec![Credit { uploaded: 20, downloaded: 50 }]);
+        let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1021, &c);
+        assert!(credits(&w).is_empty());
+        assert!(s.credits_pending);
+        assert_eq!(s.next_alarm(1021, &c).map(|t| t <= 1021 + c.credit_flush), Some(true));
+    }
+
+    #[test]
+    fn ratio_rule_blocks_new_downloads_but_not_seeding_or_running_ones() {
+        let c = cfg();
+        let mut s = SwarmState::new(1);
+        let (body, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, false), 1000, &c);
+        assert!(String::from_utf8_lossy(&body).contains("ratio is below the minimum"));
+        assert!(w.is_empty());
+        assert!(s.swarm.is_empty());
+        let (body, _) = s.announce(&private(1, 0, AnnounceEvent::Started, 0, 0, false), 1000, &c);
+        assert!(!String::from_utf8_lossy(&body).contains("failure"), "seeding is allowed");
+        let (_, _) = s.announce(&private(2, 10, AnnounceEvent::Started, 0, 0, true), 1000, &c);
+        let (body, _) = s.announce(&private(2, 5, AnnounceEvent::Update, 0, 5, false), 1001, &c);
+        assert!(!String::from_utf8_lossy(&body).contains("failure"), "a running download continues");
     }
 
     #[test]

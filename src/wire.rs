@@ -16,10 +16,22 @@ pub struct SwarmAnnounce {
     /// Already capped by the configuration.
     pub numwant: u16,
     pub format: PeerListFormat,
+    /// Private mode only: who announces and what they may do.
+    pub account: Option<Account>,
 }
 
-const VERSION: u8 = 1;
-pub const ENCODED_LEN: usize = 1 + 20 + 20 + PeerAddr::ENCODED_LEN + 8 + 8 + 8 + 1 + 2 + 1;
+/// The announcing user in private mode, as the Worker resolved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub user: u64,
+    /// The ratio rule lets this user start new downloads.
+    pub may_leech: bool,
+    /// Downloads on this torrent are not counted.
+    pub freeleech: bool,
+}
+
+const VERSION: u8 = 2;
+pub const ENCODED_LEN: usize = 1 + 20 + 20 + PeerAddr::ENCODED_LEN + 8 + 8 + 8 + 1 + 2 + 1 + 8 + 1;
 
 impl SwarmAnnounce {
     pub fn encode(&self) -> Vec<u8> {
@@ -34,6 +46,9 @@ impl SwarmAnnounce {
         out.push(self.peer.event.code());
         out.extend_from_slice(&self.numwant.to_be_bytes());
         out.push(self.format.compact as u8 | (self.format.no_peer_id as u8) << 1);
+        let account = self.account.unwrap_or(Account { user: 0, may_leech: true, freeleech: false });
+        out.extend_from_slice(&account.user.to_be_bytes());
+        out.push(self.account.is_some() as u8 | (account.may_leech as u8) << 1 | (account.freeleech as u8) << 2);
         out
     }
 
@@ -51,6 +66,13 @@ impl SwarmAnnounce {
         let event = AnnounceEvent::from_code(r.array::<1>()?[0])?;
         let numwant = u16::from_be_bytes(r.array()?);
         let flags = r.array::<1>()?[0];
+        let user = u64::from_be_bytes(r.array()?);
+        let account_flags = r.array::<1>()?[0];
+        let account = (account_flags & 1 != 0).then_some(Account {
+            user,
+            may_leech: account_flags & 2 != 0,
+            freeleech: account_flags & 4 != 0,
+        });
         Some(SwarmAnnounce {
             info_hash,
             peer: PeerAnnounce { peer_id, addr, left, event },
@@ -58,6 +80,7 @@ impl SwarmAnnounce {
             downloaded,
             numwant,
             format: PeerListFormat { compact: flags & 1 != 0, no_peer_id: flags & 2 != 0 },
+            account,
         })
     }
 }
@@ -97,10 +120,13 @@ mod tests {
             downloaded: 2,
             numwant: 200,
             format: PeerListFormat { compact: false, no_peer_id: true },
+            account: None,
         };
         let bytes = m.encode();
         assert_eq!(bytes.len(), ENCODED_LEN);
         assert_eq!(SwarmAnnounce::decode(&bytes), Some(m));
+        let private = SwarmAnnounce { account: Some(Account { user: 42, may_leech: false, freeleech: true }), ..m };
+        assert_eq!(SwarmAnnounce::decode(&private.encode()), Some(private));
         assert_eq!(SwarmAnnounce::decode(&bytes[1..]), None);
     }
 }

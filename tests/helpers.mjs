@@ -2,7 +2,7 @@
 import { Miniflare } from 'miniflare';
 import bencode from 'bencode';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,14 +38,17 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
     compatibilityDate: compatibilityDate(),
     durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true } },
     kvNamespaces: ['TRACKER_KV'],
-    bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ...vars },
+    d1Databases: ['DB'],
+    bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },
     durableObjectsPersist: join(dir, 'do'),
     kvPersist: join(dir, 'kv'),
+    d1Persist: join(dir, 'd1'),
     cf: false,
     host: '127.0.0.1',
     port: 0,
   });
   const url = await mf.ready;
+  await applyMigrations(await mf.getD1Database('DB'));
   return {
     mf,
     dir,
@@ -58,6 +61,21 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** Applies migrations/*.sql in order, once each (as `wrangler d1 migrations apply` does). */
+async function applyMigrations(db) {
+  await db.prepare('CREATE TABLE IF NOT EXISTS d1_migrations (name TEXT PRIMARY KEY)').run();
+  const done = new Set((await db.prepare('SELECT name FROM d1_migrations').all()).results.map((r) => r.name));
+  const dir = join(ROOT, 'migrations');
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
+    if (done.has(name)) continue;
+    const sql = readFileSync(join(dir, name), 'utf8').replace(/--.*$/gm, '');
+    const statements = sql.split(';').map((x) => x.trim()).filter(Boolean);
+    await db.batch([...statements.map((x) => db.prepare(x)), db.prepare('INSERT INTO d1_migrations (name) VALUES (?)').bind(name)]);
+  }
 }
 
 /** Percent-encodes every byte, the way most clients send binary ids. */

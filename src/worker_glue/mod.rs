@@ -1,6 +1,8 @@
 //! The Worker: route, validate, forward an announce to its swarm's Durable
 //! Object, answer. Scrape is served from KV and never wakes a swarm.
 
+mod api;
+mod private;
 mod swarm_object;
 
 use std::net::IpAddr;
@@ -8,13 +10,13 @@ use std::net::IpAddr;
 use worker::*;
 
 use crate::announce::AnnounceRequest;
-use crate::config::TrackerConfig;
+use crate::config::{TrackerConfig, TrackerMode};
 use crate::peer::{parse_ip, FALLBACK_IP};
 use crate::query::QueryPairs;
 use crate::response::{self, PeerListFormat};
 use crate::scrape::{self, ScrapeRequest};
 use crate::swarm::SwarmCounters;
-use crate::wire::SwarmAnnounce;
+use crate::wire::{Account, SwarmAnnounce};
 
 
 pub const SWARMS_BINDING: &str = "SWARMS";
@@ -26,11 +28,25 @@ pub const ROWS_WRITTEN_HEADER: &str = "x-rows-written";
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
-    let route = match path.as_str() {
-        "/announce" | "/announce.php" => Route::Announce,
-        "/scrape" | "/scrape.php" => Route::Scrape,
-        "/" => Route::Home,
-        _ => return Response::error("not found", 404),
+    if path.starts_with("/api/") {
+        return match config_from(&env) {
+            Ok(config) if config.mode == TrackerMode::Private => api::handle(req, &env, &config).await,
+            Ok(_) => Response::error("the account API exists in private mode only (TRACKER_MODE=private)", 404),
+            Err(e) => Response::error(format!("tracker misconfigured: {e}"), 503),
+        };
+    }
+    // `/announce/<passkey>` is the private-mode form clients accept on localhost too.
+    let (route, path_passkey) = match path.as_str() {
+        "/announce" | "/announce.php" => (Route::Announce, None),
+        "/scrape" | "/scrape.php" => (Route::Scrape, None),
+        "/" => (Route::Home, None),
+        p => match p.strip_prefix("/announce/").or_else(|| p.strip_prefix("/scrape/")) {
+            Some(key) if !key.contains('/') => {
+                let route = if p.starts_with("/announce/") { Route::Announce } else { Route::Scrape };
+                (route, Some(key.to_string()))
+            }
+            _ => return Response::error("not found", 404),
+        },
     };
     if !matches!(req.method(), Method::Get | Method::Head) {
         let mut resp = bencoded(response::failure("method not allowed: use GET"))?.with_status(405);
@@ -47,11 +63,55 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(q) => q,
         Err(e) => return bencoded(response::failure(&e.to_string())),
     };
+    let passkey = path_passkey.or_else(|| query.first("passkey").map(|p| String::from_utf8_lossy(p).into_owned()));
     match route {
-        Route::Announce => announce(&req, &env, &config, &query).await,
-        Route::Scrape => scrape(&env, &config, &query).await,
+        Route::Announce => announce(&req, &env, &config, &query, passkey.as_deref()).await,
+        Route::Scrape => {
+            if config.mode == TrackerMode::Private {
+                if let Err(reason) = private_user(&env, &config, passkey.as_deref()).await? {
+                    return bencoded(response::failure(reason));
+                }
+            }
+            scrape(&env, &config, &query).await
+        }
         Route::Home => Response::ok(HOME_TEXT),
     }
+}
+
+/// Private mode: the passkey's owner, or the failure reason to send.
+async fn private_user(
+    env: &Env,
+    config: &TrackerConfig,
+    passkey: Option<&str>,
+) -> Result<std::result::Result<private::PasskeyEntry, &'static str>> {
+    let Some(passkey) = passkey else {
+        return Ok(Err("missing passkey: use the personal announce URL from your account"));
+    };
+    Ok(match private::resolve_passkey(env, config, passkey).await? {
+        None => Err("unknown or revoked passkey"),
+        Some(e) if e.banned => Err("account banned"),
+        Some(e) => Ok(e),
+    })
+}
+
+/// Private mode: who is announcing and what they may do, or why not.
+async fn private_account(
+    env: &Env,
+    config: &TrackerConfig,
+    passkey: Option<&str>,
+    announce: &AnnounceRequest,
+) -> Result<std::result::Result<Account, &'static str>> {
+    let user = match private_user(env, config, passkey).await? {
+        Ok(u) => u,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    if private::client_banned(env, &announce.peer_id).await? {
+        return Ok(Err("this BitTorrent client is banned on this tracker"));
+    }
+    let Some(torrent) = private::registered_torrent(env, &announce.info_hash).await? else {
+        return Ok(Err("torrent not registered on this tracker"));
+    };
+    Ok(Ok(Account { user: user.user, may_leech: user.may_leech, freeleech: torrent.freeleech }))
 }
 
 enum Route {
@@ -62,10 +122,27 @@ enum Route {
 
 const HOME_TEXT: &str = "edge-tracker: a BitTorrent tracker.\nAnnounce URL: /announce\nScrape URL: /scrape\n";
 
-async fn announce(req: &Request, env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result<Response> {
+async fn announce(
+    req: &Request,
+    env: &Env,
+    config: &TrackerConfig,
+    query: &QueryPairs,
+    passkey: Option<&str>,
+) -> Result<Response> {
     let announce = match AnnounceRequest::parse(query) {
         Ok(a) => a,
         Err(e) => return bencoded(response::failure(&e.to_string())),
+    };
+    let account = match config.mode {
+        TrackerMode::Public => None,
+        TrackerMode::Private => match private_account(env, config, passkey, &announce).await {
+            Ok(Ok(account)) => Some(account),
+            Ok(Err(reason)) => return bencoded(response::failure(reason)),
+            Err(e) => {
+                console_error!("private-mode lookup failed: {e}");
+                return bencoded(response::failure("tracker temporarily unavailable, retry later"));
+            }
+        },
     };
     let msg = SwarmAnnounce {
         info_hash: announce.info_hash,
@@ -79,6 +156,7 @@ async fn announce(req: &Request, env: &Env, config: &TrackerConfig, query: &Quer
         downloaded: announce.downloaded,
         numwant: config.numwant(announce.numwant).min(u16::MAX as usize) as u16,
         format: PeerListFormat { compact: announce.compact, no_peer_id: announce.no_peer_id },
+        account,
     };
     let reply = async {
         let stub = env

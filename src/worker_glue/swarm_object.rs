@@ -9,8 +9,10 @@ use std::cell::RefCell;
 use worker::*;
 
 use super::{config_from, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER};
+use super::private::{self, D1_BINDING};
+use crate::accounting::Session;
 use crate::config::TrackerConfig;
-use crate::peer::InfoHash;
+use crate::peer::{InfoHash, PeerId};
 use crate::response;
 use crate::scrape::counters_key;
 use crate::store::{self, StoreWrite, SwarmRow, SwarmState};
@@ -102,8 +104,17 @@ impl DurableObject for SwarmObject {
             cost.add(self.apply(&mut inner, m.writes.clone())?);
             m
         };
-        let mut free = maintenance.free_storage;
         let mut retry = false;
+        if self.inner.borrow().swarm.credits_pending {
+            match self.flush_credits(&mut cost).await {
+                Ok(()) => {}
+                Err(e) => {
+                    console_error!("flushing credits to D1 failed, will retry: {e}");
+                    retry = true;
+                }
+            }
+        }
+        let mut free = maintenance.free_storage && !self.inner.borrow().swarm.credits_pending;
         if let Some((hash, counters)) = maintenance.publish {
             match self.publish(&hash, counters).await {
                 Ok(()) => {
@@ -155,7 +166,13 @@ impl SwarmObject {
         let touches = sql.exec("SELECT at, ids FROM touches", None)?;
         let touch_rows: Vec<TouchRow> = touches.to_array()?;
         cost.read += touches.rows_read();
-        let resume = if row.is_none() && peer_rows.is_empty() {
+        let sessions = sql.exec("SELECT id, user, up, down, last_seen FROM sessions", None)?;
+        let session_rows: Vec<SessionRow> = sessions.to_array()?;
+        cost.read += sessions.rows_read();
+        let pending = sql.exec("SELECT (SELECT COUNT(*) FROM credits) + (SELECT COUNT(*) FROM outbox) AS n", None)?;
+        let credits_pending = pending.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
+        cost.read += pending.rows_read();
+        let resume = if row.is_none() && peer_rows.is_empty() && session_rows.is_empty() {
             // Storage was freed (or never used): the completed count lives on in KV.
             match hash {
                 Some(hash) => self.read_published(&hash).await,
@@ -173,6 +190,13 @@ impl SwarmObject {
         let peers = peer_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec));
         let touches = touch_rows.into_iter().map(|t| (t.at as u32, t.ids));
         let deletes = inner.swarm.load(row, peers, touches, now, &self.config);
+        inner.swarm.load_sessions(
+            session_rows.into_iter().filter_map(|r| {
+                let id = PeerId(r.id.as_slice().try_into().ok()?);
+                Some((id, Session { user: r.user as u64, uploaded: r.up as u64, downloaded: r.down as u64, last_seen: r.last_seen as u32 }))
+            }),
+            credits_pending,
+        );
         if let Some(c) = resume {
             inner.swarm.resume_from(c, now);
         }
@@ -223,6 +247,25 @@ impl SwarmObject {
                         vec![(slot as i64).into(), (at as i64).into(), ids.into()],
                     )?
                 }
+                StoreWrite::UpsertSession { id, session } => sql.exec(
+                    "INSERT INTO sessions (id, user, up, down, last_seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET \
+                     user = excluded.user, up = excluded.up, down = excluded.down, last_seen = excluded.last_seen",
+                    vec![
+                        id.0.to_vec().into(),
+                        (session.user as i64).into(),
+                        (session.uploaded as i64).into(),
+                        (session.downloaded as i64).into(),
+                        (session.last_seen as i64).into(),
+                    ],
+                )?,
+                StoreWrite::DeleteSession(id) => {
+                    sql.exec("DELETE FROM sessions WHERE id = ?", vec![id.0.to_vec().into()])?
+                }
+                StoreWrite::AddCredit { user, credit } => sql.exec(
+                    "INSERT INTO credits (user, up, down) VALUES (?, ?, ?) ON CONFLICT(user) DO UPDATE SET \
+                     up = up + excluded.up, down = down + excluded.down",
+                    vec![(user as i64).into(), (credit.uploaded as i64).into(), (credit.downloaded as i64).into()],
+                )?,
                 StoreWrite::SwarmRow(r) => {
                     let (c, i, d) = match r.published {
                         Some(p) => (Some(p.complete as i64), Some(p.incomplete as i64), Some(p.downloaded as i64)),
@@ -273,6 +316,69 @@ impl SwarmObject {
         Ok(1)
     }
 
+    /// Sends pending credits to D1 exactly once. Credits first move into an
+    /// outbox batch with a random id (one atomic local step); the D1 batch
+    /// records that id in `credit_batches` in the same transaction as the
+    /// updates, so a retry after an unknown outcome is refused by D1 instead
+    /// of counted twice. The outbox row goes only once D1 has the batch.
+    async fn flush_credits(&self, cost: &mut RowCost) -> Result<()> {
+        let sql = self.state.storage().sql();
+        {
+            let mut inner = self.inner.borrow_mut();
+            self.ensure_schema(&mut inner)?;
+            let credits = sql.exec("SELECT user, up, down FROM credits", None)?;
+            let rows: Vec<CreditRow> = credits.to_array()?;
+            cost.read += credits.rows_read();
+            if !rows.is_empty() {
+                let batch: Vec<[u64; 3]> = rows.iter().map(|r| [r.user as u64, r.up as u64, r.down as u64]).collect();
+                let id = hex::encode(private::random::<16>()?);
+                let c1 = sql.exec(
+                    "INSERT INTO outbox (id, batch) VALUES (?, ?)",
+                    vec![id.into(), serde_json::to_string(&batch)?.into()],
+                )?;
+                let c2 = sql.exec("DELETE FROM credits", None)?;
+                cost.written += c1.rows_written() + c2.rows_written();
+            }
+        }
+        let outbox = sql.exec("SELECT id, batch FROM outbox", None)?;
+        let batches: Vec<OutboxRow> = outbox.to_array()?;
+        cost.read += outbox.rows_read();
+        let db = self.env.d1(D1_BINDING)?;
+        let mut users = Vec::new();
+        for b in batches {
+            let credits: Vec<[u64; 3]> = serde_json::from_str(&b.batch)?;
+            let mut statements = vec![db
+                .prepare("INSERT INTO credit_batches (id, applied_at) VALUES (?1, ?2)")
+                .bind(&[b.id.as_str().into(), (now_secs() as f64).into()])?];
+            for [user, up, down] in &credits {
+                statements.push(
+                    db.prepare("UPDATE users SET uploaded = uploaded + ?1, downloaded = downloaded + ?2 WHERE id = ?3")
+                        .bind(&[(*up as f64).into(), (*down as f64).into(), (*user as f64).into()])?,
+                );
+                users.push(*user);
+            }
+            match db.batch(statements).await {
+                Ok(_) => {}
+                Err(e) if e.to_string().contains("UNIQUE constraint failed") => {
+                    console_log!("credit batch {} was already applied", b.id);
+                }
+                Err(e) => return Err(e),
+            }
+            let c = sql.exec("DELETE FROM outbox WHERE id = ?", vec![b.id.into()])?;
+            cost.written += c.rows_written();
+        }
+        let left = sql.exec("SELECT (SELECT COUNT(*) FROM credits) + (SELECT COUNT(*) FROM outbox) AS n", None)?;
+        let pending = left.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
+        self.inner.borrow_mut().swarm.credits_pending = pending;
+        users.sort_unstable();
+        users.dedup();
+        // Ratio status may have changed for these users.
+        if let Err(e) = private::refresh_users(&self.env, &self.config, &users).await {
+            console_error!("refreshing passkey entries failed: {e}");
+        }
+        Ok(())
+    }
+
     async fn publish(&self, hash: &InfoHash, counters: SwarmCounters) -> Result<()> {
         let kv = self.env.kv(KV_BINDING)?;
         let text = counters.to_kv();
@@ -312,6 +418,34 @@ struct PeerRow {
     id: Vec<u8>,
     #[serde(with = "serde_bytes")]
     rec: Vec<u8>,
+}
+
+#[derive(serde::Deserialize)]
+struct SessionRow {
+    #[serde(with = "serde_bytes")]
+    id: Vec<u8>,
+    user: f64,
+    up: f64,
+    down: f64,
+    last_seen: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct CountRow {
+    n: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct CreditRow {
+    user: f64,
+    up: f64,
+    down: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct OutboxRow {
+    id: String,
+    batch: String,
 }
 
 #[derive(serde::Deserialize)]
