@@ -242,8 +242,13 @@ test('invite-only registration', async () => {
     const none = await call('POST', '/users', { username: 'erin', password: 'erin-password' });
     assert.equal(none.status, 403);
     const { data: { invite } } = await call('POST', '/admin/invites', null, ADMIN_TOKEN);
+
     assert.equal((await call('POST', '/users', { username: 'erin', password: 'erin-password', invite })).status, 201);
     assert.equal((await call('POST', '/users', { username: 'frank', password: 'frank-password', invite })).status, 403, 'an invite works once');
+    const { data: { invite: second } } = await call('POST', '/admin/invites', null, ADMIN_TOKEN);
+    assert.equal((await call('POST', '/users', { username: 'erin', password: 'erin-password', invite: second })).status, 409);
+    assert.equal((await call('POST', '/users', { username: 'grace', password: 'grace-password', invite: second })).status, 201,
+      'a failed registration does not use up the invite');
   } finally {
     await inviteOnly.close();
   }

@@ -176,10 +176,12 @@ async fn register(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiRe
         .bind(&[c.username.as_str().into(), hash.into(), passkey.as_str().into(), now().into()])?
         .run()
         .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e) if e.to_string().contains("UNIQUE") => return Err(bad(409, "username already taken")),
-        Err(e) => return Err(e.into()),
+    if let Err(e) = inserted {
+        if let Some(code) = c.invite.as_deref().filter(|_| config.invite_only) {
+            // The registration failed: the invite stays usable.
+            db.prepare("UPDATE invites SET used_at = NULL WHERE code = ?1").bind(&[code.into()])?.run().await?;
+        }
+        return Err(if e.to_string().contains("UNIQUE") { bad(409, "username already taken") } else { e.into() });
     }
     if let Some(code) = c.invite.as_deref().filter(|_| config.invite_only) {
         db.prepare("UPDATE invites SET used_by = (SELECT id FROM users WHERE username = ?1) WHERE code = ?2")
