@@ -155,6 +155,8 @@ impl SwarmState {
             self.published_at = row.published_at;
             self.row_stored = true;
         }
+        let peers: Vec<(Peer, bool)> = peers.into_iter().collect();
+        self.swarm.reserve(peers.len());
         for (peer, seeder) in peers {
             self.swarm.restore(peer, seeder);
         }

@@ -1,12 +1,15 @@
 //! One torrent's peers: who is in the swarm, what changed on an announce,
 //! and which peers to hand out.
 //!
-//! Seeders and leechers live in two dense vectors with a map from peer id to
-//! position, so insert, update and remove are O(1) (swap-remove) and a random
-//! selection of `numwant` peers is O(numwant), whatever the swarm's size.
+//! Seeders and leechers live in two dense vectors with an index from peer id
+//! to position, so insert, update and remove are O(1) (swap-remove) and a
+//! random selection of `numwant` peers is O(numwant), whatever the swarm's
+//! size. The index stores only a 4-byte position per peer (the id is read
+//! from the vector), so a peer costs about 60 bytes in all.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use rand::Rng;
 use siphasher::sip::SipHasher13;
@@ -67,10 +70,32 @@ pub struct SwarmCounters {
     pub downloaded: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    seeder: bool,
-    pos: u32,
+/// Where a peer is: which vector (top bit: seeders) and its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot(u32);
+
+const SEEDER_BIT: u32 = 1 << 31;
+
+impl Slot {
+    fn new(seeder: bool, pos: usize) -> Self {
+        Slot(pos as u32 | if seeder { SEEDER_BIT } else { 0 })
+    }
+
+    fn seeder(self) -> bool {
+        self.0 & SEEDER_BIT != 0
+    }
+
+    fn pos(self) -> usize {
+        (self.0 & !SEEDER_BIT) as usize
+    }
+}
+
+fn peer_at<'a>(seeders: &'a [Peer], leechers: &'a [Peer], slot: Slot) -> &'a Peer {
+    if slot.seeder() {
+        &seeders[slot.pos()]
+    } else {
+        &leechers[slot.pos()]
+    }
 }
 
 /// Keyed SipHash for the peer index. Peer ids are chosen by clients, so a
@@ -90,11 +115,12 @@ impl BuildHasher for PeerIdHasher {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Swarm {
     seeders: Vec<Peer>,
     leechers: Vec<Peer>,
-    index: HashMap<PeerId, Slot, PeerIdHasher>,
+    index: HashTable<Slot>,
+    hasher: PeerIdHasher,
     downloaded: u64,
 }
 
@@ -105,18 +131,15 @@ impl Swarm {
 
     /// A swarm whose peer index is keyed with `key` (from a random source).
     pub fn with_hash_key(key: [u64; 2]) -> Self {
-        Swarm {
-            index: HashMap::with_hasher(PeerIdHasher { k0: key[0], k1: key[1] }),
-            ..Self::default()
-        }
+        Swarm { hasher: PeerIdHasher { k0: key[0], k1: key[1] }, ..Self::default() }
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.seeders.len() + self.leechers.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     pub fn counters(&self) -> SwarmCounters {
@@ -136,17 +159,17 @@ impl Swarm {
     }
 
     pub fn get(&self, id: &PeerId) -> Option<(&Peer, bool)> {
-        let slot = *self.index.get(id)?;
-        Some((self.at(slot), slot.seeder))
+        let slot = self.lookup(id)?;
+        Some((self.at(slot), slot.seeder()))
     }
 
     /// Applies one announce at time `now` (Unix seconds).
     pub fn announce(&mut self, a: &PeerAnnounce, now: u32) -> AnnounceOutcome {
         let seeder = a.left == 0;
         if a.event == AnnounceEvent::Stopped {
-            let slot = self.index.get(&a.peer_id).copied();
+            let slot = self.lookup(&a.peer_id);
             // A leecher leaving with left=0 finished first (aria2 exits so).
-            let completed = matches!(slot, Some(s) if !s.seeder && !self.at(s).completed) && seeder;
+            let completed = matches!(slot, Some(s) if !s.seeder() && !self.at(s).completed) && seeder;
             let change = match self.remove(&a.peer_id) {
                 Some(_) => PeerChange::Removed(a.peer_id),
                 None => PeerChange::Unchanged,
@@ -156,7 +179,7 @@ impl Swarm {
             }
             return AnnounceOutcome { change, completed, seeder };
         }
-        match self.index.get(&a.peer_id).copied() {
+        match self.lookup(&a.peer_id) {
             Some(slot) => {
                 let old = *self.at(slot);
                 // A leecher that reaches left=0 has finished, whether or not
@@ -164,7 +187,7 @@ impl Swarm {
                 // know as a seeder downloaded nothing, even if it says
                 // `completed` (webtorrent does after checking its files).
                 let completed = !old.completed
-                    && !slot.seeder
+                    && !slot.seeder()
                     && (a.event == AnnounceEvent::Completed || seeder);
                 let peer = Peer {
                     id: a.peer_id,
@@ -172,7 +195,7 @@ impl Swarm {
                     last_seen: now,
                     completed: old.completed || completed,
                 };
-                if slot.seeder == seeder {
+                if slot.seeder() == seeder {
                     *self.at_mut(slot) = peer;
                 } else {
                     self.remove(&a.peer_id);
@@ -181,7 +204,7 @@ impl Swarm {
                 if completed {
                     self.downloaded += 1;
                 }
-                let change = if completed || old.addr != a.addr || slot.seeder != seeder {
+                let change = if completed || old.addr != a.addr || slot.seeder() != seeder {
                     PeerChange::Stored { peer, seeder }
                 } else {
                     PeerChange::Touched(a.peer_id)
@@ -200,6 +223,13 @@ impl Swarm {
         }
     }
 
+    /// Makes room for `additional` more peers in the index at once, so a
+    /// reload does not rehash as it grows.
+    pub fn reserve(&mut self, additional: usize) {
+        let Swarm { seeders, leechers, index, hasher, .. } = self;
+        index.reserve(additional, |&s| hasher.hash_one(peer_at(seeders, leechers, s).id));
+    }
+
     /// Puts a peer in place as storage had it (used when a swarm is reloaded).
     pub fn restore(&mut self, peer: Peer, seeder: bool) {
         self.remove(&peer.id);
@@ -208,7 +238,7 @@ impl Swarm {
 
     /// Raises a peer's `last_seen` to `at` if it is older (batched touches).
     pub fn touch(&mut self, id: &PeerId, at: u32) {
-        if let Some(slot) = self.index.get(id).copied() {
+        if let Some(slot) = self.lookup(id) {
             let p = self.at_mut(slot);
             p.last_seen = p.last_seen.max(at);
         }
@@ -280,27 +310,39 @@ impl Swarm {
     }
 
     fn at(&self, slot: Slot) -> &Peer {
-        let list = if slot.seeder { &self.seeders } else { &self.leechers };
-        &list[slot.pos as usize]
+        peer_at(&self.seeders, &self.leechers, slot)
     }
 
     fn at_mut(&mut self, slot: Slot) -> &mut Peer {
-        &mut self.list(slot.seeder)[slot.pos as usize]
+        &mut self.list(slot.seeder())[slot.pos()]
+    }
+
+    fn lookup(&self, id: &PeerId) -> Option<Slot> {
+        let (seeders, leechers) = (&self.seeders, &self.leechers);
+        self.index.find(self.hasher.hash_one(id), |&s| peer_at(seeders, leechers, s).id == *id).copied()
     }
 
     fn insert(&mut self, peer: Peer, seeder: bool) {
         let list = self.list(seeder);
-        let pos = list.len() as u32;
+        let slot = Slot::new(seeder, list.len());
         list.push(peer);
-        self.index.insert(peer.id, Slot { seeder, pos });
+        let Swarm { seeders, leechers, index, hasher, .. } = self;
+        index.insert_unique(hasher.hash_one(peer.id), slot, |&s| hasher.hash_one(peer_at(seeders, leechers, s).id));
     }
 
     fn remove(&mut self, id: &PeerId) -> Option<Peer> {
-        let slot = self.index.remove(id)?;
-        let list = self.list(slot.seeder);
-        let peer = list.swap_remove(slot.pos as usize);
-        if let Some(moved) = list.get(slot.pos as usize).map(|p| p.id) {
-            self.index.insert(moved, slot);
+        let hash = self.hasher.hash_one(id);
+        let Swarm { seeders, leechers, index, hasher, .. } = self;
+        let (slot, _) = index.find_entry(hash, |&s| peer_at(seeders, leechers, s).id == *id).ok()?.remove();
+        let list = if slot.seeder() { seeders } else { leechers };
+        let last = Slot::new(slot.seeder(), list.len() - 1);
+        let peer = list.swap_remove(slot.pos());
+        // The last peer moved into the hole: point its index entry there.
+        if last != slot {
+            let moved = list[slot.pos()].id;
+            if let Some(entry) = index.find_mut(hasher.hash_one(moved), |&s| s == last) {
+                *entry = slot;
+            }
         }
         Some(peer)
     }
@@ -422,6 +464,44 @@ mod tests {
             }
         }
         assert!(seen.len() > 900, "only {} distinct peers handed out", seen.len());
+    }
+
+    #[test]
+    fn random_operations_match_a_simple_model() {
+        use rand::Rng;
+        use std::collections::BTreeMap;
+        let mut s = Swarm::with_hash_key([3, 4]);
+        let mut model: BTreeMap<u32, (bool, u16)> = BTreeMap::new();
+        let mut rng = SmallRng::seed_from_u64(9);
+        for step in 0..20_000u32 {
+            let n = rng.random_range(0..300);
+            let port = rng.random_range(1..5u16);
+            let left = rng.random_range(0..2u64);
+            let event = match rng.random_range(0..10) {
+                0 => AnnounceEvent::Stopped,
+                1 => AnnounceEvent::Started,
+                _ => AnnounceEvent::Update,
+            };
+            let mut a = ann(n, left, event);
+            a.addr = PeerAddr::new([10, 0, 0, 1].into(), port);
+            s.announce(&a, step);
+            if event == AnnounceEvent::Stopped {
+                model.remove(&n);
+            } else {
+                model.insert(n, (left == 0, port));
+            }
+            if step % 1000 == 0 {
+                s.expire(step.saturating_sub(500));
+                model.retain(|k, _| s.get(&id(*k)).is_some());
+            }
+        }
+        assert_eq!(s.len(), model.len());
+        for (n, (seeder, port)) in &model {
+            let (p, is_seeder) = s.get(&id(*n)).expect("peer in the model is in the swarm");
+            assert_eq!((is_seeder, p.addr.port(), p.id), (*seeder, *port, id(*n)));
+        }
+        let seeders = model.values().filter(|(seeder, _)| *seeder).count() as u64;
+        assert_eq!(s.counters().complete, seeders);
     }
 
     #[test]
