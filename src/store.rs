@@ -34,8 +34,8 @@ CREATE TABLE IF NOT EXISTS peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS touches (slot INTEGER PRIMARY KEY, at INTEGER NOT NULL, ids BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS swarm (k INTEGER PRIMARY KEY, info_hash BLOB NOT NULL, downloaded INTEGER NOT NULL,
   pub_complete INTEGER, pub_incomplete INTEGER, pub_downloaded INTEGER, published_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (id BLOB PRIMARY KEY, user INTEGER NOT NULL, up INTEGER NOT NULL, down INTEGER NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS credits (user INTEGER PRIMARY KEY, up INTEGER NOT NULL, down INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS flushed (k INTEGER PRIMARY KEY, marks BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, batch TEXT NOT NULL);
 ";
 
@@ -76,11 +76,67 @@ pub enum StoreWrite {
     Touches { slot: u32, at: u32, ids: Vec<u8> },
     /// Rewrite the single `swarm` row.
     SwarmRow(SwarmRow),
-    /// Private mode: the peer's last accepted counters.
-    UpsertSession { id: PeerId, session: Session },
+    /// Private mode: the peer's last accepted counters and everything
+    /// credited to its user so far; one row per accounted announce.
+    UpsertSession { id: PeerId, rec: Vec<u8> },
     DeleteSession(PeerId),
-    /// Private mode: add to a user's pending credit (flushed to D1 later).
-    AddCredit { user: u64, credit: Credit },
+}
+
+/// A private-mode peer: its accounting baseline and the bytes credited to
+/// its user while the tracker has known it (only ever grows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session: Session,
+    pub credited: Credit,
+}
+
+impl SessionRecord {
+    pub const ENCODED_LEN: usize = 8 * 5 + 4;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::ENCODED_LEN);
+        for n in [self.session.user, self.session.uploaded, self.session.downloaded, self.credited.uploaded, self.credited.downloaded] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(&self.session.last_seen.to_be_bytes());
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::ENCODED_LEN {
+            return None;
+        }
+        let n = |i: usize| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        Some(SessionRecord {
+            session: Session { user: n(0), uploaded: n(1), downloaded: n(2), last_seen: u32::from_be_bytes(b[40..44].try_into().ok()?) },
+            credited: Credit { uploaded: n(3), downloaded: n(4) },
+        })
+    }
+}
+
+/// A batch of credits for D1: `[user, uploaded, downloaded]` per user.
+pub type CreditBatch = Vec<[u64; 3]>;
+
+/// Encodes the flushed marks: per session, how much of its credit D1 has.
+pub fn encode_marks(marks: &HashMap<PeerId, Credit>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(marks.len() * 36);
+    for (id, c) in marks {
+        out.extend_from_slice(&id.0);
+        out.extend_from_slice(&c.uploaded.to_be_bytes());
+        out.extend_from_slice(&c.downloaded.to_be_bytes());
+    }
+    out
+}
+
+pub fn decode_marks(b: &[u8]) -> HashMap<PeerId, Credit> {
+    b.chunks_exact(36)
+        .filter_map(|c| {
+            let id = PeerId(c[..20].try_into().ok()?);
+            let up = u64::from_be_bytes(c[20..28].try_into().ok()?);
+            let down = u64::from_be_bytes(c[28..36].try_into().ok()?);
+            Some((id, Credit { uploaded: up, downloaded: down }))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +167,13 @@ pub struct SwarmState {
     /// Whether the `swarm` row exists in storage.
     row_stored: bool,
     rng: SmallRng,
-    /// Private mode: each peer's last accepted counters.
-    sessions: HashMap<PeerId, Session>,
-    /// Private mode: credits or an outbox batch wait for D1.
-    pub credits_pending: bool,
+    /// Private mode: each peer's baseline and credited bytes.
+    sessions: HashMap<PeerId, SessionRecord>,
+    /// Private mode: the part of each session's credit already in an outbox
+    /// batch (stored as one row, rewritten per flush).
+    marks: HashMap<PeerId, Credit>,
+    /// Private mode: an outbox batch still waits for D1.
+    pub outbox_pending: bool,
 }
 
 /// Why a private-mode announce was refused by the swarm.
@@ -134,7 +193,8 @@ impl SwarmState {
             row_stored: false,
             rng,
             sessions: HashMap::new(),
-            credits_pending: false,
+            marks: HashMap::new(),
+            outbox_pending: false,
         }
     }
 
@@ -194,16 +254,37 @@ impl SwarmState {
                 return (response::failure(RATIO_REFUSAL), writes);
             }
             let previous = self.sessions.get(&msg.peer.peer_id).copied();
-            let (credit, session) =
-                accounting::credit(previous, account.user, msg.uploaded, msg.downloaded, account.freeleech, now);
-            let changed = previous.map(|p| (p.user, p.uploaded, p.downloaded)) != Some((session.user, session.uploaded, session.downloaded));
-            self.sessions.insert(msg.peer.peer_id, session);
+            let (credit, session) = accounting::credit(
+                previous.map(|p| p.session),
+                account.user,
+                msg.uploaded,
+                msg.downloaded,
+                account.freeleech,
+                now,
+            );
+            let changed = previous.map(|p| (p.session.user, p.session.uploaded, p.session.downloaded))
+                != Some((session.user, session.uploaded, session.downloaded));
             if changed {
-                writes.push(StoreWrite::UpsertSession { id: msg.peer.peer_id, session });
-            }
-            if !credit.is_zero() {
-                writes.push(StoreWrite::AddCredit { user: account.user, credit });
-                self.credits_pending = true;
+                let id = msg.peer.peer_id;
+                // Credit stays with the user who earned it: a peer id taken
+                // over by another user keeps its unflushed credit in the old record.
+                let mut record = match previous {
+                    Some(p) if p.session.user == account.user => p,
+                    Some(p) => {
+                        if !self.fully_flushed(&id, &p) {
+                            // Flush first; refuse this announce to retry later.
+                            return (response::failure("peer id busy, retry later"), writes);
+                        }
+                        self.marks.remove(&id);
+                        SessionRecord { session, credited: Credit::default() }
+                    }
+                    None => SessionRecord { session, credited: Credit::default() },
+                };
+                record.session = session;
+                record.credited.uploaded += credit.uploaded;
+                record.credited.downloaded += credit.downloaded;
+                self.sessions.insert(id, record);
+                writes.push(StoreWrite::UpsertSession { id, rec: record.encode() });
             }
         }
         let outcome = self.swarm.announce(&msg.peer, now);
@@ -264,37 +345,75 @@ impl SwarmState {
             }
             _ => None,
         };
-        let free_storage = self.swarm.is_empty()
-            && self.sessions.is_empty()
-            && !self.credits_pending
-            && publish.is_none()
-            && self.published == Some(counters);
+        let free_storage = publish.is_none() && self.can_free();
         Maintenance { writes, publish, free_storage }
     }
 
-    /// Forgets baselines of peers gone for longer than the timeout; a peer
-    /// still in the swarm keeps its session.
+    /// Nothing left to keep: no peers, no accounting, counters published.
+    pub fn can_free(&self) -> bool {
+        self.swarm.is_empty()
+            && self.sessions.is_empty()
+            && !self.credits_pending()
+            && self.published == Some(self.swarm.counters())
+    }
+
+    /// Forgets baselines of peers gone for longer than the timeout, once
+    /// all their credit is on its way to D1; a peer in the swarm keeps its.
     fn expire_sessions(&mut self, cutoff: u32) -> Vec<StoreWrite> {
         let gone: Vec<PeerId> = self
             .sessions
             .iter()
-            .filter(|(id, s)| s.last_seen < cutoff && self.swarm.get(id).is_none())
+            .filter(|(id, s)| s.session.last_seen < cutoff && self.swarm.get(id).is_none() && self.fully_flushed(id, s))
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {
             self.sessions.remove(id);
+            self.marks.remove(id);
         }
         gone.into_iter().map(StoreWrite::DeleteSession).collect()
     }
 
-    /// Restores private-mode state from storage.
-    pub fn load_sessions(&mut self, sessions: impl IntoIterator<Item = (PeerId, Session)>, credits_pending: bool) {
-        self.sessions.extend(sessions);
-        self.credits_pending |= credits_pending;
+    fn fully_flushed(&self, id: &PeerId, s: &SessionRecord) -> bool {
+        self.marks.get(id).copied().unwrap_or_default() == s.credited
     }
 
-    pub fn session(&self, id: &PeerId) -> Option<Session> {
+    /// Restores private-mode state from storage.
+    pub fn load_sessions(&mut self, sessions: impl IntoIterator<Item = (PeerId, SessionRecord)>, marks: &[u8], outbox_pending: bool) {
+        self.sessions.extend(sessions);
+        self.marks = decode_marks(marks);
+        self.outbox_pending |= outbox_pending;
+    }
+
+    pub fn session(&self, id: &PeerId) -> Option<SessionRecord> {
         self.sessions.get(id).copied()
+    }
+
+    /// Credit earned but not yet in an outbox batch.
+    pub fn credits_pending(&self) -> bool {
+        self.outbox_pending || self.sessions.iter().any(|(id, s)| !self.fully_flushed(id, s))
+    }
+
+    /// Takes every session's unflushed credit as one batch per user and the
+    /// new marks row that records it as taken. The caller stores both in
+    /// one step (outbox row + marks row), then sends the batch to D1.
+    pub fn take_credit_batch(&mut self) -> Option<(CreditBatch, Vec<u8>)> {
+        let mut per_user: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+        for (id, s) in &self.sessions {
+            let mark = self.marks.get(id).copied().unwrap_or_default();
+            let up = s.credited.uploaded.saturating_sub(mark.uploaded);
+            let down = s.credited.downloaded.saturating_sub(mark.downloaded);
+            if up > 0 || down > 0 {
+                let e = per_user.entry(s.session.user).or_default();
+                e.0 += up;
+                e.1 += down;
+            }
+        }
+        if per_user.is_empty() {
+            return None;
+        }
+        self.marks = self.sessions.iter().map(|(id, s)| (*id, s.credited)).collect();
+        self.outbox_pending = true;
+        Some((per_user.into_iter().map(|(u, (up, down))| [u, up, down]).collect(), encode_marks(&self.marks)))
     }
 
     /// Records a successful KV publish; returns the `swarm` row to write.
@@ -322,12 +441,12 @@ impl SwarmState {
         if !self.pending_touches.is_empty() {
             at(now + config.flush_delay);
         }
-        if self.credits_pending {
+        if self.credits_pending() {
             at(now + config.credit_flush);
         }
         if !self.sessions.is_empty() && self.swarm.is_empty() {
             // Baselines of departed peers are kept until their timeout.
-            let oldest = self.sessions.values().map(|s| s.last_seen).min().unwrap_or(now);
+            let oldest = self.sessions.values().map(|s| s.session.last_seen).min().unwrap_or(now);
             at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
         }
         if self.info_hash.is_some() && self.published != Some(self.swarm.counters()) {
@@ -569,7 +688,13 @@ mod tests {
     }
 
     fn credits(writes: &[StoreWrite]) -> Vec<Credit> {
-        writes.iter().filter_map(|w| match w { StoreWrite::AddCredit { credit, .. } => Some(*credit), _ => None }).collect()
+        writes
+            .iter()
+            .filter_map(|w| match w {
+                StoreWrite::UpsertSession { rec, .. } => SessionRecord::decode(rec).map(|r| r.credited),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -577,20 +702,30 @@ mod tests {
         let c = cfg();
         let mut s = SwarmState::new(1);
         let (_, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
-        assert!(credits(&w).is_empty());
+        assert_eq!(credits(&w), vec![Credit::default()]);
         let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1010, &c);
         assert_eq!(credits(&w), vec![Credit { uploaded: 10, downloaded: 50 }]);
-        assert!(w.iter().any(|x| matches!(x, StoreWrite::UpsertSession { .. })));
+        assert_eq!(w.len(), 1, "one row per accounted announce: {w:?}");
         // A retry of the same announce writes and credits nothing.
         let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1011, &c);
         assert!(w.is_empty(), "{w:?}");
+        let (batch, marks) = s.take_credit_batch().unwrap();
+        assert_eq!(batch, vec![[1, 10, 50]]);
+        assert_eq!(decode_marks(&marks).len(), 1);
+        assert!(s.take_credit_batch().is_none(), "taken credit is not taken twice");
         // Stopped credits the rest; a retried stop credits nothing.
         let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1020, &c);
-        assert_eq!(credits(&w), vec![Credit { uploaded: 20, downloaded: 50 }]);
+        assert_eq!(credits(&w), vec![Credit { uploaded: 30, downloaded: 100 }]);
         let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1021, &c);
         assert!(credits(&w).is_empty());
-        assert!(s.credits_pending);
+        assert!(s.credits_pending());
         assert_eq!(s.next_alarm(1021, &c).map(|t| t <= 1021 + c.credit_flush), Some(true));
+        assert_eq!(s.take_credit_batch().unwrap().0, vec![[1, 20, 50]]);
+        // Reloaded from its rows, the state owes nothing more.
+        let rec = SessionRecord::decode(&s.session(&PeerId([1; 20])).unwrap().encode()).unwrap();
+        let mut r = SwarmState::new(2);
+        r.load_sessions([(PeerId([1; 20]), rec)], &encode_marks(&s.marks), false);
+        assert!(r.take_credit_batch().is_none());
     }
 
     #[test]

@@ -10,12 +10,11 @@ use worker::*;
 
 use super::{config_from, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER};
 use super::private::{self, D1_BINDING};
-use crate::accounting::Session;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId};
 use crate::response;
 use crate::scrape::counters_key;
-use crate::store::{self, StoreWrite, SwarmRow, SwarmState};
+use crate::store::{self, SessionRecord, StoreWrite, SwarmRow, SwarmState};
 use crate::swarm::SwarmCounters;
 use crate::wire::SwarmAnnounce;
 
@@ -105,7 +104,7 @@ impl DurableObject for SwarmObject {
             m
         };
         let mut retry = false;
-        if self.inner.borrow().swarm.credits_pending {
+        if self.inner.borrow().swarm.credits_pending() {
             match self.flush_credits(&mut cost).await {
                 Ok(()) => {}
                 Err(e) => {
@@ -114,7 +113,7 @@ impl DurableObject for SwarmObject {
                 }
             }
         }
-        let mut free = maintenance.free_storage && !self.inner.borrow().swarm.credits_pending;
+        let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
         if let Some((hash, counters)) = maintenance.publish {
             match self.publish(&hash, counters).await {
                 Ok(()) => {
@@ -123,7 +122,7 @@ impl DurableObject for SwarmObject {
                         cost.add(self.apply(&mut inner, vec![w])?);
                     }
                     // Checked after the await: a peer may have joined meanwhile.
-                    free = inner.swarm.swarm.is_empty() && inner.swarm.swarm.counters() == counters;
+                    free = inner.swarm.can_free();
                 }
                 Err(e) => {
                     console_error!("publishing counters of {hash} failed: {e}");
@@ -166,11 +165,14 @@ impl SwarmObject {
         let touches = sql.exec("SELECT at, ids FROM touches", None)?;
         let touch_rows: Vec<TouchRow> = touches.to_array()?;
         cost.read += touches.rows_read();
-        let sessions = sql.exec("SELECT id, user, up, down, last_seen FROM sessions", None)?;
-        let session_rows: Vec<SessionRow> = sessions.to_array()?;
+        let sessions = sql.exec("SELECT id, rec FROM sessions", None)?;
+        let session_rows: Vec<PeerRow> = sessions.to_array()?;
         cost.read += sessions.rows_read();
-        let pending = sql.exec("SELECT (SELECT COUNT(*) FROM credits) + (SELECT COUNT(*) FROM outbox) AS n", None)?;
-        let credits_pending = pending.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
+        let marks = sql.exec("SELECT marks FROM flushed WHERE k = 0", None)?;
+        let marks_row: Option<MarksRow> = marks.to_array()?.into_iter().next();
+        cost.read += marks.rows_read();
+        let pending = sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?;
+        let outbox_pending = pending.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
         cost.read += pending.rows_read();
         let resume = if row.is_none() && peer_rows.is_empty() && session_rows.is_empty() {
             // Storage was freed (or never used): the completed count lives on in KV.
@@ -193,9 +195,10 @@ impl SwarmObject {
         inner.swarm.load_sessions(
             session_rows.into_iter().filter_map(|r| {
                 let id = PeerId(r.id.as_slice().try_into().ok()?);
-                Some((id, Session { user: r.user as u64, uploaded: r.up as u64, downloaded: r.down as u64, last_seen: r.last_seen as u32 }))
+                Some((id, SessionRecord::decode(&r.rec)?))
             }),
-            credits_pending,
+            marks_row.as_ref().map(|m| m.marks.as_slice()).unwrap_or_default(),
+            outbox_pending,
         );
         if let Some(c) = resume {
             inner.swarm.resume_from(c, now);
@@ -247,25 +250,13 @@ impl SwarmObject {
                         vec![(slot as i64).into(), (at as i64).into(), ids.into()],
                     )?
                 }
-                StoreWrite::UpsertSession { id, session } => sql.exec(
-                    "INSERT INTO sessions (id, user, up, down, last_seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET \
-                     user = excluded.user, up = excluded.up, down = excluded.down, last_seen = excluded.last_seen",
-                    vec![
-                        id.0.to_vec().into(),
-                        (session.user as i64).into(),
-                        (session.uploaded as i64).into(),
-                        (session.downloaded as i64).into(),
-                        (session.last_seen as i64).into(),
-                    ],
+                StoreWrite::UpsertSession { id, rec } => sql.exec(
+                    "INSERT INTO sessions (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec",
+                    vec![id.0.to_vec().into(), rec.into()],
                 )?,
                 StoreWrite::DeleteSession(id) => {
                     sql.exec("DELETE FROM sessions WHERE id = ?", vec![id.0.to_vec().into()])?
                 }
-                StoreWrite::AddCredit { user, credit } => sql.exec(
-                    "INSERT INTO credits (user, up, down) VALUES (?, ?, ?) ON CONFLICT(user) DO UPDATE SET \
-                     up = up + excluded.up, down = down + excluded.down",
-                    vec![(user as i64).into(), (credit.uploaded as i64).into(), (credit.downloaded as i64).into()],
-                )?,
                 StoreWrite::SwarmRow(r) => {
                     let (c, i, d) = match r.published {
                         Some(p) => (Some(p.complete as i64), Some(p.incomplete as i64), Some(p.downloaded as i64)),
@@ -316,27 +307,27 @@ impl SwarmObject {
         Ok(1)
     }
 
-    /// Sends pending credits to D1 exactly once. Credits first move into an
-    /// outbox batch with a random id (one atomic local step); the D1 batch
-    /// records that id in `credit_batches` in the same transaction as the
-    /// updates, so a retry after an unknown outcome is refused by D1 instead
-    /// of counted twice. The outbox row goes only once D1 has the batch.
+    /// Sends pending credits to D1 exactly once. Unflushed credit first
+    /// moves into an outbox batch with a random id, in the same local step
+    /// that records it as taken (the marks row). The D1 batch records that id
+    /// in `credit_batches` in the same transaction as the updates, so a retry
+    /// after an unknown outcome is refused by D1 instead of counted twice.
+    /// The outbox row goes only once D1 has the batch.
     async fn flush_credits(&self, cost: &mut RowCost) -> Result<()> {
         let sql = self.state.storage().sql();
         {
             let mut inner = self.inner.borrow_mut();
             self.ensure_schema(&mut inner)?;
-            let credits = sql.exec("SELECT user, up, down FROM credits", None)?;
-            let rows: Vec<CreditRow> = credits.to_array()?;
-            cost.read += credits.rows_read();
-            if !rows.is_empty() {
-                let batch: Vec<[u64; 3]> = rows.iter().map(|r| [r.user as u64, r.up as u64, r.down as u64]).collect();
+            if let Some((batch, marks)) = inner.swarm.take_credit_batch() {
                 let id = hex::encode(private::random::<16>()?);
                 let c1 = sql.exec(
                     "INSERT INTO outbox (id, batch) VALUES (?, ?)",
                     vec![id.into(), serde_json::to_string(&batch)?.into()],
                 )?;
-                let c2 = sql.exec("DELETE FROM credits", None)?;
+                let c2 = sql.exec(
+                    "INSERT INTO flushed (k, marks) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET marks = excluded.marks",
+                    vec![marks.into()],
+                )?;
                 cost.written += c1.rows_written() + c2.rows_written();
             }
         }
@@ -367,9 +358,9 @@ impl SwarmObject {
             let c = sql.exec("DELETE FROM outbox WHERE id = ?", vec![b.id.into()])?;
             cost.written += c.rows_written();
         }
-        let left = sql.exec("SELECT (SELECT COUNT(*) FROM credits) + (SELECT COUNT(*) FROM outbox) AS n", None)?;
+        let left = sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?;
         let pending = left.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
-        self.inner.borrow_mut().swarm.credits_pending = pending;
+        self.inner.borrow_mut().swarm.outbox_pending = pending;
         users.sort_unstable();
         users.dedup();
         // Ratio status may have changed for these users.
@@ -421,13 +412,9 @@ struct PeerRow {
 }
 
 #[derive(serde::Deserialize)]
-struct SessionRow {
+struct MarksRow {
     #[serde(with = "serde_bytes")]
-    id: Vec<u8>,
-    user: f64,
-    up: f64,
-    down: f64,
-    last_seen: f64,
+    marks: Vec<u8>,
 }
 
 #[derive(serde::Deserialize)]
@@ -435,12 +422,6 @@ struct CountRow {
     n: f64,
 }
 
-#[derive(serde::Deserialize)]
-struct CreditRow {
-    user: f64,
-    up: f64,
-    down: f64,
-}
 
 #[derive(serde::Deserialize)]
 struct OutboxRow {
