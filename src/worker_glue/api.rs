@@ -470,6 +470,7 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
                 return Err(bad(404, "no such torrent"));
             }
             kv.delete(&torrent_key(&hash)).await?;
+            private::forget_cached();
             ok(200, json!({ "info_hash": hash.to_hex(), "freeleech": f.freeleech }))
         }
         (Method::Delete, ["torrents", hex]) => {
@@ -486,6 +487,7 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
             if let Some(v2) = row.v2_hash.as_deref().and_then(InfoHash::from_hex) {
                 kv.delete(&torrent_key(&v2)).await?;
             }
+            private::forget_cached();
             ok(200, json!({ "deleted": hash.to_hex() }))
         }
         (Method::Get, ["client-bans"]) => {
@@ -511,6 +513,7 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
                 .execute()
                 .await
                 .map_err(Error::from)?;
+            private::forget_cached();
             ok(200, json!({ "prefixes": list }))
         }
         _ => Err(bad(404, "no such admin endpoint")),

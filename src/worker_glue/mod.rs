@@ -24,6 +24,10 @@ pub const KV_BINDING: &str = "TRACKER_KV";
 /// Headers a swarm reports its storage cost in; forwarded when `EXPOSE_COSTS` is set.
 pub const ROWS_READ_HEADER: &str = "x-rows-read";
 pub const ROWS_WRITTEN_HEADER: &str = "x-rows-written";
+/// The swarm object's running totals (JSON), for the cost benchmark.
+pub const USAGE_HEADER: &str = "x-swarm-usage";
+/// KV reads the Worker made for this request.
+pub const KV_READS_HEADER: &str = "x-kv-reads";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -182,6 +186,10 @@ async fn announce(
                         }
                     }
                 }
+                if let Some(v) = headers.get(USAGE_HEADER)? {
+                    resp.headers_mut().set(USAGE_HEADER, &v)?;
+                }
+                resp.headers_mut().set(KV_READS_HEADER, &private::take_kv_reads().to_string())?;
             }
             Ok(resp)
         }

@@ -3,6 +3,9 @@
 //! (written when accounts change), so an announce reads D1 only when KV has
 //! never seen the passkey or torrent.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use worker::wasm_bindgen::JsValue;
 use worker::*;
@@ -37,6 +40,37 @@ pub fn torrent_key(hash: &InfoHash) -> String {
 
 pub const CLIENT_BANS_KEY: &str = "client-bans";
 
+/// Seconds an isolate keeps torrent registrations and the client ban list
+/// in memory. Passkeys are never cached here: a reset or ban must bite at once.
+const CACHE_SECONDS: u64 = 60;
+/// Most torrent registrations one isolate keeps in memory.
+const CACHE_MAX: usize = 10_000;
+
+thread_local! {
+    static TORRENTS: RefCell<HashMap<InfoHash, (TorrentEntry, u64)>> = RefCell::new(HashMap::new());
+    static CLIENT_BANS: RefCell<Option<(Vec<String>, u64)>> = const { RefCell::new(None) };
+    static KV_READS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+/// KV reads made since the last call (for the cost report).
+pub fn take_kv_reads() -> usize {
+    KV_READS.with(|c| c.replace(0))
+}
+
+fn count_kv_read() {
+    KV_READS.with(|c| c.set(c.get() + 1));
+}
+
+/// Drops this isolate's cached registrations and bans after an admin change.
+pub fn forget_cached() {
+    TORRENTS.with(|t| t.borrow_mut().clear());
+    CLIENT_BANS.with(|b| *b.borrow_mut() = None);
+}
+
 #[derive(Deserialize)]
 struct UserTotals {
     id: f64,
@@ -62,6 +96,7 @@ pub async fn resolve_passkey(env: &Env, config: &TrackerConfig, passkey: &str) -
         return Ok(None);
     }
     let kv = env.kv(KV_BINDING)?;
+    count_kv_read();
     if let Some(entry) = kv.get(&passkey_key(passkey)).json::<PasskeyEntry>().await? {
         return Ok(Some(entry));
     }
@@ -111,8 +146,23 @@ pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Re
 
 /// The registered torrent for an announced hash (v1 or truncated v2).
 pub async fn registered_torrent(env: &Env, hash: &InfoHash) -> Result<Option<TorrentEntry>> {
+    let now = now_ms();
+    if let Some(entry) = TORRENTS.with(|t| t.borrow().get(hash).filter(|(_, exp)| *exp > now).map(|(e, _)| *e)) {
+        return Ok(Some(entry));
+    }
+    let remember = |entry: TorrentEntry| {
+        TORRENTS.with(|t| {
+            let mut t = t.borrow_mut();
+            if t.len() >= CACHE_MAX {
+                t.clear();
+            }
+            t.insert(*hash, (entry, now + CACHE_SECONDS * 1000));
+        })
+    };
     let kv = env.kv(KV_BINDING)?;
+    count_kv_read();
     if let Some(entry) = kv.get(&torrent_key(hash)).json::<TorrentEntry>().await? {
+        remember(entry);
         return Ok(Some(entry));
     }
     #[derive(Deserialize)]
@@ -130,6 +180,7 @@ pub async fn registered_torrent(env: &Env, hash: &InfoHash) -> Result<Option<Tor
         Some(r) => {
             let entry = TorrentEntry { freeleech: r.freeleech != 0.0 };
             kv.put(&torrent_key(hash), serde_json::to_string(&entry)?)?.execute().await?;
+            remember(entry);
             Ok(Some(entry))
         }
         None => Ok(None),
@@ -138,8 +189,18 @@ pub async fn registered_torrent(env: &Env, hash: &InfoHash) -> Result<Option<Tor
 
 /// Whether the peer id starts with a banned client prefix.
 pub async fn client_banned(env: &Env, peer_id: &PeerId) -> Result<bool> {
-    let kv = env.kv(KV_BINDING)?;
-    let prefixes: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await?.unwrap_or_default();
+    let now = now_ms();
+    let cached = CLIENT_BANS.with(|b| b.borrow().as_ref().filter(|(_, exp)| *exp > now).map(|(l, _)| l.clone()));
+    let prefixes = match cached {
+        Some(list) => list,
+        None => {
+            let kv = env.kv(KV_BINDING)?;
+            count_kv_read();
+            let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await?.unwrap_or_default();
+            CLIENT_BANS.with(|b| *b.borrow_mut() = Some((list.clone(), now + CACHE_SECONDS * 1000)));
+            list
+        }
+    };
     Ok(prefixes.iter().any(|p| !p.is_empty() && peer_id.0.starts_with(p.as_bytes())))
 }
 

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use worker::*;
 
-use super::{config_from, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER};
+use super::{config_from, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER};
 use super::private::{self, D1_BINDING};
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId};
@@ -39,11 +39,19 @@ struct Inner {
     totals: RowCost,
 }
 
-/// Rows read and written by one request, as SQLite reports them.
-#[derive(Default, Clone, Copy)]
+/// Billable work done by this object: SQLite rows (as SQLite reports
+/// them; setting an alarm counts as a row written), alarm invocations, KV
+/// writes and D1 rows. Reported with `EXPOSE_COSTS` for the benchmarks.
+#[derive(Default, Clone, Copy, serde::Serialize)]
 struct RowCost {
     read: usize,
     written: usize,
+    requests: usize,
+    alarms: usize,
+    kv_writes: usize,
+    kv_reads: usize,
+    d1_rows_read: usize,
+    d1_rows_written: usize,
 }
 
 impl DurableObject for SwarmObject {
@@ -83,6 +91,7 @@ impl DurableObject for SwarmObject {
             answer
         };
         cost.written += self.schedule_alarm(now).await?;
+        cost.requests += 1;
         let totals = self.count(cost);
         let mut resp = Response::from_bytes(answer)?;
         let headers = resp.headers_mut();
@@ -90,6 +99,7 @@ impl DurableObject for SwarmObject {
         headers.set(ROWS_WRITTEN_HEADER, &cost.written.to_string())?;
         headers.set(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string())?;
         headers.set(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string())?;
+        headers.set(USAGE_HEADER, &serde_json::to_string(&totals)?)?;
         Ok(resp)
     }
 
@@ -97,6 +107,7 @@ impl DurableObject for SwarmObject {
         let now = now_secs();
         self.inner.borrow_mut().alarm_at = None;
         let mut cost = self.ensure_loaded(now, None).await?;
+        cost.alarms += 1;
         let maintenance = {
             let mut inner = self.inner.borrow_mut();
             let m = inner.swarm.maintain(now, &self.config);
@@ -115,6 +126,7 @@ impl DurableObject for SwarmObject {
         }
         let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
         if let Some((hash, counters)) = maintenance.publish {
+            cost.kv_writes += 1;
             match self.publish(&hash, counters).await {
                 Ok(()) => {
                     let mut inner = self.inner.borrow_mut();
@@ -177,7 +189,10 @@ impl SwarmObject {
         let resume = if row.is_none() && peer_rows.is_empty() && session_rows.is_empty() {
             // Storage was freed (or never used): the completed count lives on in KV.
             match hash {
-                Some(hash) => self.read_published(&hash).await,
+                Some(hash) => {
+                cost.kv_reads += 1;
+                self.read_published(&hash).await
+            }
                 None => None,
             }
         } else {
@@ -349,7 +364,14 @@ impl SwarmObject {
                 users.push(*user);
             }
             match db.batch(statements).await {
-                Ok(_) => {}
+                Ok(results) => {
+                    for r in results {
+                        if let Ok(Some(meta)) = r.meta() {
+                            cost.d1_rows_read += meta.rows_read.unwrap_or(0);
+                            cost.d1_rows_written += meta.rows_written.unwrap_or(0);
+                        }
+                    }
+                }
                 Err(e) if e.to_string().contains("UNIQUE constraint failed") => {
                     console_log!("credit batch {} was already applied", b.id);
                 }
@@ -400,6 +422,12 @@ impl RowCost {
     fn add(&mut self, other: RowCost) {
         self.read += other.read;
         self.written += other.written;
+        self.requests += other.requests;
+        self.alarms += other.alarms;
+        self.kv_writes += other.kv_writes;
+        self.kv_reads += other.kv_reads;
+        self.d1_rows_read += other.d1_rows_read;
+        self.d1_rows_written += other.d1_rows_written;
     }
 }
 
