@@ -42,6 +42,7 @@ fn peer(n: u32) -> Peer {
         id: PeerId(id),
         addr: PeerAddr::new([10, (n >> 16) as u8, (n >> 8) as u8, n as u8].into(), 6881),
         last_seen: 1_000,
+        stored_seen: 1_000,
         completed: false,
     }
 }

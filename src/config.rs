@@ -27,6 +27,10 @@ pub struct TrackerConfig {
     pub publish_window: u32,
     /// Seconds a swarm batches re-announce timestamps before writing them (`FLUSH_DELAY`).
     pub flush_delay: u32,
+    /// A steady re-announce is written only once storage's copy of the peer's
+    /// time is this old (`REFRESH_AFTER`); after a reload a silent peer may
+    /// linger up to this much past its timeout.
+    pub refresh_after: u32,
     /// Most info hashes in one scrape (`SCRAPE_MAX`).
     pub scrape_max: u32,
     /// Seconds a swarm gathers private-mode credits before writing them to D1 (`CREDIT_FLUSH`).
@@ -60,6 +64,7 @@ impl Default for TrackerConfig {
             peer_grace: 600,
             publish_window: 60,
             flush_delay: 5,
+            refresh_after: 3600,
             credit_flush: 30,
             scrape_max: 64,
             full_scrape: false,
@@ -119,6 +124,7 @@ impl TrackerConfig {
             peer_grace: num("PEER_GRACE", d.peer_grace, 0, 86_400)?,
             publish_window: num("PUBLISH_WINDOW", d.publish_window, 1, 86_400)?,
             flush_delay: num("FLUSH_DELAY", d.flush_delay, 1, 60)?,
+            refresh_after: num("REFRESH_AFTER", d.refresh_after, 0, 604_800)?,
             credit_flush: num("CREDIT_FLUSH", d.credit_flush, 1, 3_600)?,
             scrape_max: num("SCRAPE_MAX", d.scrape_max, 1, 1_000)?,
             full_scrape: flag("FULL_SCRAPE", d.full_scrape)?,

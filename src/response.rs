@@ -128,7 +128,7 @@ mod tests {
     use crate::peer::{PeerAddr, PeerId};
 
     fn peer(ip: &str, port: u16, tag: u8) -> Peer {
-        Peer { id: PeerId([tag; 20]), addr: PeerAddr::new(ip.parse().unwrap(), port), last_seen: 0, completed: false }
+        Peer { id: PeerId([tag; 20]), addr: PeerAddr::new(ip.parse().unwrap(), port), last_seen: 0, stored_seen: 0, completed: false }
     }
 
     const C: SwarmCounters = SwarmCounters { complete: 1, incomplete: 2, downloaded: 3 };

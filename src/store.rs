@@ -46,11 +46,16 @@ pub const MAX_TOUCHES_PER_ROW: usize = 50_000;
 /// whose peers expire one by one does not wake its object for each.
 pub const EXPIRY_SWEEP_GAP: u32 = 60;
 
-/// A `peers` row value: address (18), last_seen (4), flags (1).
+/// Swarms with at least this many peers batch their refreshes into one
+/// ring row per flush window; smaller ones write a refreshed peer's row
+/// directly (cheaper than a ring row plus an alarm for one peer).
+pub const DENSE_SWARM: usize = 1_000;
+
+/// A `peers` row value: address (18), stored last_seen (4), flags (1).
 pub fn encode_peer(peer: &Peer, seeder: bool) -> Vec<u8> {
     let mut rec = Vec::with_capacity(23);
     rec.extend_from_slice(&peer.addr.encode());
-    rec.extend_from_slice(&peer.last_seen.to_be_bytes());
+    rec.extend_from_slice(&peer.stored_seen.to_be_bytes());
     rec.push(seeder as u8 | (peer.completed as u8) << 1);
     rec
 }
@@ -63,7 +68,7 @@ pub fn decode_peer(id: &[u8], rec: &[u8]) -> Option<(Peer, bool)> {
     let addr = PeerAddr::decode(&rec[..18])?;
     let last_seen = u32::from_be_bytes(rec[18..22].try_into().ok()?);
     let flags = rec[22];
-    Some((Peer { id, addr, last_seen, completed: flags & 2 != 0 }, flags & 1 != 0))
+    Some((Peer { id, addr, last_seen, stored_seen: last_seen, completed: flags & 2 != 0 }, flags & 1 != 0))
 }
 
 /// A write the Durable Object must make durable.
@@ -174,6 +179,10 @@ pub struct SwarmState {
     marks: HashMap<PeerId, Credit>,
     /// Private mode: an outbox batch still waits for D1.
     pub outbox_pending: bool,
+    /// The oldest `last_seen` in the swarm as of the last sweep (a lower
+    /// bound: announces only move peers later), so scheduling the next
+    /// expiry sweep never scans the swarm on the announce path.
+    oldest_seen: Option<u32>,
 }
 
 /// Why a private-mode announce was refused by the swarm.
@@ -195,6 +204,7 @@ impl SwarmState {
             sessions: HashMap::new(),
             marks: HashMap::new(),
             outbox_pending: false,
+            oldest_seen: None,
         }
     }
 
@@ -230,7 +240,10 @@ impl SwarmState {
                 }
             }
         }
-        self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer).collect()
+        self.swarm.assume_recent(now, config.refresh_after);
+        let deletes = self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer).collect();
+        self.oldest_seen = self.swarm.oldest_last_seen();
+        deletes
     }
 
     /// The downloaded count to start from when storage held nothing: the
@@ -287,19 +300,27 @@ impl SwarmState {
                 writes.push(StoreWrite::UpsertSession { id, rec: record.encode() });
             }
         }
-        let outcome = self.swarm.announce(&msg.peer, now);
+        let outcome = self.swarm.announce_with_refresh(&msg.peer, now, config.refresh_after);
+        if self.oldest_seen.is_none() && !self.swarm.is_empty() {
+            self.oldest_seen = Some(now);
+        }
         match outcome.change {
             PeerChange::Stored { peer, seeder } => {
                 writes.push(StoreWrite::UpsertPeer { id: peer.id, rec: encode_peer(&peer, seeder) })
             }
             PeerChange::Removed(id) => writes.push(StoreWrite::DeletePeer(id)),
-            PeerChange::Touched(id) => {
+            PeerChange::Touched(id) if !self.pending_touches.is_empty() || self.swarm.len() >= DENSE_SWARM => {
                 self.pending_touches.push(id);
                 if self.pending_touches.len() >= MAX_TOUCHES_PER_ROW {
                     writes.extend(self.flush_touches(now, config));
                 }
             }
-            PeerChange::Unchanged => {}
+            PeerChange::Touched(id) => {
+                if let Some((peer, seeder)) = self.swarm.get(&id) {
+                    writes.push(StoreWrite::UpsertPeer { id, rec: encode_peer(peer, seeder) });
+                }
+            }
+            PeerChange::Fresh | PeerChange::Unchanged => {}
         }
         if self.info_hash.is_none() {
             self.info_hash = Some(msg.info_hash);
@@ -337,6 +358,7 @@ impl SwarmState {
         let mut writes: Vec<StoreWrite> = self.flush_touches(now, config).into_iter().collect();
         let cutoff = now.saturating_sub(config.peer_timeout());
         writes.extend(self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer));
+        self.oldest_seen = self.swarm.oldest_last_seen();
         writes.extend(self.expire_sessions(cutoff));
         let counters = self.swarm.counters();
         let publish = match self.info_hash {
@@ -452,7 +474,7 @@ impl SwarmState {
         if self.info_hash.is_some() && self.published != Some(self.swarm.counters()) {
             at(self.publish_due(now, config).max(now));
         }
-        if let Some(oldest) = self.swarm.oldest_last_seen() {
+        if let Some(oldest) = self.oldest_seen.filter(|_| !self.swarm.is_empty()) {
             at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
         } else if self.row_stored {
             // Empty but still stored: come back to publish and free it.
@@ -508,7 +530,7 @@ mod tests {
     use crate::swarm::PeerAnnounce;
 
     fn cfg() -> TrackerConfig {
-        TrackerConfig { interval: 100, peer_grace: 20, flush_delay: 5, publish_window: 60, ..TrackerConfig::default() }
+        TrackerConfig { interval: 100, peer_grace: 20, flush_delay: 5, publish_window: 60, refresh_after: 30, ..TrackerConfig::default() }
     }
 
     fn msg(n: u8, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
@@ -566,8 +588,14 @@ mod tests {
         }
     }
 
+    fn wide(n: u32, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
+        let mut m = msg(1, left, event);
+        m.peer.peer_id.0[..4].copy_from_slice(&n.to_be_bytes());
+        m
+    }
+
     #[test]
-    fn steady_reannounces_cost_one_row_per_window() {
+    fn steady_reannounces_write_nothing_until_refresh_is_due() {
         let c = cfg();
         let mut t = Tables::default();
         let mut s = SwarmState::new(1);
@@ -581,16 +609,40 @@ mod tests {
         s.published(m.publish.unwrap().1, 1000);
         t.writes = 0;
         for n in 1..=50 {
-            let (_, w) = s.announce(&msg(n, 5, AnnounceEvent::Update), 1050, &c);
-            assert!(w.is_empty(), "a steady re-announce writes nothing itself");
+            let (_, w) = s.announce(&msg(n, 5, AnnounceEvent::Update), 1000 + c.refresh_after - 1, &c);
+            assert!(w.is_empty(), "storage's time is recent enough: nothing to write");
         }
-        assert_eq!(s.next_alarm(1050, &c), Some(1055));
-        let m = s.maintain(1055, &c);
+        // Once storage's copy is REFRESH_AFTER old, a small swarm writes the peer's row.
+        let (_, w) = s.announce(&msg(1, 5, AnnounceEvent::Update), 1000 + c.refresh_after, &c);
+        assert!(matches!(w.as_slice(), [StoreWrite::UpsertPeer { .. }]));
+        let (_, w) = s.announce(&msg(1, 5, AnnounceEvent::Update), 1000 + c.refresh_after + 1, &c);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn dense_swarms_batch_refreshes_into_one_row_per_window() {
+        let c = cfg();
+        let mut t = Tables::default();
+        let mut s = SwarmState::new(1);
+        let n = DENSE_SWARM as u32;
+        for i in 0..n {
+            t.apply(s.announce(&wide(i, 10, AnnounceEvent::Started), 1000, &c).1, &c);
+        }
+        let m = s.maintain(1000, &c);
+        s.published(m.publish.unwrap().1, 1000);
+        t.writes = 0;
+        let later = 1000 + c.refresh_after;
+        for i in 0..n {
+            let (_, w) = s.announce(&wide(i, 5, AnnounceEvent::Update), later, &c);
+            assert!(w.is_empty(), "a refresh in a dense swarm waits for the batch");
+        }
+        assert_eq!(s.next_alarm(later, &c), Some(later + c.flush_delay));
+        let m = s.maintain(later + c.flush_delay, &c);
         t.apply(m.writes, &c);
-        assert_eq!(t.writes, 1, "fifty re-announces flushed as one row");
-        // After a reload past the first announce's timeout, the touched peers survive.
-        let reloaded = t.reload(1000 + c.peer_timeout() + 10, &c);
-        assert_eq!(reloaded.swarm.len(), 50);
+        assert_eq!(t.writes, 1, "a thousand refreshes flushed as one row");
+        // Reloaded past the first announce's timeout, the touched peers survive.
+        let reloaded = t.reload(later + c.peer_timeout() - 1, &c);
+        assert_eq!(reloaded.swarm.len(), n as usize);
     }
 
     #[test]
@@ -614,17 +666,20 @@ mod tests {
         let mut s = SwarmState::new(1);
         t.apply(s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c).1, &c);
         t.apply(s.announce(&msg(2, 10, AnnounceEvent::Started), 1100, &c).1, &c);
-        let later = 1000 + c.peer_timeout() + 1;
-        let mut r = SwarmState::new(1);
-        let peers: Vec<_> = t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).unwrap()).collect();
-        let deletes = r.load(t.row, peers, vec![], later, &c);
+        // After a reload, storage's time may lag by under REFRESH_AFTER:
+        // a silent peer goes once even its latest possible announce is too old.
+        let peers = |t: &Tables| t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).unwrap()).collect::<Vec<_>>();
+        let just_before = 1000 + c.peer_timeout() + c.refresh_after - 1;
+        assert!(SwarmState::new(1).load(t.row, peers(&t), vec![], just_before, &c).is_empty());
+        let deletes = SwarmState::new(1).load(t.row, peers(&t), vec![], just_before + 1, &c);
         assert_eq!(deletes, vec![StoreWrite::DeletePeer(PeerId([1; 20]))]);
+        // In memory the exact time counts.
         assert_eq!(s.next_alarm(1100, &c), Some(1100), "unpublished counters are due at once");
         let m = s.maintain(1100, &c);
         s.published(m.publish.unwrap().1, 1100);
         // Peer 1 is due at 1121, but sweeps are at least EXPIRY_SWEEP_GAP apart.
         assert_eq!(s.next_alarm(1100, &c), Some(1100 + EXPIRY_SWEEP_GAP));
-        let m = s.maintain(later, &c);
+        let m = s.maintain(1000 + c.peer_timeout() + 1, &c);
         assert!(m.writes.contains(&StoreWrite::DeletePeer(PeerId([1; 20]))));
         assert_eq!(s.swarm.len(), 1);
     }
@@ -745,7 +800,7 @@ mod tests {
 
     #[test]
     fn peer_row_round_trip() {
-        let p = Peer { id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, completed: true };
+        let p = Peer { id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, stored_seen: 77, completed: true };
         assert_eq!(decode_peer(&p.id.0, &encode_peer(&p, true)), Some((p, true)));
         assert_eq!(decode_peer(&[1; 3], &encode_peer(&p, true)), None);
     }

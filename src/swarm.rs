@@ -24,6 +24,8 @@ pub struct Peer {
     pub addr: PeerAddr,
     /// Unix seconds of the peer's last announce.
     pub last_seen: u32,
+    /// The `last_seen` storage has for this peer (at most `last_seen`).
+    pub stored_seen: u32,
     /// Whether this peer's completion was already counted.
     pub completed: bool,
 }
@@ -42,8 +44,11 @@ pub struct PeerAnnounce {
 pub enum PeerChange {
     /// New peer, or its address, role or completion changed: write its row now.
     Stored { peer: Peer, seeder: bool },
-    /// Only `last_seen` moved: a steady re-announce, written in batches.
+    /// Only `last_seen` moved, and storage's copy is now too old: a steady
+    /// re-announce whose time must be written (batched or through).
     Touched(PeerId),
+    /// Only `last_seen` moved and storage's copy is recent enough: nothing to write.
+    Fresh,
     /// The peer left (`stopped`): delete its row.
     Removed(PeerId),
     /// `stopped` from a peer we did not know.
@@ -163,8 +168,15 @@ impl Swarm {
         Some((self.at(slot), slot.seeder()))
     }
 
-    /// Applies one announce at time `now` (Unix seconds).
+    /// Applies one announce at time `now` (Unix seconds); every steady
+    /// re-announce asks for its time to be stored.
     pub fn announce(&mut self, a: &PeerAnnounce, now: u32) -> AnnounceOutcome {
+        self.announce_with_refresh(a, now, 0)
+    }
+
+    /// Applies one announce; a steady re-announce asks for its time to be
+    /// stored only once storage's copy is `refresh_after` seconds old.
+    pub fn announce_with_refresh(&mut self, a: &PeerAnnounce, now: u32, refresh_after: u32) -> AnnounceOutcome {
         let seeder = a.left == 0;
         if a.event == AnnounceEvent::Stopped {
             let slot = self.lookup(&a.peer_id);
@@ -189,10 +201,13 @@ impl Swarm {
                 let completed = !old.completed
                     && !slot.seeder()
                     && (a.event == AnnounceEvent::Completed || seeder);
+                let stored = completed || old.addr != a.addr || slot.seeder() != seeder;
+                let refresh = !stored && now.saturating_sub(old.stored_seen) >= refresh_after;
                 let peer = Peer {
                     id: a.peer_id,
                     addr: a.addr,
                     last_seen: now,
+                    stored_seen: if stored || refresh { now } else { old.stored_seen },
                     completed: old.completed || completed,
                 };
                 if slot.seeder() == seeder {
@@ -204,16 +219,18 @@ impl Swarm {
                 if completed {
                     self.downloaded += 1;
                 }
-                let change = if completed || old.addr != a.addr || slot.seeder() != seeder {
+                let change = if stored {
                     PeerChange::Stored { peer, seeder }
-                } else {
+                } else if refresh {
                     PeerChange::Touched(a.peer_id)
+                } else {
+                    PeerChange::Fresh
                 };
                 AnnounceOutcome { change, completed, seeder }
             }
             None => {
                 let completed = a.event == AnnounceEvent::Completed;
-                let peer = Peer { id: a.peer_id, addr: a.addr, last_seen: now, completed };
+                let peer = Peer { id: a.peer_id, addr: a.addr, last_seen: now, stored_seen: now, completed };
                 self.insert(peer, seeder);
                 if completed {
                     self.downloaded += 1;
@@ -236,11 +253,22 @@ impl Swarm {
         self.insert(peer, seeder);
     }
 
-    /// Raises a peer's `last_seen` to `at` if it is older (batched touches).
+    /// Raises a peer's `last_seen` (and storage's copy) to `at` if older:
+    /// a batched touch read back from storage.
     pub fn touch(&mut self, id: &PeerId, at: u32) {
         if let Some(slot) = self.lookup(id) {
             let p = self.at_mut(slot);
             p.last_seen = p.last_seen.max(at);
+            p.stored_seen = p.stored_seen.max(at);
+        }
+    }
+
+    /// After a reload, storage's `last_seen` may lag the truth by less than
+    /// `refresh_after` (a later announce would have been written); assume
+    /// the latest, so no live peer expires early.
+    pub fn assume_recent(&mut self, now: u32, refresh_after: u32) {
+        for p in self.seeders.iter_mut().chain(self.leechers.iter_mut()) {
+            p.last_seen = p.stored_seen.saturating_add(refresh_after.saturating_sub(1)).min(now).max(p.last_seen);
         }
     }
 

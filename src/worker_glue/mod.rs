@@ -273,10 +273,19 @@ fn remote_ip(req: &Request) -> IpAddr {
         .unwrap_or(FALLBACK_IP)
 }
 
+/// The configuration, read from the Worker's vars once per isolate (vars
+/// only change with a deploy, which starts new isolates).
 pub fn config_from(env: &Env) -> std::result::Result<TrackerConfig, crate::config::ConfigError> {
-    TrackerConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+    thread_local! {
+        static CONFIG: std::cell::OnceCell<std::result::Result<TrackerConfig, crate::config::ConfigError>> =
+            const { std::cell::OnceCell::new() };
+    }
+    CONFIG.with(|c| c.get_or_init(|| TrackerConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))).clone())
 }
 
-fn expose_costs(env: &Env) -> bool {
-    matches!(env.var("EXPOSE_COSTS").map(|v| v.to_string()).as_deref(), Ok("true" | "1"))
+pub fn expose_costs(env: &Env) -> bool {
+    thread_local! {
+        static EXPOSE: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+    }
+    EXPOSE.with(|e| *e.get_or_init(|| matches!(env.var("EXPOSE_COSTS").map(|v| v.to_string()).as_deref(), Ok("true" | "1"))))
 }

@@ -26,6 +26,7 @@ pub struct SwarmObject {
     state: State,
     env: Env,
     config: TrackerConfig,
+    expose_costs: bool,
     inner: RefCell<Inner>,
 }
 
@@ -63,10 +64,12 @@ impl DurableObject for SwarmObject {
         let mut seed = [0u8; 8];
         // Without entropy the selection is still valid, just predictable.
         let _ = getrandom::fill(&mut seed);
+        let expose_costs = super::expose_costs(&env);
         SwarmObject {
             state,
             env,
             config,
+            expose_costs,
             inner: RefCell::new(Inner {
                 swarm: SwarmState::new(u64::from_le_bytes(seed)),
                 loaded: false,
@@ -94,6 +97,9 @@ impl DurableObject for SwarmObject {
         cost.requests += 1;
         let totals = self.count(cost);
         let mut resp = Response::from_bytes(answer)?;
+        if !self.expose_costs {
+            return Ok(resp);
+        }
         let headers = resp.headers_mut();
         headers.set(ROWS_READ_HEADER, &cost.read.to_string())?;
         headers.set(ROWS_WRITTEN_HEADER, &cost.written.to_string())?;

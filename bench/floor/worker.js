@@ -1,0 +1,33 @@
+// The platform floor for an announce: a minimal Worker that forwards each
+// announce to a Durable Object named by its info hash and returns a fixed
+// reply. No parsing beyond finding info_hash, no storage, no peer list.
+const REPLY = 'd8:completei0e10:incompletei0e8:intervali1800e5:peers0:e';
+const SCRAPE = 'd5:filesdee';
+
+export class FloorSwarm {
+  constructor(state, env) {
+    this.state = state;
+  }
+
+  async fetch() {
+    return new Response(REPLY);
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    const url = request.url;
+    const q = url.slice(url.indexOf('?') + 1);
+    if (url.includes('/scrape')) return new Response(SCRAPE);
+    let hash = null;
+    for (const part of q.split('&')) {
+      if (part.startsWith('info_hash=')) {
+        hash = part.slice(10);
+        break;
+      }
+    }
+    if (!hash) return new Response('d14:failure reason17:missing info_hashe');
+    const stub = env.FLOOR.get(env.FLOOR.idFromName(hash));
+    return stub.fetch('https://floor/announce');
+  },
+};

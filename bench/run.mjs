@@ -1,0 +1,295 @@
+// npm run bench: throughput against the platform floor, billable work per
+// announce turned into dollars, native core figures and wasm size. Writes
+// bench-results/results.json and bench-results/summary.md.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { Miniflare } from 'miniflare';
+import { ROOT, startTracker, escapeBytes, ADMIN_TOKEN } from '../tests/helpers.mjs';
+import { makeTorrentFromData } from '../tests/torrent.mjs';
+
+const OUT = join(ROOT, 'bench-results');
+mkdirSync(OUT, { recursive: true });
+const DURATION = Number(process.env.BENCH_SECONDS ?? 20);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+
+// Workers Paid list prices, $ per million.
+const PRICE = { workerRequest: 0.30, doRequest: 0.15, rowWritten: 1.0, rowRead: 0.001, kvRead: 0.50, kvWrite: 5.0, d1RowRead: 0.001, d1RowWritten: 1.0 };
+
+function log(...a) { console.log('[bench]', ...a); }
+
+async function startFloor() {
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: join(ROOT, 'bench/floor/worker.js'),
+    compatibilityDate: '2026-04-20',
+    durableObjects: { FLOOR: { className: 'FloorSwarm', useSQLite: true } },
+    cf: false,
+    host: '127.0.0.1',
+    port: 0,
+  });
+  const url = await mf.ready;
+  return { base: url.href.replace(/\/$/, ''), close: () => mf.dispose() };
+}
+
+function wrk(base, seconds) {
+  const r = spawnSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', join(ROOT, 'bench/announce.lua'), base],
+    { encoding: 'utf8' });
+  const out = r.stdout + r.stderr;
+  const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN);
+  const p50 = out.match(/50%\s+([\d.]+\w+)/)?.[1];
+  const p99 = out.match(/99%\s+([\d.]+\w+)/)?.[1];
+  const failures = Number(out.match(/FAILURES (\d+)/)?.[1] ?? NaN);
+  const errors = out.match(/Socket errors: (.*)/)?.[1] ?? 'none';
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  return { rps, p50, p99, failures, errors, non2xx, raw: out };
+}
+
+async function throughput() {
+  const tracker = await startTracker();
+  const floor = await startFloor();
+  const rounds = [];
+  try {
+    for (const [name, target] of [['floor', floor], ['tracker', tracker]]) {
+      log(`warming up ${name}`);
+      wrk(target.base, 5);
+    }
+    for (let i = 0; i < 2; i++) {
+      for (const [name, target] of [['floor', floor], ['tracker', tracker]]) {
+        const r = wrk(target.base, DURATION);
+        log(`${name}: ${r.rps} req/s, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}`);
+        rounds.push({ name, ...r, raw: undefined });
+      }
+    }
+  } finally {
+    await tracker.close();
+    await floor.close();
+  }
+  const best = (n) => Math.max(...rounds.filter((r) => r.name === n).map((r) => r.rps));
+  return { rounds, floor_rps: best('floor'), tracker_rps: best('tracker'), ratio: best('tracker') / best('floor') };
+}
+
+// ---- billable work per announce ----------------------------------------
+
+const hashes = (n, seed) => Array.from({ length: n }, (_, i) => {
+  const b = Buffer.alloc(20);
+  b.writeUInt32BE(seed, 0);
+  b.writeUInt32BE(i, 4);
+  for (let j = 8; j < 20; j++) b[j] = (i * 31 + j * 17 + seed) & 255;
+  return b;
+});
+
+async function pool(items, concurrency, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
+// Each swarm reports its instance's running totals; an evicted or
+// restarted object starts again from zero, so totals of retired instances
+// are kept aside.
+function observe(usage, ti, u) {
+  const e = usage.get(ti) ?? { retired: {}, last: {} };
+  if ((u.requests ?? 0) < (e.last.requests ?? 0)) {
+    for (const [k, v] of Object.entries(e.last)) e.retired[k] = (e.retired[k] ?? 0) + v;
+  }
+  e.last = u;
+  usage.set(ti, e);
+}
+
+function sumUsage(usage) {
+  const total = {};
+  for (const e of usage.values()) {
+    for (const part of [e.retired, e.last]) for (const [k, v] of Object.entries(part)) total[k] = (total[k] ?? 0) + v;
+  }
+  return total;
+}
+
+function diff(a, b) {
+  const d = {};
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) d[k] = (b[k] ?? 0) - (a[k] ?? 0);
+  return d;
+}
+
+function dollars(perAnnounce) {
+  const p = perAnnounce;
+  const items = {
+    worker_requests: 1 * PRICE.workerRequest,
+    do_requests: (p.requests + p.alarms) * PRICE.doRequest,
+    rows_written: p.written * PRICE.rowWritten,
+    rows_read: p.read * PRICE.rowRead,
+    kv_reads: (p.kv_reads + (p.worker_kv_reads ?? 0)) * PRICE.kvRead,
+    kv_writes: p.kv_writes * PRICE.kvWrite,
+    d1_rows_read: p.d1_rows_read * PRICE.d1RowRead,
+    d1_rows_written: p.d1_rows_written * PRICE.d1RowWritten,
+  };
+  const total = Object.values(items).reduce((a, b) => a + b, 0);
+  return { per_million: Number(total.toFixed(4)), breakdown: Object.fromEntries(Object.entries(items).map(([k, v]) => [k, Number(v.toFixed(4))])) };
+}
+
+/**
+ * A steady state: every peer joined, then re-announces `rounds` times,
+ * `gap` seconds apart, the way clients do every interval. Costs are the
+ * difference in the swarms' own counters over the steady phase.
+ */
+async function steadyCosts({ vars, torrents, peersPer, rounds, gap, urlFor, counters }) {
+  const t = await startTracker({ vars: { EXPOSE_COSTS: 'true', ...vars } });
+  try {
+    const ctx = await (counters?.setup?.(t) ?? {});
+    const usage = new Map();
+    let workerKvReads = 0;
+    const send = async (ti, p, round) => {
+      const [url, fields] = urlFor(t, ctx, ti, p, round);
+      const qs = Object.entries(fields).map(([k, v]) => `${k}=${v}`).join('&');
+      const res = await fetch(`${url}${url.includes('?') ? '&' : '?'}${qs}`, { headers: { 'cf-connecting-ip': `10.0.${ti % 250}.${p % 250}` } });
+      const body = Buffer.from(await res.arrayBuffer());
+      if (body.subarray(0, 17).toString() === 'd14:failure reaso') throw new Error(`announce failed: ${body}`);
+      const u = res.headers.get('x-swarm-usage');
+      if (u) observe(usage, ti, JSON.parse(u));
+      workerKvReads += Number(res.headers.get('x-kv-reads') ?? 0);
+    };
+    const all = [];
+    for (let ti = 0; ti < torrents; ti++) for (let p = 0; p < peersPer; p++) all.push([ti, p]);
+    await pool(all, 16, ([ti, p]) => send(ti, p, 0));
+    // Let first publishes and flushes settle, then measure from here.
+    await new Promise((r) => setTimeout(r, 2000));
+    await pool(Array.from({ length: torrents }, (_, ti) => ti), 16, (ti) => send(ti, 0, 0));
+    const before = sumUsage(usage);
+    const kvBefore = workerKvReads;
+    let steady = 0;
+    for (let round = 1; round <= rounds; round++) {
+      const shuffled = all.slice().sort(() => Math.random() - 0.5);
+      await pool(shuffled, 16, ([ti, p]) => send(ti, p, round));
+      steady += all.length;
+      await new Promise((r) => setTimeout(r, gap * 1000));
+    }
+    // One more re-announce per swarm collects what its alarms did after the last round.
+    await pool(Array.from({ length: torrents }, (_, ti) => ti), 16, (ti) => send(ti, 0, rounds));
+    steady += torrents;
+    const spent = diff(before, sumUsage(usage));
+    const per = Object.fromEntries(Object.entries(spent).map(([k, v]) => [k, v / steady]));
+    per.worker_kv_reads = (workerKvReads - kvBefore) / steady;
+    return { announces: steady, totals: spent, per_announce: per, cost: dollars(per) };
+  } finally {
+    await t.close();
+  }
+}
+
+async function publicCosts(vars = {}) {
+  const hs = hashes(200, 1);
+  return steadyCosts({
+    vars,
+    torrents: 200,
+    peersPer: 50,
+    rounds: 3,
+    gap: 6,
+    urlFor: (t, _ctx, ti, p) => [`${t.base}/announce`, {
+      info_hash: escapeBytes(hs[ti]), peer_id: `-BC0001-${String(p).padStart(12, '0')}`, port: 10000 + p,
+      uploaded: 0, downloaded: 0, left: p % 2 ? 1000 : 0, compact: 1, numwant: 50,
+    }],
+  });
+}
+
+async function privateCosts() {
+  const TORRENTS = 100;
+  const USERS = 20;
+  return steadyCosts({
+    vars: { TRACKER_MODE: 'private', PASSWORD_ROUNDS: '1000', RATIO_ALLOWANCE: String(1e15) },
+    torrents: TORRENTS,
+    peersPer: 20,
+    rounds: 3,
+    gap: 12,
+    counters: {
+      async setup(t) {
+        const api = (path, init) => fetch(`${t.base}/api${path}`, init).then((r) => r.json());
+        const users = [];
+        for (let u = 0; u < USERS; u++) {
+          const reg = await api('/users', { method: 'POST', body: JSON.stringify({ username: `bench${u}`, password: 'bench-password' }) });
+          users.push(reg.passkey);
+        }
+        const login = await api('/login', { method: 'POST', body: JSON.stringify({ username: 'bench0', password: 'bench-password' }) });
+        const infoHashes = [];
+        for (let i = 0; i < TORRENTS; i++) {
+          const m = makeTorrentFromData(`bench-${i}.bin`, Buffer.alloc(1024, i), 'http://x/announce', { private: true, pieceLength: 16384 });
+          await fetch(`${t.base}/api/torrents`, { method: 'POST', headers: { authorization: `Bearer ${login.token}` }, body: m.torrent });
+          infoHashes.push(m.infoHash);
+        }
+        return { users, infoHashes };
+      },
+    },
+    urlFor: (t, ctx, ti, p, round) => [`${t.base}/announce/${ctx.users[(ti + p) % USERS]}`, {
+      info_hash: escapeBytes(ctx.infoHashes[ti]), peer_id: `-BC0001-${String(p).padStart(12, '0')}`, port: 10000 + p,
+      uploaded: round * 1000 * (p + 1), downloaded: p % 2 ? round * 500 : 0, left: p % 2 ? 1000 : 0, compact: 1, numwant: 50,
+    }],
+  });
+}
+
+function nativeFigures() {
+  const crit = join(ROOT, 'target/criterion');
+  const read = (name) => {
+    const f = join(crit, name, 'new/estimates.json');
+    return existsSync(f) ? Number((JSON.parse(readFileSync(f, 'utf8')).mean.point_estimate / 1000).toFixed(3)) : null;
+  };
+  const memory = existsSync(join(OUT, 'native-memory.json')) ? JSON.parse(readFileSync(join(OUT, 'native-memory.json'), 'utf8')) : null;
+  return {
+    parse_announce_query_us: read('parse announce query'),
+    announce_swarm_10_us: read('announce into swarm of 10'),
+    announce_swarm_10k_us: read('announce into swarm of 10000'),
+    announce_swarm_1m_us: read('announce into swarm of 1000000'),
+    memory,
+  };
+}
+
+function wasmSize() {
+  const wasm = readFileSync(join(ROOT, 'build/index_bg.wasm'));
+  const js = readFileSync(join(ROOT, 'build/index.js'));
+  return { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length, js_bytes: js.length };
+}
+
+const results = { date: new Date().toISOString(), machine: `${execFileSync('nproc').toString().trim()} cores` };
+results.size = wasmSize();
+results.native = nativeFigures();
+log('size', JSON.stringify(results.size));
+log('native', JSON.stringify(results.native));
+results.throughput = await throughput();
+log('throughput', JSON.stringify({ floor: results.throughput.floor_rps, tracker: results.throughput.tracker_rps, ratio: results.throughput.ratio }));
+results.cost_public = await publicCosts();
+log('public $/M announces', results.cost_public.cost.per_million, JSON.stringify(results.cost_public.per_announce));
+// Every re-announce due for a refresh (REFRESH_AFTER=1): the worst case for
+// a small swarm. With clients announcing every INTERVAL and the default
+// REFRESH_AFTER = 2 x INTERVAL, every second re-announce is one of these.
+results.cost_public_refresh = await publicCosts({ REFRESH_AFTER: '1' });
+log('public, every re-announce refreshing: $/M', results.cost_public_refresh.cost.per_million);
+results.cost_public_production_small_swarms = Number(((results.cost_public.cost.per_million + results.cost_public_refresh.cost.per_million) / 2).toFixed(4));
+results.cost_private = await privateCosts();
+log('private $/M announces', results.cost_private.cost.per_million, JSON.stringify(results.cost_private.per_announce));
+writeFileSync(join(OUT, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+
+const t = results.throughput;
+const summary = `# Benchmark results (${results.date}, ${results.machine})
+
+| measure | value | target |
+|---|---|---|
+| floor Worker, announces/s (local) | ${t.floor_rps.toFixed(0)} | |
+| tracker, announces/s (local) | ${t.tracker_rps.toFixed(0)} | |
+| tracker / floor | ${t.ratio.toFixed(2)} | >= 0.8 |
+| public: $ per million steady announces (refresh not due) | ${results.cost_public.cost.per_million.toFixed(3)} | <= 0.50 |
+| public: $ per million, every re-announce refreshing | ${results.cost_public_refresh.cost.per_million.toFixed(3)} | |
+| public: small swarms in production (half the re-announces refresh) | ${results.cost_public_production_small_swarms.toFixed(3)} | |
+| private: $ per million steady announces | ${results.cost_private.cost.per_million.toFixed(3)} | <= 1.50 |
+| announce into a 10-peer swarm (native) | ${results.native.announce_swarm_10_us} us | |
+| announce into a 10k-peer swarm (native) | ${results.native.announce_swarm_10k_us} us | |
+| announce into a 1M-peer swarm (native) | ${results.native.announce_swarm_1m_us} us | O(numwant) |
+| memory per peer | ${results.native.memory?.bytes_per_peer} B | <= 100 B |
+| reload 1M peers after eviction (native) | ${results.native.memory?.reload_1m_peers_ms} ms | |
+| wasm size raw / gzip | ${(results.size.wasm_bytes / 1024).toFixed(0)} KiB / ${(results.size.wasm_gzip_bytes / 1024).toFixed(0)} KiB | <= 1 MiB raw |
+
+Public per announce: ${JSON.stringify(results.cost_public.per_announce)}
+Public $ breakdown: ${JSON.stringify(results.cost_public.cost.breakdown)}
+Private per announce: ${JSON.stringify(results.cost_private.per_announce)}
+Private $ breakdown: ${JSON.stringify(results.cost_private.cost.breakdown)}
+`;
+writeFileSync(join(OUT, 'summary.md'), summary);
+console.log(summary);
