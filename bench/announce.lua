@@ -25,17 +25,28 @@ end
 
 failures = 0
 local scrape_share = 0.1
+-- "populate": announce every peer once, in order, before random traffic.
+local next_peer = nil
 function init(args)
   math.randomseed(os.time() * 1000 + id)
   if args[1] then scrape_share = tonumber(args[1]) end
+  if args[2] == "populate" then next_peer = 0 end
 end
 
 function request()
+  if next_peer and next_peer < PEERS then
+    local p = next_peer
+    next_peer = next_peer + 1
+    return announce(p)
+  end
   if math.random() < scrape_share then
     local t = math.random(TORRENTS)
     return wrk.format("GET", "/scrape?info_hash=" .. hashes[t])
   end
-  local p = math.random(PEERS) - 1
+  return announce(math.random(PEERS) - 1)
+end
+
+function announce(p)
   local t = (p % TORRENTS) + 1
   local left = (p % 2 == 0) and 0 or 1000
   local path = string.format(

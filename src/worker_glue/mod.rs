@@ -170,28 +170,27 @@ async fn announce(
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_body(Some(js_sys::Uint8Array::from(msg.encode().as_slice()).into()));
-        let mut resp = stub.fetch_with_request(Request::new_with_init("https://swarm/announce", &init)?).await?;
-        let body = resp.bytes().await?;
-        Ok::<_, Error>((body, resp.headers().clone()))
+        stub.fetch_with_request(Request::new_with_init("https://swarm/announce", &init)?).await
     }
     .await;
     match reply {
-        Ok((body, headers)) => {
-            let mut resp = bencoded(body)?;
-            if expose_costs(env) {
-                for name in [ROWS_READ_HEADER, ROWS_WRITTEN_HEADER] {
-                    for name in [name.to_string(), format!("{name}-total")] {
-                        if let Some(v) = headers.get(&name)? {
-                            resp.headers_mut().set(&name, &v)?;
-                        }
+        // The swarm's answer is final (bencoded, with its headers): pass it on.
+        Ok(resp) if !expose_costs(env) => Ok(resp),
+        Ok(mut resp) => {
+            let headers = resp.headers().clone();
+            let mut copy = bencoded(resp.bytes().await?)?;
+            for name in [ROWS_READ_HEADER, ROWS_WRITTEN_HEADER] {
+                for name in [name.to_string(), format!("{name}-total")] {
+                    if let Some(v) = headers.get(&name)? {
+                        copy.headers_mut().set(&name, &v)?;
                     }
                 }
-                if let Some(v) = headers.get(USAGE_HEADER)? {
-                    resp.headers_mut().set(USAGE_HEADER, &v)?;
-                }
-                resp.headers_mut().set(KV_READS_HEADER, &private::take_kv_reads().to_string())?;
             }
-            Ok(resp)
+            if let Some(v) = headers.get(USAGE_HEADER)? {
+                copy.headers_mut().set(USAGE_HEADER, &v)?;
+            }
+            copy.headers_mut().set(KV_READS_HEADER, &private::take_kv_reads().to_string())?;
+            Ok(copy)
         }
         Err(e) => {
             console_error!("announce to swarm {} failed: {e}", announce.info_hash);
@@ -251,7 +250,7 @@ async fn full_scrape(kv: &kv::KvStore) -> std::result::Result<Vec<(crate::peer::
         .collect())
 }
 
-fn bencoded(body: Vec<u8>) -> Result<Response> {
+pub fn bencoded(body: Vec<u8>) -> Result<Response> {
     let mut resp = Response::from_bytes(body)?;
     resp.headers_mut().set("content-type", "text/plain; charset=utf-8")?;
     resp.headers_mut().set("cache-control", "no-store")?;

@@ -53,6 +53,8 @@ struct RowCost {
     kv_reads: usize,
     d1_rows_read: usize,
     d1_rows_written: usize,
+    /// Which in-memory instance counted these (a restart starts from zero).
+    instance: u32,
 }
 
 impl DurableObject for SwarmObject {
@@ -75,7 +77,7 @@ impl DurableObject for SwarmObject {
                 loaded: false,
                 schema_ready: false,
                 alarm_at: None,
-                totals: RowCost::default(),
+                totals: RowCost { instance: u32::from_le_bytes([seed[0], seed[1], seed[2], seed[3]]) | 1, ..RowCost::default() },
             }),
         }
     }
@@ -83,7 +85,7 @@ impl DurableObject for SwarmObject {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let body = req.bytes().await?;
         let Some(msg) = SwarmAnnounce::decode(&body) else {
-            return Response::from_bytes(response::failure("malformed swarm request"));
+            return super::bencoded(response::failure("malformed swarm request"));
         };
         let now = now_secs();
         let mut cost = self.ensure_loaded(now, Some(msg.info_hash)).await?;
@@ -96,7 +98,7 @@ impl DurableObject for SwarmObject {
         cost.written += self.schedule_alarm(now).await?;
         cost.requests += 1;
         let totals = self.count(cost);
-        let mut resp = Response::from_bytes(answer)?;
+        let mut resp = super::bencoded(answer)?;
         if !self.expose_costs {
             return Ok(resp);
         }
@@ -434,6 +436,7 @@ impl RowCost {
         self.kv_reads += other.kv_reads;
         self.d1_rows_read += other.d1_rows_read;
         self.d1_rows_written += other.d1_rows_written;
+        self.instance = self.instance.max(other.instance);
     }
 }
 
