@@ -26,6 +26,7 @@ async function startFloor() {
     scriptPath: join(ROOT, 'bench/floor/worker.js'),
     compatibilityDate: '2026-04-20',
     durableObjects: { FLOOR: { className: 'FloorSwarm', useSQLite: true } },
+    kvNamespaces: ['KV'],
     cf: false,
     host: '127.0.0.1',
     port: 0,

@@ -1,6 +1,7 @@
 // The platform floor for an announce: a minimal Worker that forwards each
 // announce to a Durable Object named by its info hash and returns a fixed
-// reply. No parsing beyond finding info_hash, no storage, no peer list.
+// reply; a scrape reads one KV key and returns a fixed reply. No parsing
+// beyond finding info_hash, no storage, no peer list.
 const REPLY = 'd8:completei0e10:incompletei0e8:intervali1800e5:peers0:e';
 const SCRAPE = 'd5:filesdee';
 
@@ -18,7 +19,11 @@ export default {
   async fetch(request, env) {
     const url = request.url;
     const q = url.slice(url.indexOf('?') + 1);
-    if (url.includes('/scrape')) return new Response(SCRAPE);
+    // A scrape served from KV costs at least one KV read.
+    if (url.includes('/scrape')) {
+      await env.KV.get(`scrape:${q.slice(0, 80)}`);
+      return new Response(SCRAPE);
+    }
     let hash = null;
     for (const part of q.split('&')) {
       if (part.startsWith('info_hash=')) {
