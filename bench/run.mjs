@@ -210,7 +210,7 @@ async function privateCosts() {
     torrents: TORRENTS,
     peersPer: 20,
     rounds: 3,
-    gap: 12,
+    gap: 45,
     counters: {
       async setup(t) {
         const api = (path, init) => fetch(`${t.base}/api${path}`, init).then((r) => r.json());

@@ -3,7 +3,7 @@
 source "$(dirname "$0")/env.sh"
 ensure_tools
 # Skip the build when nothing it reads changed since the last one.
-stamp="$(cat Cargo.toml Cargo.lock $(find src -type f | sort) | sha256sum | cut -c1-16)"
+stamp="$(cat Cargo.toml Cargo.lock scripts/wasm-bindgen-slim.sh $(find src -type f | sort) | sha256sum | cut -c1-16)"
 if [ -f build/.stamp ] && [ "$(cat build/.stamp)" = "$stamp" ] && [ -f build/index.js ]; then
   exit 0
 fi

@@ -43,10 +43,11 @@ ensure_node_modules() {
 
 ensure_tools() {
   ensure_wasm_target
-  WASM_BINDGEN_BIN="$(ensure_cargo_tool wasm-bindgen-cli "$(locked_version wasm-bindgen)" wasm-bindgen)"
+  WASM_BINDGEN_REAL="$(ensure_cargo_tool wasm-bindgen-cli "$(locked_version wasm-bindgen)" wasm-bindgen)"
+  WASM_BINDGEN_BIN="$ROOT/scripts/wasm-bindgen-slim.sh"
   WORKER_BUILD_BIN="$(ensure_cargo_tool worker-build "$(locked_version worker)" worker-build)"
   ensure_node_modules
-  export WASM_BINDGEN_BIN WORKER_BUILD_BIN
+  export WASM_BINDGEN_REAL WASM_BINDGEN_BIN WORKER_BUILD_BIN
   # worker-build bundles with esbuild: use the one npm installed for wrangler.
   export ESBUILD_BIN="$ROOT/node_modules/esbuild/bin/esbuild"
 }

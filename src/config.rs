@@ -65,7 +65,7 @@ impl Default for TrackerConfig {
             publish_window: 60,
             flush_delay: 5,
             refresh_after: 3600,
-            credit_flush: 30,
+            credit_flush: 120,
             scrape_max: 64,
             full_scrape: false,
             trust_client_ip: false,
