@@ -198,6 +198,23 @@ mod tests {
     }
 
     #[test]
+    fn wrangler_toml_sets_the_defaults() {
+        // Operators read defaults in wrangler.toml; they must be the code's.
+        let toml = include_str!("../wrangler.toml");
+        let vars = toml.split("[vars]").nth(1).unwrap_or("").split("\n[").next().unwrap_or("");
+        let lookup: std::collections::HashMap<String, String> = vars
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            })
+            .collect();
+        assert!(lookup.len() >= 18, "{lookup:?}");
+        let c = TrackerConfig::from_lookup(|k| lookup.get(k).cloned()).unwrap();
+        assert_eq!(c, TrackerConfig::default());
+    }
+
+    #[test]
     fn rejects_out_of_range_values() {
         let e = TrackerConfig::from_lookup(|k| (k == "INTERVAL").then(|| "abc".into())).unwrap_err();
         assert_eq!(e.name, "INTERVAL");
