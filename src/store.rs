@@ -179,6 +179,9 @@ pub struct SwarmState {
     marks: HashMap<PeerId, Credit>,
     /// Private mode: an outbox batch still waits for D1.
     pub outbox_pending: bool,
+    /// Private mode: some session holds credit not yet taken into a batch
+    /// (kept as a flag so the announce path never scans the sessions).
+    unflushed: bool,
     /// The oldest `last_seen` in the swarm as of the last sweep (a lower
     /// bound: announces only move peers later), so scheduling the next
     /// expiry sweep never scans the swarm on the announce path.
@@ -204,6 +207,7 @@ impl SwarmState {
             sessions: HashMap::new(),
             marks: HashMap::new(),
             outbox_pending: false,
+            unflushed: false,
             oldest_seen: None,
         }
     }
@@ -296,6 +300,7 @@ impl SwarmState {
                 record.session = session;
                 record.credited.uploaded += credit.uploaded;
                 record.credited.downloaded += credit.downloaded;
+                self.unflushed |= !credit.is_zero();
                 self.sessions.insert(id, record);
                 writes.push(StoreWrite::UpsertSession { id, rec: record.encode() });
             }
@@ -404,6 +409,7 @@ impl SwarmState {
         self.sessions.extend(sessions);
         self.marks = decode_marks(marks);
         self.outbox_pending |= outbox_pending;
+        self.unflushed = self.sessions.iter().any(|(id, s)| !self.fully_flushed(id, s));
     }
 
     pub fn session(&self, id: &PeerId) -> Option<SessionRecord> {
@@ -412,7 +418,7 @@ impl SwarmState {
 
     /// Credit earned but not yet in an outbox batch.
     pub fn credits_pending(&self) -> bool {
-        self.outbox_pending || self.sessions.iter().any(|(id, s)| !self.fully_flushed(id, s))
+        self.outbox_pending || self.unflushed
     }
 
     /// Takes every session's unflushed credit as one batch per user and the
@@ -431,10 +437,12 @@ impl SwarmState {
             }
         }
         if per_user.is_empty() {
+            self.unflushed = false;
             return None;
         }
         self.marks = self.sessions.iter().map(|(id, s)| (*id, s.credited)).collect();
         self.outbox_pending = true;
+        self.unflushed = false;
         Some((per_user.into_iter().map(|(u, (up, down))| [u, up, down]).collect(), encode_marks(&self.marks)))
     }
 
