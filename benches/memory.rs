@@ -44,6 +44,7 @@ fn peer(n: u32) -> Peer {
         last_seen: 1_000,
         stored_seen: 1_000,
         completed: false,
+        heard: false,
     }
 }
 

@@ -52,6 +52,12 @@ pub struct TrackerConfig {
     pub require_private_flag: bool,
     /// Private mode: PBKDF2 rounds for new passwords (`PASSWORD_ROUNDS`).
     pub password_rounds: u32,
+    /// Refuse a plain re-announce that comes sooner than `min_interval`
+    /// (`ENFORCE_MIN_INTERVAL`); events always pass.
+    pub enforce_min_interval: bool,
+    /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
+    /// get peers but are not listed.
+    pub max_peers: u32,
 }
 
 impl Default for TrackerConfig {
@@ -75,6 +81,8 @@ impl Default for TrackerConfig {
             ratio_allowance: 10 * 1024 * 1024 * 1024,
             require_private_flag: true,
             password_rounds: crate::accounts::PBKDF2_ROUNDS,
+            enforce_min_interval: true,
+            max_peers: 500_000,
         }
     }
 }
@@ -150,6 +158,8 @@ impl TrackerConfig {
             },
             require_private_flag: flag("REQUIRE_PRIVATE_FLAG", d.require_private_flag)?,
             password_rounds: num("PASSWORD_ROUNDS", d.password_rounds, 1_000, 2_000_000)?,
+            enforce_min_interval: flag("ENFORCE_MIN_INTERVAL", d.enforce_min_interval)?,
+            max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
         };
         Ok(config)
     }
@@ -161,6 +171,12 @@ impl TrackerConfig {
     /// Seconds of silence after which a peer is dropped.
     pub fn peer_timeout(&self) -> u32 {
         self.interval.saturating_add(self.peer_grace)
+    }
+
+    /// Seconds before a plain re-announce is accepted: `min_interval` less
+    /// a tenth, since clients round and jitter their timers.
+    pub fn min_reannounce(&self) -> u32 {
+        if self.enforce_min_interval { self.min_interval - self.min_interval / 10 } else { 0 }
     }
 
     /// `numwant` as the client asked, bounded by the configured cap.

@@ -9,7 +9,7 @@ use crate::peer::InfoHash;
 use crate::swarm::{Peer, SwarmCounters};
 
 #[derive(Serialize)]
-struct AnnounceBody {
+struct AnnounceBody<'a> {
     complete: u64,
     downloaded: u64,
     incomplete: u64,
@@ -19,6 +19,9 @@ struct AnnounceBody {
     peers: PeerList,
     #[serde(skip_serializing_if = "Option::is_none")]
     peers6: Option<ByteBuf>,
+    /// Keys are written in this order, which must stay sorted (bencode).
+    #[serde(rename = "warning message", skip_serializing_if = "Option::is_none")]
+    warning: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +53,7 @@ pub fn announce(
     min_interval: u32,
     peers: &[&Peer],
     format: PeerListFormat,
+    warning: Option<&str>,
 ) -> Vec<u8> {
     let (peers, peers6) = if format.compact {
         let mut v4 = Vec::with_capacity(peers.len() * 6);
@@ -82,6 +86,7 @@ pub fn announce(
         min_interval,
         peers,
         peers6,
+        warning,
     };
     // Serialising plain integers and byte strings cannot fail.
     serde_bencode::to_bytes(&body).unwrap_or_else(|_| failure("internal encoding error"))
@@ -117,6 +122,22 @@ struct FailureBody<'a> {
     reason: &'a str,
 }
 
+#[derive(Serialize)]
+struct RetryBody<'a> {
+    #[serde(rename = "failure reason")]
+    reason: &'a str,
+    /// BEP 31: minutes before the client should try again.
+    #[serde(rename = "retry in")]
+    retry_in: u32,
+}
+
+/// A refusal that tells the client when to come back (BEP 31 `retry in`,
+/// in whole minutes, at least one).
+pub fn failure_retry(reason: &str, retry_after_secs: u32) -> Vec<u8> {
+    let body = RetryBody { reason, retry_in: retry_after_secs.div_ceil(60).max(1) };
+    serde_bencode::to_bytes(&body).unwrap_or_else(|_| failure(reason))
+}
+
 /// `d14:failure reason<len>:<reason>e`: what every refused request gets.
 pub fn failure(reason: &str) -> Vec<u8> {
     serde_bencode::to_bytes(&FailureBody { reason }).unwrap_or_else(|_| b"d14:failure reason5:errore".to_vec())
@@ -128,7 +149,7 @@ mod tests {
     use crate::peer::{PeerAddr, PeerId};
 
     fn peer(ip: &str, port: u16, tag: u8) -> Peer {
-        Peer { id: PeerId([tag; 20]), addr: PeerAddr::new(ip.parse().unwrap(), port), last_seen: 0, stored_seen: 0, completed: false }
+        Peer { id: PeerId([tag; 20]), addr: PeerAddr::new(ip.parse().unwrap(), port), last_seen: 0, stored_seen: 0, completed: false, heard: true }
     }
 
     const C: SwarmCounters = SwarmCounters { complete: 1, incomplete: 2, downloaded: 3 };
@@ -137,7 +158,7 @@ mod tests {
     fn compact_splits_v4_and_v6() {
         let a = peer("1.2.3.4", 0x1ae1, b'a');
         let b = peer("::1", 80, b'b');
-        let out = announce(C, 1800, 900, &[&a, &b], PeerListFormat { compact: true, no_peer_id: false });
+        let out = announce(C, 1800, 900, &[&a, &b], PeerListFormat { compact: true, no_peer_id: false }, None);
         let mut expected = b"d8:completei1e10:downloadedi3e10:incompletei2e8:intervali1800e12:min intervali900e5:peers6:\x01\x02\x03\x04\x1a\xe16:peers618:".to_vec();
         expected.extend_from_slice(&[0; 15]);
         expected.extend_from_slice(&[1, 0, 80, b'e']);
@@ -146,7 +167,7 @@ mod tests {
 
     #[test]
     fn empty_compact_list_is_still_present() {
-        let out = announce(C, 60, 30, &[], PeerListFormat { compact: true, no_peer_id: false });
+        let out = announce(C, 60, 30, &[], PeerListFormat { compact: true, no_peer_id: false }, None);
         assert!(out.windows(9).any(|w| w == b"5:peers0:"));
         assert!(!out.windows(6).any(|w| w == b"peers6"));
     }
@@ -154,10 +175,10 @@ mod tests {
     #[test]
     fn dict_list_with_and_without_peer_id() {
         let a = peer("1.2.3.4", 6881, b'a');
-        let out = announce(C, 60, 30, &[&a], PeerListFormat { compact: false, no_peer_id: false });
+        let out = announce(C, 60, 30, &[&a], PeerListFormat { compact: false, no_peer_id: false }, None);
         let s = String::from_utf8_lossy(&out);
         assert!(s.contains("5:peersld2:ip7:1.2.3.47:peer id20:aaaaaaaaaaaaaaaaaaaa4:porti6881eee"), "{s}");
-        let out = announce(C, 60, 30, &[&a], PeerListFormat { compact: false, no_peer_id: true });
+        let out = announce(C, 60, 30, &[&a], PeerListFormat { compact: false, no_peer_id: true }, None);
         assert!(String::from_utf8_lossy(&out).contains("5:peersld2:ip7:1.2.3.44:porti6881eee"));
     }
 
@@ -170,6 +191,14 @@ mod tests {
         expected.extend_from_slice(&[0xff; 20]);
         expected.extend_from_slice(b"d8:completei1e10:downloadedi3e10:incompletei2eeee");
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn warning_comes_last_and_retry_in_is_minutes() {
+        let out = announce(C, 60, 30, &[], PeerListFormat { compact: true, no_peer_id: false }, Some("full"));
+        assert!(out.ends_with(b"5:peers0:15:warning message4:fulle"), "{}", String::from_utf8_lossy(&out));
+        assert_eq!(failure_retry("too soon", 61), b"d14:failure reason8:too soon8:retry ini2ee");
+        assert_eq!(failure_retry("too soon", 0), b"d14:failure reason8:too soon8:retry ini1ee");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   and overwritten as the ring turns.
 //! - `swarm`: one row with the info hash, the completed count and what was
 //!   last published to KV.
+//! - `blocked`: one row while an operator has blocked the torrent; a
+//!   blocked swarm lists nobody and keeps its storage so the block lasts.
 //!
 //! Nothing here touches the Worker runtime: the Durable Object glue runs the
 //! SQL these types describe, so the rules are tested natively.
@@ -37,7 +39,14 @@ CREATE TABLE IF NOT EXISTS swarm (k INTEGER PRIMARY KEY, info_hash BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS sessions (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS flushed (k INTEGER PRIMARY KEY, marks BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, batch TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocked (k INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 ";
+
+/// What an announce to a blocked torrent gets.
+pub const BLOCKED_REFUSAL: &str = "this torrent is blocked on this tracker";
+
+/// What a newcomer to a full swarm is told (it still gets peers).
+pub const FULL_WARNING: &str = "swarm is full: you get peers but are not listed until a slot frees";
 
 /// Most ids in one `touches` row (20 bytes each: 1 MB, half SQLite's row cap).
 pub const MAX_TOUCHES_PER_ROW: usize = 50_000;
@@ -68,7 +77,7 @@ pub fn decode_peer(id: &[u8], rec: &[u8]) -> Option<(Peer, bool)> {
     let addr = PeerAddr::decode(&rec[..18])?;
     let last_seen = u32::from_be_bytes(rec[18..22].try_into().ok()?);
     let flags = rec[22];
-    Some((Peer { id, addr, last_seen, stored_seen: last_seen, completed: flags & 2 != 0 }, flags & 1 != 0))
+    Some((Peer { id, addr, last_seen, stored_seen: last_seen, completed: flags & 2 != 0, heard: false }, flags & 1 != 0))
 }
 
 /// A write the Durable Object must make durable.
@@ -85,6 +94,8 @@ pub enum StoreWrite {
     /// credited to its user so far; one row per accounted announce.
     UpsertSession { id: PeerId, rec: Vec<u8> },
     DeleteSession(PeerId),
+    /// Write (`Some(at)`) or delete the `blocked` row.
+    Blocked(Option<u32>),
 }
 
 /// A private-mode peer: its accounting baseline and the bytes credited to
@@ -186,6 +197,8 @@ pub struct SwarmState {
     /// bound: announces only move peers later), so scheduling the next
     /// expiry sweep never scans the swarm on the announce path.
     oldest_seen: Option<u32>,
+    /// An operator blocked this torrent.
+    pub blocked: bool,
 }
 
 /// Why a private-mode announce was refused by the swarm.
@@ -209,6 +222,7 @@ impl SwarmState {
             outbox_pending: false,
             unflushed: false,
             oldest_seen: None,
+            blocked: false,
         }
     }
 
@@ -264,6 +278,16 @@ impl SwarmState {
     /// must be durable before it is sent.
     pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (Vec<u8>, Vec<StoreWrite>) {
         let mut writes = Vec::new();
+        if self.blocked {
+            return (response::failure(BLOCKED_REFUSAL), writes);
+        }
+        if let Some(wait) = self.too_soon(&msg.peer, now, config) {
+            let reason = format!(
+                "announcing too often: min interval is {} s, wait {wait} s more (or send an event)",
+                config.min_interval
+            );
+            return (response::failure_retry(&reason, wait), writes);
+        }
         if let Some(account) = msg.account {
             let known_leecher = matches!(self.swarm.get(&msg.peer.peer_id), Some((_, false)));
             let starts_leeching = msg.peer.left > 0 && msg.peer.event != AnnounceEvent::Stopped && !known_leecher;
@@ -305,6 +329,21 @@ impl SwarmState {
                 writes.push(StoreWrite::UpsertSession { id, rec: record.encode() });
             }
         }
+        if self.is_full_for(&msg.peer, config) {
+            // Existing peers are never pushed out: a flood of new ids must
+            // not evict real peers. The newcomer still gets peers.
+            let seeder = msg.peer.left == 0;
+            let peers = self.swarm.select(&msg.peer.peer_id, seeder, msg.numwant as usize, &mut self.rng);
+            let body = response::announce(
+                self.swarm.counters(),
+                config.interval,
+                config.min_interval,
+                &peers,
+                msg.format,
+                Some(FULL_WARNING),
+            );
+            return (body, writes);
+        }
         let outcome = self.swarm.announce_with_refresh(&msg.peer, now, config.refresh_after);
         if self.oldest_seen.is_none() && !self.swarm.is_empty() {
             self.oldest_seen = Some(now);
@@ -341,8 +380,45 @@ impl SwarmState {
             config.min_interval,
             &peers,
             PeerListFormat { ..msg.format },
+            None,
         );
         (body, writes)
+    }
+
+    /// Seconds a plain re-announce must still wait, if it came too soon.
+    /// Events, role and address changes always pass; so does a peer whose
+    /// last announce this instance did not see (its time may be assumed).
+    fn too_soon(&self, a: &crate::swarm::PeerAnnounce, now: u32, config: &TrackerConfig) -> Option<u32> {
+        if a.event != AnnounceEvent::Update {
+            return None;
+        }
+        let (peer, seeder) = self.swarm.get(&a.peer_id)?;
+        let steady = seeder == (a.left == 0) && peer.addr == a.addr && peer.heard;
+        let ready_at = peer.last_seen.saturating_add(config.min_reannounce());
+        (steady && now < ready_at).then(|| ready_at - now)
+    }
+
+    /// A newcomer would take the swarm past `MAX_PEERS`.
+    fn is_full_for(&self, a: &crate::swarm::PeerAnnounce, config: &TrackerConfig) -> bool {
+        self.swarm.len() >= config.max_peers as usize
+            && a.event != AnnounceEvent::Stopped
+            && self.swarm.get(&a.peer_id).is_none()
+    }
+
+    /// An operator blocks the torrent: every peer is dropped and later
+    /// announces are refused. Accounting already earned still reaches D1.
+    pub fn block(&mut self, now: u32) -> Vec<StoreWrite> {
+        self.blocked = true;
+        self.pending_touches.clear();
+        let mut writes: Vec<StoreWrite> = self.swarm.expire(u32::MAX).into_iter().map(StoreWrite::DeletePeer).collect();
+        self.oldest_seen = None;
+        writes.push(StoreWrite::Blocked(Some(now)));
+        writes
+    }
+
+    pub fn unblock(&mut self) -> Vec<StoreWrite> {
+        self.blocked = false;
+        vec![StoreWrite::Blocked(None)]
     }
 
     /// Moves pending touches into one ring row.
@@ -367,7 +443,7 @@ impl SwarmState {
         writes.extend(self.expire_sessions(cutoff));
         let counters = self.swarm.counters();
         let publish = match self.info_hash {
-            Some(hash) if self.published != Some(counters) && self.publish_due(now, config) <= now => {
+            Some(hash) if !self.blocked && self.published != Some(counters) && self.publish_due(now, config) <= now => {
                 Some((hash, counters))
             }
             _ => None,
@@ -378,7 +454,8 @@ impl SwarmState {
 
     /// Nothing left to keep: no peers, no accounting, counters published.
     pub fn can_free(&self) -> bool {
-        self.swarm.is_empty()
+        !self.blocked
+            && self.swarm.is_empty()
             && self.sessions.is_empty()
             && !self.credits_pending()
             && self.published == Some(self.swarm.counters())
@@ -479,12 +556,12 @@ impl SwarmState {
             let oldest = self.sessions.values().map(|s| s.session.last_seen).min().unwrap_or(now);
             at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
         }
-        if self.info_hash.is_some() && self.published != Some(self.swarm.counters()) {
+        if self.info_hash.is_some() && !self.blocked && self.published != Some(self.swarm.counters()) {
             at(self.publish_due(now, config).max(now));
         }
         if let Some(oldest) = self.oldest_seen.filter(|_| !self.swarm.is_empty()) {
             at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
-        } else if self.row_stored {
+        } else if self.row_stored && !self.blocked {
             // Empty but still stored: come back to publish and free it.
             at(self.publish_due(now, config).max(now));
         }
@@ -538,7 +615,99 @@ mod tests {
     use crate::swarm::PeerAnnounce;
 
     fn cfg() -> TrackerConfig {
-        TrackerConfig { interval: 100, peer_grace: 20, flush_delay: 5, publish_window: 60, refresh_after: 30, ..TrackerConfig::default() }
+        TrackerConfig {
+            interval: 100,
+            peer_grace: 20,
+            flush_delay: 5,
+            publish_window: 60,
+            refresh_after: 30,
+            enforce_min_interval: false,
+            ..TrackerConfig::default()
+        }
+    }
+
+    fn failure_of(body: &[u8]) -> Option<String> {
+        let text = String::from_utf8_lossy(body);
+        text.strip_prefix("d14:failure reason").map(|r| r.to_string())
+    }
+
+    #[test]
+    fn a_plain_reannounce_before_min_interval_is_refused_but_events_pass() {
+        let c = TrackerConfig { min_interval: 100, ..cfg() };
+        let c = TrackerConfig { enforce_min_interval: true, ..c };
+        let mut s = SwarmState::new(1);
+        let (body, _) = s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+        assert!(failure_of(&body).is_none());
+        // 50 s later: too soon (90 s is the floor), nothing written.
+        let (body, writes) = s.announce(&msg(1, 10, AnnounceEvent::Update), 1050, &c);
+        let reason = failure_of(&body).expect("refused");
+        assert!(reason.contains("wait 40 s more") && reason.ends_with("8:retry ini1ee"), "{reason}");
+        assert!(writes.is_empty());
+        // Events and role changes pass at once.
+        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Completed), 1051, &c);
+        assert!(failure_of(&body).is_none());
+        assert_eq!(s.swarm.counters().downloaded, 1);
+        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Update), 1140, &c);
+        assert!(failure_of(&body).is_some(), "89 s after the completion is too soon");
+        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Update), 1141, &c);
+        assert!(failure_of(&body).is_none(), "90 s after it is within the 10% slack");
+        // After a reload the peer's time may be assumed: never refuse it then.
+        let mut t = Tables::default();
+        let (_, w) = s.announce(&msg(2, 10, AnnounceEvent::Started), 1141, &c);
+        t.apply(w, &c);
+        let mut reloaded = t.reload(1142, &c);
+        let (body, _) = reloaded.announce(&msg(2, 10, AnnounceEvent::Update), 1143, &c);
+        assert!(failure_of(&body).is_none());
+        // With enforcement off, anything goes.
+        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Update), 1142, &cfg());
+        assert!(failure_of(&body).is_none());
+    }
+
+    #[test]
+    fn a_full_swarm_answers_newcomers_without_listing_them() {
+        let c = TrackerConfig { max_peers: 3, ..cfg() };
+        let mut s = SwarmState::new(1);
+        for n in 1..=3 {
+            s.announce(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
+        }
+        let (body, writes) = s.announce(&msg(9, 0, AnnounceEvent::Started), 1000, &c);
+        assert!(writes.is_empty());
+        assert!(failure_of(&body).is_none());
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("5:peers18:") && text.contains(FULL_WARNING), "{text}");
+        assert_eq!(s.swarm.len(), 3);
+        assert!(s.swarm.get(&PeerId([9; 20])).is_none());
+        // Members keep announcing; when one leaves, the newcomer gets in.
+        let (body, _) = s.announce(&msg(2, 10, AnnounceEvent::Update), 1001, &c);
+        assert!(!String::from_utf8_lossy(&body).contains("warning"));
+        s.announce(&msg(3, 10, AnnounceEvent::Stopped), 1002, &c);
+        let (body, writes) = s.announce(&msg(9, 0, AnnounceEvent::Update), 1003, &c);
+        assert!(!String::from_utf8_lossy(&body).contains("warning"));
+        assert!(!writes.is_empty());
+        assert_eq!(s.swarm.counters().complete, 1);
+    }
+
+    #[test]
+    fn a_blocked_swarm_drops_its_peers_refuses_announces_and_keeps_its_storage() {
+        let c = cfg();
+        let mut s = SwarmState::new(1);
+        let mut t = Tables::default();
+        for n in 1..=3 {
+            let (_, w) = s.announce(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
+            t.apply(w, &c);
+        }
+        let writes = s.block(1001);
+        assert!(matches!(writes.last(), Some(StoreWrite::Blocked(Some(1001)))));
+        t.apply(writes, &c);
+        assert!(t.peers.is_empty());
+        let (body, writes) = s.announce(&msg(4, 10, AnnounceEvent::Started), 1002, &c);
+        assert_eq!(failure_of(&body).as_deref(), Some(&*format!("{}:{}e", BLOCKED_REFUSAL.len(), BLOCKED_REFUSAL)));
+        assert!(writes.is_empty());
+        let m = s.maintain(1100, &c);
+        assert!(m.publish.is_none() && !m.free_storage && !s.can_free());
+        s.unblock();
+        let (body, _) = s.announce(&msg(4, 10, AnnounceEvent::Started), 1003, &c);
+        assert!(failure_of(&body).is_none());
     }
 
     fn msg(n: u8, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
@@ -808,7 +977,7 @@ mod tests {
 
     #[test]
     fn peer_row_round_trip() {
-        let p = Peer { id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, stored_seen: 77, completed: true };
+        let p = Peer { id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, stored_seen: 77, completed: true, heard: false };
         assert_eq!(decode_peer(&p.id.0, &encode_peer(&p, true)), Some((p, true)));
         assert_eq!(decode_peer(&[1; 3], &encode_peer(&p, true)), None);
     }

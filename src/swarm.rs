@@ -28,6 +28,9 @@ pub struct Peer {
     pub stored_seen: u32,
     /// Whether this peer's completion was already counted.
     pub completed: bool,
+    /// `last_seen` is from an announce this instance answered, not read
+    /// back or assumed after a reload (min interval is enforced only then).
+    pub heard: bool,
 }
 
 /// The part of an announce the swarm needs.
@@ -209,6 +212,7 @@ impl Swarm {
                     last_seen: now,
                     stored_seen: if stored || refresh { now } else { old.stored_seen },
                     completed: old.completed || completed,
+                    heard: true,
                 };
                 if slot.seeder() == seeder {
                     *self.at_mut(slot) = peer;
@@ -230,7 +234,7 @@ impl Swarm {
             }
             None => {
                 let completed = a.event == AnnounceEvent::Completed;
-                let peer = Peer { id: a.peer_id, addr: a.addr, last_seen: now, stored_seen: now, completed };
+                let peer = Peer { id: a.peer_id, addr: a.addr, last_seen: now, stored_seen: now, completed, heard: true };
                 self.insert(peer, seeder);
                 if completed {
                     self.downloaded += 1;
@@ -396,6 +400,13 @@ mod tests {
             left,
             event,
         }
+    }
+
+    #[test]
+    fn a_peer_takes_48_bytes() {
+        // 20 id + 18 address + 2 times + 2 flags, padded: the memory budget
+        // (about 61 bytes a peer with the index) depends on it.
+        assert_eq!(std::mem::size_of::<Peer>(), 48);
     }
 
     #[test]

@@ -27,7 +27,7 @@ function compatibilityDate() {
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
  */
-export async function startTracker({ vars = {}, persistDir } = {}) {
+export async function startTracker({ vars = {}, persistDir, ratelimits } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   const mf = new Miniflare({
@@ -39,6 +39,8 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
     durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true } },
     kvNamespaces: ['TRACKER_KV'],
     d1Databases: ['DB'],
+    // Off unless a test asks: most tests send far more from one address.
+    ratelimits: ratelimits ?? {},
     bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },
     durableObjectsPersist: join(dir, 'do'),
     kvPersist: join(dir, 'kv'),

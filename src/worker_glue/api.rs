@@ -1,5 +1,7 @@
-//! The private-mode JSON API: accounts, torrents, and the admin API.
-//! Every error is `{"error": "..."}` with a 4xx status that says why.
+//! The JSON API: accounts and torrents (private mode), and the admin API
+//! (client bans and blocked torrents in both modes; users, invites and
+//! torrents in private mode). Every error is `{"error": "..."}` with a 4xx
+//! status that says why.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -9,7 +11,7 @@ use worker::*;
 use super::private::{self, passkey_key, random, torrent_key, CLIENT_BANS_KEY, D1_BINDING};
 use super::KV_BINDING;
 use crate::accounts::{self, ratio};
-use crate::config::TrackerConfig;
+use crate::config::{TrackerConfig, TrackerMode};
 use crate::metainfo;
 use crate::peer::InfoHash;
 use crate::scrape::counters_key;
@@ -25,6 +27,10 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     let method = req.method();
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
     let result = match (method, segments.as_slice()) {
+        (_, ["admin", rest @ ..]) => admin(&mut req, env, config, rest).await,
+        _ if config.mode != TrackerMode::Private => {
+            Err(bad(404, "the account API exists in private mode only (TRACKER_MODE=private)"))
+        }
         (Method::Post, ["users"]) => register(&mut req, env, config).await,
         (Method::Post, ["login"]) => login(&mut req, env).await,
         (Method::Get, ["me"]) => me(&req, env, config).await,
@@ -32,7 +38,6 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
         (Method::Post, ["torrents"]) => upload(&mut req, env, config).await,
         (Method::Get, ["torrents"]) => list_torrents(&req, env).await,
         (Method::Get, ["torrents", file]) if file.ends_with(".torrent") => download(&req, env, file).await,
-        (_, ["admin", rest @ ..]) => admin(&mut req, env, config, rest).await,
         _ => Err(ApiError(404, "no such API endpoint".into())),
     };
     match result {
@@ -395,8 +400,21 @@ fn require_admin(req: &Request, env: &Env) -> std::result::Result<(), ApiError> 
 
 async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&str]) -> ApiResult {
     require_admin(req, env)?;
-    let db = db(env)?;
     let kv = env.kv(KV_BINDING)?;
+    match (req.method(), rest) {
+        (Method::Get, ["client-bans"]) => {
+            let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
+            return ok(200, json!({ "prefixes": list }));
+        }
+        (Method::Post | Method::Delete, ["client-bans"]) => return client_ban(req, &kv).await,
+        (Method::Get, ["blocked"]) => return blocked_list(&kv).await,
+        (Method::Post | Method::Delete, ["blocked"]) => return block(req, env, &kv).await,
+        _ if config.mode != TrackerMode::Private => {
+            return Err(bad(404, "no such admin endpoint in public mode (users and torrents exist in private mode)"))
+        }
+        _ => {}
+    }
+    let db = db(env)?;
     match (req.method(), rest) {
         (Method::Get, ["users"]) => {
             let rows: Vec<UserRow> = db
@@ -490,34 +508,69 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
             private::forget_cached();
             ok(200, json!({ "deleted": hash.to_hex() }))
         }
-        (Method::Get, ["client-bans"]) => {
-            let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
-            ok(200, json!({ "prefixes": list }))
-        }
-        (Method::Post | Method::Delete, ["client-bans"]) => {
-            #[derive(Deserialize)]
-            struct Prefix {
-                prefix: String,
-            }
-            let p: Prefix = read_json(req).await?;
-            if p.prefix.is_empty() || p.prefix.len() > 20 {
-                return Err(bad(400, "prefix must be 1-20 characters of a peer id, e.g. -XL0012-"));
-            }
-            let mut list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
-            list.retain(|x| x != &p.prefix);
-            if req.method() == Method::Post {
-                list.push(p.prefix);
-            }
-            kv.put(CLIENT_BANS_KEY, serde_json::to_string(&list).map_err(|e| Error::RustError(e.to_string()))?)
-                .map_err(Error::from)?
-                .execute()
-                .await
-                .map_err(Error::from)?;
-            private::forget_cached();
-            ok(200, json!({ "prefixes": list }))
-        }
         _ => Err(bad(404, "no such admin endpoint")),
     }
+}
+
+/// Adds (POST) or removes (DELETE) a banned client prefix: `{"prefix": "-XL0012-"}`.
+async fn client_ban(req: &mut Request, kv: &kv::KvStore) -> ApiResult {
+    #[derive(Deserialize)]
+    struct Prefix {
+        prefix: String,
+    }
+    let p: Prefix = read_json(req).await?;
+    if p.prefix.is_empty() || p.prefix.len() > 20 {
+        return Err(bad(400, "prefix must be 1-20 characters of a peer id, e.g. -XL0012-"));
+    }
+    let mut list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
+    list.retain(|x| x != &p.prefix);
+    if req.method() == Method::Post {
+        if list.len() >= MAX_CLIENT_BANS {
+            return Err(bad(400, "too many client bans"));
+        }
+        list.push(p.prefix);
+    }
+    kv.put(CLIENT_BANS_KEY, serde_json::to_string(&list).map_err(|e| Error::RustError(e.to_string()))?)
+        .map_err(Error::from)?
+        .execute()
+        .await
+        .map_err(Error::from)?;
+    private::forget_cached();
+    ok(200, json!({ "prefixes": list }))
+}
+
+/// Most client-ban prefixes (the list is one KV value every isolate reads).
+const MAX_CLIENT_BANS: usize = 1_000;
+const BLOCKED_PREFIX: &str = "blocked:";
+
+async fn blocked_list(kv: &kv::KvStore) -> ApiResult {
+    let list = kv.list().prefix(BLOCKED_PREFIX.to_string()).limit(1000).execute().await.map_err(Error::from)?;
+    let hashes: Vec<&str> = list.keys.iter().filter_map(|k| k.name.strip_prefix(BLOCKED_PREFIX)).collect();
+    ok(200, json!({ "blocked": hashes }))
+}
+
+/// Blocks (POST) or unblocks (DELETE) a torrent: `{"info_hash": "<40 hex>"}`.
+/// The swarm itself keeps the block, so announces cost no extra lookup.
+async fn block(req: &mut Request, env: &Env, kv: &kv::KvStore) -> ApiResult {
+    #[derive(Deserialize)]
+    struct Target {
+        info_hash: String,
+    }
+    let t: Target = read_json(req).await?;
+    let hash = InfoHash::from_hex(&t.info_hash).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
+    let action = if req.method() == Method::Post { "block" } else { "unblock" };
+    let stub = env.durable_object(super::SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
+    let resp = stub.fetch_with_str(&format!("https://swarm/admin/{action}/{}", hash.to_hex())).await?;
+    if resp.status_code() != 200 {
+        return Err(bad(503, "the swarm did not accept the change, retry"));
+    }
+    let key = format!("{BLOCKED_PREFIX}{}", hash.to_hex());
+    if action == "block" {
+        kv.put(&key, now().to_string()).map_err(Error::from)?.execute().await.map_err(Error::from)?;
+    } else {
+        kv.delete(&key).await.map_err(Error::from)?;
+    }
+    ok(200, json!({ "info_hash": hash.to_hex(), "blocked": action == "block" }))
 }
 
 async fn user_id(db: &D1Database, name: &str) -> std::result::Result<f64, ApiError> {

@@ -36,9 +36,17 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let url = req.inner().url();
     let path = raw_path(&url).to_string();
     if path.starts_with("/api/") {
+        if let Some(wait) = rate_limited(&env, API_LIMITER, &req).await {
+            let mut resp = Response::error(
+                format!("{{\"error\":\"too many API requests from your address; retry in {wait} s\"}}"),
+                429,
+            )?;
+            resp.headers_mut().set("retry-after", &wait.to_string())?;
+            resp.headers_mut().set("content-type", "application/json")?;
+            return Ok(resp);
+        }
         return match config_from(&env) {
-            Ok(config) if config.mode == TrackerMode::Private => api::handle(req, &env, &config).await,
-            Ok(_) => Response::error("the account API exists in private mode only (TRACKER_MODE=private)", 404),
+            Ok(config) => api::handle(req, &env, &config).await,
             Err(e) => Response::error(format!("tracker misconfigured: {e}"), 503),
         };
     }
@@ -59,6 +67,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         let mut resp = bencoded(response::failure("method not allowed: use GET"))?.with_status(405);
         resp.headers_mut().set("allow", "GET, HEAD")?;
         return Ok(resp);
+    }
+    if route != Route::Home {
+        if let Some(wait) = rate_limited(&env, ANNOUNCE_LIMITER, &req).await {
+            return bencoded(response::failure_retry("too many requests from your address: slow down", wait));
+        }
     }
     let config = match config_from(&env) {
         Ok(c) => c,
@@ -111,19 +124,39 @@ async fn private_account(
         Ok(u) => u,
         Err(reason) => return Ok(Err(reason)),
     };
-    if private::client_banned(env, &announce.peer_id).await? {
-        return Ok(Err("this BitTorrent client is banned on this tracker"));
-    }
     let Some(torrent) = private::registered_torrent(env, &announce.info_hash).await? else {
         return Ok(Err("torrent not registered on this tracker"));
     };
     Ok(Ok(Account { user: user.user, may_leech: user.may_leech, freeleech: torrent.freeleech }))
 }
 
+#[derive(PartialEq, Eq)]
 enum Route {
     Announce,
     Scrape,
     Home,
+}
+
+const CLIENT_BANNED: &str = "this BitTorrent client is banned on this tracker";
+
+/// Rate-limit bindings (wrangler.toml `[[ratelimits]]`): tracker requests
+/// and API calls, each counted per client address. Without the binding
+/// there is no limit.
+const ANNOUNCE_LIMITER: &str = "ANNOUNCE_LIMITER";
+const API_LIMITER: &str = "API_LIMITER";
+
+/// Seconds to wait if this address is over the limiter's budget. A
+/// limiter that fails lets the request through: availability first.
+async fn rate_limited(env: &Env, binding: &str, req: &Request) -> Option<u32> {
+    let limiter = env.rate_limiter(binding).ok()?;
+    match limiter.limit(remote_ip(req).to_string()).await {
+        Ok(outcome) if !outcome.success => Some(60),
+        Ok(_) => None,
+        Err(e) => {
+            console_error!("rate limiter {binding} failed: {e}");
+            None
+        }
+    }
 }
 
 const HOME_TEXT: &str = "edge-tracker: a BitTorrent tracker.\nAnnounce URL: /announce\nScrape URL: /scrape\n";
@@ -139,6 +172,11 @@ async fn announce(
         Ok(a) => a,
         Err(e) => return bencoded(response::failure(&e.to_string())),
     };
+    match private::client_banned(env, &announce.peer_id).await {
+        Ok(false) => {}
+        Ok(true) => return bencoded(response::failure(CLIENT_BANNED)),
+        Err(e) => console_error!("reading the client ban list failed, letting the announce through: {e}"),
+    }
     let account = match config.mode {
         TrackerMode::Public => None,
         TrackerMode::Private => match private_account(env, config, passkey, &announce).await {

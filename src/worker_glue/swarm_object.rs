@@ -83,6 +83,10 @@ impl DurableObject for SwarmObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let url = req.inner().url();
+        if let Some(rest) = url.strip_prefix("https://swarm/admin/") {
+            return self.admin(rest).await;
+        }
         let body = req.bytes().await?;
         let Some(msg) = SwarmAnnounce::decode(&body) else {
             return super::bencoded(response::failure("malformed swarm request"));
@@ -163,6 +167,34 @@ impl DurableObject for SwarmObject {
 }
 
 impl SwarmObject {
+    /// Operator actions on this torrent: `block/<hex>` and `unblock/<hex>`.
+    async fn admin(&self, rest: &str) -> Result<Response> {
+        let (action, hex) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(hash) = InfoHash::from_hex(hex) else {
+            return Response::error("bad info hash", 400);
+        };
+        let now = now_secs();
+        self.ensure_loaded(now, Some(hash)).await?;
+        {
+            let mut inner = self.inner.borrow_mut();
+            let writes = match action {
+                "block" => {
+                    inner.swarm.info_hash.get_or_insert(hash);
+                    inner.swarm.block(now)
+                }
+                "unblock" => inner.swarm.unblock(),
+                _ => return Response::error("no such swarm action", 404),
+            };
+            self.apply(&mut inner, writes)?;
+        }
+        if action == "block" {
+            // Scrape (and full scrape) stop listing it at once.
+            self.env.kv(KV_BINDING)?.delete(&counters_key(&hash)).await?;
+        }
+        self.schedule_alarm(now).await?;
+        Response::ok(action)
+    }
+
     fn count(&self, cost: RowCost) -> RowCost {
         let mut inner = self.inner.borrow_mut();
         inner.totals.add(cost);
@@ -191,10 +223,13 @@ impl SwarmObject {
         let marks = sql.exec("SELECT marks FROM flushed WHERE k = 0", None)?;
         let marks_row: Option<MarksRow> = marks.to_array()?.into_iter().next();
         cost.read += marks.rows_read();
+        let blocked = sql.exec("SELECT COUNT(*) AS n FROM blocked", None)?;
+        let is_blocked = blocked.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
+        cost.read += blocked.rows_read();
         let pending = sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?;
         let outbox_pending = pending.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
         cost.read += pending.rows_read();
-        let resume = if row.is_none() && peer_rows.is_empty() && session_rows.is_empty() {
+        let resume = if row.is_none() && peer_rows.is_empty() && session_rows.is_empty() && !is_blocked {
             // Storage was freed (or never used): the completed count lives on in KV.
             match hash {
                 Some(hash) => {
@@ -226,6 +261,7 @@ impl SwarmObject {
         if let Some(c) = resume {
             inner.swarm.resume_from(c, now);
         }
+        inner.swarm.blocked = is_blocked;
         inner.alarm_at = alarm_at;
         inner.loaded = true;
         cost.add(self.apply(&mut inner, deletes)?);
@@ -280,6 +316,11 @@ impl SwarmObject {
                 StoreWrite::DeleteSession(id) => {
                     sql.exec("DELETE FROM sessions WHERE id = ?", vec![id.0.to_vec().into()])?
                 }
+                StoreWrite::Blocked(Some(at)) => sql.exec(
+                    "INSERT INTO blocked (k, at) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET at = excluded.at",
+                    vec![(at as i64).into()],
+                )?,
+                StoreWrite::Blocked(None) => sql.exec("DELETE FROM blocked", None)?,
                 StoreWrite::SwarmRow(r) => {
                     let (c, i, d) = match r.published {
                         Some(p) => (Some(p.complete as i64), Some(p.incomplete as i64), Some(p.downloaded as i64)),
