@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# npm run soak: the tracker under minutes of sustained load with churn
+# (SOAK_SECONDS, default 300). Results: bench-results/soak.json.
+source "$(dirname "$0")/env.sh"
+bash scripts/build.sh
+bash scripts/install-wrk.sh
+node bench/soak.mjs
