@@ -3,5 +3,4 @@
 # (SOAK_SECONDS, default 300). Results: bench-results/soak.json.
 source "$(dirname "$0")/env.sh"
 bash scripts/build.sh
-bash scripts/install-wrk.sh
 node bench/soak.mjs
