@@ -80,9 +80,11 @@ pub enum AnnounceError {
 /// here; no real client reports more.
 pub const MAX_COUNTER: u64 = (1 << 53) - 1;
 
-/// The parameters an announce reads; each must have one value.
-const SINGLE_VALUED: [&str; 12] =
-    ["info_hash", "peer_id", "port", "uploaded", "downloaded", "left", "event", "compact", "no_peer_id", "numwant", "ip", "ipv6"];
+/// The parameters an announce acts on; each must have one value. (`ip` and
+/// `ipv6` are left out: BEP 7 clients on several interfaces may repeat them,
+/// and they are ignored unless `TRUST_CLIENT_IP`.)
+const SINGLE_VALUED: [&str; 10] =
+    ["info_hash", "peer_id", "port", "uploaded", "downloaded", "left", "event", "compact", "no_peer_id", "numwant"];
 
 impl fmt::Display for AnnounceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -262,7 +264,7 @@ mod tests {
         assert_eq!(parse(&query("&event=started&event=stopped")).unwrap_err(), AnnounceError::Repeated("event"));
         assert_eq!(parse(&query("&left=")).unwrap_err(), AnnounceError::Repeated("left"));
         // The same value twice is one value.
-        assert_eq!(parse(&query("&port=6881&key=a&key=b")).unwrap().port, 6881);
+        assert_eq!(parse(&query("&port=6881&key=a&key=b&ipv6=::1&ipv6=::2")).unwrap().port, 6881);
         let max = query("").replace("uploaded=1", &format!("uploaded={MAX_COUNTER}"));
         assert_eq!(parse(&max).unwrap().uploaded, MAX_COUNTER);
         let over = query("").replace("downloaded=2", &format!("downloaded={}", MAX_COUNTER + 1));

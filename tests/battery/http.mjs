@@ -104,7 +104,7 @@ export function judge(c, r, secrets = []) {
   const sent = `${c.target ?? ''}${c.body ?? ''}${c.raw ?? ''}${JSON.stringify(c.headers ?? {})}`;
   const leaked = secrets.find((s) => r.raw.includes(s) && !sent.includes(s));
   if (leaked) return `answer reveals a secret: ${shown}`;
-  if (c.status !== undefined && r.status !== c.status) return `expected status ${c.status}, got ${shown}`;
+  if (c.status !== undefined && ![c.status].flat().includes(r.status)) return `expected status ${c.status}, got ${shown}`;
   if (c.reason && !(reason && c.reason.test(reason))) return `expected a reason matching ${c.reason}, got ${shown}`;
   switch (c.expect) {
     case 'tracker':
