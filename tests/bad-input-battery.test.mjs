@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { startTracker, ADMIN_TOKEN, announce, escapeBytes, peerId, compactPeers, eventually, text, get } from './helpers.mjs';
+import { startTracker, ADMIN_TOKEN, announce, escapeBytes, peerId, compactPeers, eventually, text } from './helpers.mjs';
 import { makeTorrentFromData } from './torrent.mjs';
-import { send, runBattery, errorOf } from './battery/http.mjs';
+import { send, runBattery } from './battery/http.mjs';
 import { NASTY, announceFields, query, announceMutations, scrapeMutations, PATH_TRICKS } from './battery/cases.mjs';
 
 const enc = encodeURIComponent;
