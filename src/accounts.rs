@@ -49,6 +49,12 @@ pub fn verify_password(stored: &str, password: &str) -> bool {
     constant_time_eq(&got, &want)
 }
 
+/// A well-formed hash no password matches, with `rounds` rounds: verified
+/// against for unknown users so they cost what known users cost.
+pub fn dummy_hash(rounds: u32) -> String {
+    format!("pbkdf2-sha256${rounds}${}${}", "00".repeat(16), "00".repeat(32))
+}
+
 /// Compares without an early exit, so timing says nothing about where two
 /// secrets differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -108,6 +114,15 @@ mod tests {
         assert!(!verify_password(&h.replace("$1000$", "$1001$"), "correct horse"));
         assert!(!verify_password("plain", "plain"));
         assert_ne!(h, hash_password("correct horse", &[8; 16], 1000), "salted");
+    }
+
+    #[test]
+    fn the_dummy_hash_takes_the_configured_work() {
+        let d = dummy_hash(1000);
+        assert!(d.starts_with("pbkdf2-sha256$1000$"));
+        assert_eq!(d.len(), hash_password("x", &[0; 16], 1000).len());
+        assert!(!verify_password(&d, ""));
+        assert!(!verify_password(&d, "anything"));
     }
 
     #[test]

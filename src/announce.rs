@@ -69,7 +69,22 @@ pub enum AnnounceError {
     WrongLength { param: &'static str, len: usize },
     InvalidPort,
     InvalidNumber(&'static str),
+    /// A counter past `MAX_COUNTER`.
+    TooLarge(&'static str),
+    /// A parameter repeated with different values.
+    Repeated(&'static str),
 }
+
+/// Largest `uploaded`/`downloaded` accepted: 2^53 - 1 bytes (8 PiB in one
+/// session). Totals travel through D1 and JSON as f64, exact only up to
+/// here; no real client reports more.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
+
+/// The parameters an announce acts on; each must have one value. (`ip` and
+/// `ipv6` are left out: BEP 7 clients on several interfaces may repeat them,
+/// and they are ignored unless `TRUST_CLIENT_IP`.)
+const SINGLE_VALUED: [&str; 10] =
+    ["info_hash", "peer_id", "port", "uploaded", "downloaded", "left", "event", "compact", "no_peer_id", "numwant"];
 
 impl fmt::Display for AnnounceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,12 +97,17 @@ impl fmt::Display for AnnounceError {
             AnnounceError::InvalidNumber(p) => {
                 write!(f, "invalid '{p}': expected a non-negative integer")
             }
+            AnnounceError::TooLarge(p) => write!(f, "invalid '{p}': larger than {MAX_COUNTER}"),
+            AnnounceError::Repeated(p) => write!(f, "parameter '{p}' given more than once with different values"),
         }
     }
 }
 
 impl AnnounceRequest {
     pub fn parse(q: &QueryPairs) -> Result<Self, AnnounceError> {
+        for param in SINGLE_VALUED {
+            q.only(param).map_err(|_| AnnounceError::Repeated(param))?;
+        }
         let info_hash = InfoHash(twenty_bytes(q, "info_hash")?);
         let peer_id = PeerId(twenty_bytes(q, "peer_id")?);
         let port = match q.first("port") {
@@ -96,8 +116,8 @@ impl AnnounceRequest {
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or(AnnounceError::InvalidPort)? as u16,
         };
-        let uploaded = counter(q, "uploaded")?;
-        let downloaded = counter(q, "downloaded")?;
+        let uploaded = counter(q, "uploaded").and_then(|n| bounded(n, "uploaded"))?;
+        let downloaded = counter(q, "downloaded").and_then(|n| bounded(n, "downloaded"))?;
         let left = counter(q, "left")?;
         let event = q.first("event").map(AnnounceEvent::parse).unwrap_or(AnnounceEvent::Update);
         let compact = !matches!(q.first("compact"), Some(b"0"));
@@ -153,6 +173,15 @@ fn counter(q: &QueryPairs, param: &'static str) -> Result<u64, AnnounceError> {
         None => Ok(0),
         Some(v) => parse_u64(v).ok_or(AnnounceError::InvalidNumber(param)),
     }
+}
+
+/// Transfer counters are credited to accounts in private mode: bounded so
+/// totals stay exact. `left` is only compared with zero and is not bounded.
+fn bounded(n: u64, param: &'static str) -> Result<u64, AnnounceError> {
+    if n > MAX_COUNTER {
+        return Err(AnnounceError::TooLarge(param));
+    }
+    Ok(n)
 }
 
 /// Decimal digits only: no sign, no spaces, no overflow.
@@ -226,6 +255,23 @@ mod tests {
         assert_eq!(parse(&q).unwrap_err(), AnnounceError::InvalidNumber("downloaded"));
         assert_eq!(parse(&query("&numwant=lots")).unwrap_err(), AnnounceError::InvalidNumber("numwant"));
         assert!(AnnounceError::InvalidPort.to_string().contains("port"));
+    }
+
+    #[test]
+    fn conflicting_repeats_and_huge_counters_are_refused() {
+        assert_eq!(parse(&query("&port=6882")).unwrap_err(), AnnounceError::Repeated("port"));
+        assert_eq!(parse(&format!("info_hash=x&{}", query(""))).unwrap_err(), AnnounceError::Repeated("info_hash"));
+        assert_eq!(parse(&query("&event=started&event=stopped")).unwrap_err(), AnnounceError::Repeated("event"));
+        assert_eq!(parse(&query("&left=")).unwrap_err(), AnnounceError::Repeated("left"));
+        // The same value twice is one value.
+        assert_eq!(parse(&query("&port=6881&key=a&key=b&ipv6=::1&ipv6=::2")).unwrap().port, 6881);
+        let max = query("").replace("uploaded=1", &format!("uploaded={MAX_COUNTER}"));
+        assert_eq!(parse(&max).unwrap().uploaded, MAX_COUNTER);
+        let over = query("").replace("downloaded=2", &format!("downloaded={}", MAX_COUNTER + 1));
+        assert_eq!(parse(&over).unwrap_err(), AnnounceError::TooLarge("downloaded"));
+        let left = query("").replace("left=3", &format!("left={}", u64::MAX));
+        assert_eq!(parse(&left).unwrap().left, u64::MAX);
+        assert!(AnnounceError::Repeated("port").to_string().contains("more than once"));
     }
 
     #[test]

@@ -15,6 +15,12 @@ use crate::peer::InfoHash;
 /// Deepest nesting accepted (real torrents use 5-6 levels).
 pub const MAX_DEPTH: usize = 64;
 
+/// Most values in one torrent. Each parsed value takes ~32 bytes, so 4 MiB
+/// of `le` (2M empty lists) would need 64 MB and more while its list grows:
+/// half an isolate's memory. A 4 MiB torrent of real files holds at most
+/// ~170k files of ~5 values each.
+pub const MAX_VALUES: usize = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetainfoError(pub String);
 
@@ -71,7 +77,7 @@ impl<'a> Value<'a> {
 
 /// Parses one complete bencoded value; trailing bytes are an error.
 pub fn parse(input: &[u8]) -> Result<Value<'_>, MetainfoError> {
-    let mut p = Parser { input, at: 0 };
+    let mut p = Parser { input, at: 0, values: 0 };
     let v = p.value(0)?;
     if p.at != input.len() {
         return err("trailing data after the top-level dictionary");
@@ -82,6 +88,7 @@ pub fn parse(input: &[u8]) -> Result<Value<'_>, MetainfoError> {
 struct Parser<'a> {
     input: &'a [u8],
     at: usize,
+    values: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -92,6 +99,10 @@ impl<'a> Parser<'a> {
     fn value(&mut self, depth: usize) -> Result<Value<'a>, MetainfoError> {
         if depth > MAX_DEPTH {
             return err("nested too deeply");
+        }
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return err(format!("more than {MAX_VALUES} values"));
         }
         match self.peek() {
             Some(b'i') => {
@@ -353,6 +364,8 @@ mod tests {
         ] {
             assert!(inspect(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+        let many = format!("d4:infol{}ee", "le".repeat(MAX_VALUES));
+        assert_eq!(parse(many.as_bytes()).unwrap_err(), MetainfoError(format!("more than {MAX_VALUES} values")));
         let deep = format!("{}{}", "l".repeat(10_000), "e".repeat(10_000));
         assert_eq!(parse(deep.as_bytes()).unwrap_err(), MetainfoError("nested too deeply".into()));
     }

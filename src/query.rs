@@ -20,6 +20,8 @@ pub enum QueryError {
     TooLong,
     TooManyParams,
     BadEscape { param: String },
+    /// A parameter that must have one value was given different ones.
+    Repeated { param: String },
 }
 
 impl fmt::Display for QueryError {
@@ -29,6 +31,9 @@ impl fmt::Display for QueryError {
             QueryError::TooManyParams => write!(f, "too many query parameters (max {MAX_PARAMS})"),
             QueryError::BadEscape { param } => {
                 write!(f, "invalid percent-encoding in parameter '{param}'")
+            }
+            QueryError::Repeated { param } => {
+                write!(f, "parameter '{param}' given more than once with different values")
             }
         }
     }
@@ -76,6 +81,18 @@ impl QueryPairs {
             .iter()
             .find(|(k, _)| k == key.as_bytes())
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// The value of a single-valued `key`. Repeating it with the same value
+    /// is harmless; different values are ambiguous (which one would a proxy
+    /// or cache in front have looked at?) and refused.
+    pub fn only<'a>(&'a self, key: &'a str) -> Result<Option<&'a [u8]>, QueryError> {
+        let mut values = self.all(key);
+        let first = values.next();
+        match first {
+            Some(v) if values.any(|other| other != v) => Err(QueryError::Repeated { param: key.to_string() }),
+            _ => Ok(first),
+        }
     }
 
     /// Every value of `key`, in order (scrape repeats `info_hash`).
@@ -175,6 +192,16 @@ mod tests {
         assert_eq!(QueryPairs::parse(&vec![b'a'; MAX_QUERY_LEN + 1]), Err(QueryError::TooLong));
         let many = "a=1&".repeat(MAX_PARAMS + 1);
         assert_eq!(QueryPairs::parse(many.as_bytes()), Err(QueryError::TooManyParams));
+    }
+
+    #[test]
+    fn single_valued_keys_refuse_conflicting_repeats() {
+        let q = QueryPairs::parse(b"port=1&port=1&left=1&left=2&left=1&x=").unwrap();
+        assert_eq!(q.only("port"), Ok(Some(&b"1"[..])));
+        assert_eq!(q.only("left"), Err(QueryError::Repeated { param: "left".into() }));
+        assert_eq!(q.only("missing"), Ok(None));
+        let q = QueryPairs::parse(b"port=1&port=").unwrap();
+        assert!(q.only("port").unwrap_err().to_string().contains("'port' given more than once"));
     }
 
     #[test]

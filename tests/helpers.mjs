@@ -27,7 +27,7 @@ function compatibilityDate() {
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
  */
-export async function startTracker({ vars = {}, persistDir, ratelimits } = {}) {
+export async function startTracker({ vars = {}, persistDir, ratelimits, logs } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   const mf = new Miniflare({
@@ -46,6 +46,8 @@ export async function startTracker({ vars = {}, persistDir, ratelimits } = {}) {
     kvPersist: join(dir, 'kv'),
     d1Persist: join(dir, 'd1'),
     cf: false,
+    // `logs`: an array that collects the runtime's output (to look for panics).
+    ...(logs ? { handleRuntimeStdio: (out, err) => [out, err].forEach((s) => s.on('data', (d) => logs.push(String(d)))) } : {}),
     host: '127.0.0.1',
     port: 0,
   });

@@ -3,6 +3,7 @@
 //! torrents in private mode). Every error is `{"error": "..."}` with a 4xx
 //! status that says why.
 
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::wasm_bindgen::JsValue;
@@ -21,29 +22,39 @@ use crate::swarm::SwarmCounters;
 pub const MAX_TORRENT_BYTES: usize = 4 * 1024 * 1024;
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
+/// Most client-ban prefixes kept (one KV value every isolate reads and caches).
+pub const MAX_CLIENT_BANS: usize = 1000;
+/// Largest admin adjustment, either sign: totals stay exact as f64 in D1.
+pub const MAX_ADJUST: i64 = (1 << 53) - 1;
 
 pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Result<Response> {
     let path = req.path();
-    let method = req.method();
+    // The raw method: `Request::method()` reads any method it does not know as GET.
+    let method = req.inner().method();
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
-    let result = match (method, segments.as_slice()) {
-        (_, ["admin", rest @ ..]) => admin(&mut req, env, config, rest).await,
+    let result = match (method.as_str(), segments.as_slice()) {
+        (m @ ("GET" | "POST" | "DELETE"), ["admin", rest @ ..]) => admin(&mut req, env, config, m, rest).await,
         _ if config.mode != TrackerMode::Private => {
             Err(bad(404, "the account API exists in private mode only (TRACKER_MODE=private)"))
         }
-        (Method::Post, ["users"]) => register(&mut req, env, config).await,
-        (Method::Post, ["login"]) => login(&mut req, env).await,
-        (Method::Get, ["me"]) => me(&req, env, config).await,
-        (Method::Post, ["me", "passkey"]) => reset_passkey(&req, env, config).await,
-        (Method::Post, ["torrents"]) => upload(&mut req, env, config).await,
-        (Method::Get, ["torrents"]) => list_torrents(&req, env).await,
-        (Method::Get, ["torrents", file]) if file.ends_with(".torrent") => download(&req, env, file).await,
+        ("POST", ["users"]) => register(&mut req, env, config).await,
+        ("POST", ["login"]) => login(&mut req, env, config).await,
+        ("GET", ["me"]) => me(&req, env, config).await,
+        ("POST", ["me", "passkey"]) => reset_passkey(&req, env, config).await,
+        ("POST", ["torrents"]) => upload(&mut req, env, config).await,
+        ("GET", ["torrents"]) => list_torrents(&req, env).await,
+        ("GET", ["torrents", file]) if file.ends_with(".torrent") => download(&req, env, file).await,
         _ => Err(ApiError(404, "no such API endpoint".into())),
     };
     match result {
         Ok(resp) => Ok(resp),
-        Err(ApiError(status, message)) => json_response(status, &json!({ "error": message })),
+        Err(ApiError(status, message)) => error(status, &message),
     }
+}
+
+/// `{"error": message}` with `status`.
+pub fn error(status: u16, message: &str) -> Result<Response> {
+    json_response(status, &json!({ "error": message }))
 }
 
 /// An API failure: status and message.
@@ -84,20 +95,42 @@ fn ok(status: u16, v: Value) -> ApiResult {
     Ok(json_response(status, &v)?)
 }
 
+/// A JSON object body, declared as `application/json` (a form or text post
+/// from another site cannot pass for an API call).
 async fn read_json<T: for<'de> Deserialize<'de>>(req: &mut Request) -> std::result::Result<T, ApiError> {
+    let declared = req.headers().get("content-type")?.unwrap_or_default();
+    let essence = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" {
+        return Err(bad(400, "expected a JSON body with content-type: application/json"));
+    }
     let body = read_body(req, MAX_JSON_BYTES).await?;
+    // An object only: serde would also fill a struct from an array.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(bad(400, "expected a JSON object"));
+    }
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// The body, at most `max` bytes: read chunk by chunk and abandoned as soon
+/// as it is too large, whatever `content-length` says (or if it is absent).
 async fn read_body(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError(413, format!("body too large (max {max} bytes)"));
     if let Some(len) = req.headers().get("content-length")?.and_then(|l| l.parse::<usize>().ok()) {
         if len > max {
-            return Err(ApiError(413, format!("body too large (max {max} bytes)")));
+            return Err(too_large());
         }
     }
-    let body = req.bytes().await?;
-    if body.len() > max {
-        return Err(ApiError(413, format!("body too large (max {max} bytes)")));
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = req.stream()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
@@ -149,6 +182,7 @@ async fn authenticate(req: &Request, env: &Env) -> std::result::Result<UserRow, 
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Credentials {
     username: String,
     password: String,
@@ -197,7 +231,7 @@ async fn register(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiRe
     ok(201, json!({ "username": c.username, "passkey": passkey }))
 }
 
-async fn login(req: &mut Request, env: &Env) -> ApiResult {
+async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {
     let c: Credentials = read_json(req).await?;
     #[derive(Deserialize)]
     struct Row {
@@ -210,8 +244,9 @@ async fn login(req: &mut Request, env: &Env) -> ApiResult {
         .bind(&[c.username.as_str().into()])?
         .first(None)
         .await?;
-    // Unknown users cost the same work as known ones.
-    let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(DUMMY_HASH);
+    // Unknown users cost the same work as known ones (hashed with the configured rounds).
+    let dummy = accounts::dummy_hash(config.password_rounds);
+    let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(&dummy);
     if !accounts::verify_password(stored, &c.password) || row.is_none() {
         return Err(bad(401, "wrong username or password"));
     }
@@ -227,9 +262,6 @@ async fn login(req: &mut Request, env: &Env) -> ApiResult {
         .await?;
     ok(200, json!({ "token": token }))
 }
-
-/// A valid hash of a random password, verified against for unknown users.
-const DUMMY_HASH: &str = "pbkdf2-sha256$100000$00000000000000000000000000000000$0000000000000000000000000000000000000000000000000000000000000000";
 
 fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> {
     let (up, down) = (u.uploaded as u64, u.downloaded as u64);
@@ -398,25 +430,25 @@ fn require_admin(req: &Request, env: &Env) -> std::result::Result<(), ApiError> 
     Ok(())
 }
 
-async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&str]) -> ApiResult {
+async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, method: &str, rest: &[&str]) -> ApiResult {
     require_admin(req, env)?;
     let kv = env.kv(KV_BINDING)?;
-    match (req.method(), rest) {
-        (Method::Get, ["client-bans"]) => {
+    match (method, rest) {
+        ("GET", ["client-bans"]) => {
             let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
             return ok(200, json!({ "prefixes": list }));
         }
-        (Method::Post | Method::Delete, ["client-bans"]) => return client_ban(req, &kv).await,
-        (Method::Get, ["blocked"]) => return blocked_list(&kv).await,
-        (Method::Post | Method::Delete, ["blocked"]) => return block(req, env, &kv).await,
+        ("POST" | "DELETE", ["client-bans"]) => return client_ban(req, &kv, method).await,
+        ("GET", ["blocked"]) => return blocked_list(&kv).await,
+        ("POST" | "DELETE", ["blocked"]) => return block(req, env, &kv, method).await,
         _ if config.mode != TrackerMode::Private => {
             return Err(bad(404, "no such admin endpoint in public mode (users and torrents exist in private mode)"))
         }
         _ => {}
     }
     let db = db(env)?;
-    match (req.method(), rest) {
-        (Method::Get, ["users"]) => {
+    match (method, rest) {
+        ("GET", ["users"]) => {
             let rows: Vec<UserRow> = db
                 .prepare("SELECT id, username, passkey, uploaded, downloaded, banned FROM users ORDER BY id LIMIT 1000")
                 .all()
@@ -432,7 +464,7 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
                 .collect();
             ok(200, json!({ "users": users }))
         }
-        (Method::Post, ["users", name, action @ ("ban" | "unban")]) => {
+        ("POST", ["users", name, action @ ("ban" | "unban")]) => {
             let banned = *action == "ban";
             let id = user_id(&db, name).await?;
             db.prepare("UPDATE users SET banned = ?1 WHERE id = ?2").bind(&[(banned as i32).into(), id.into()])?.run().await?;
@@ -442,8 +474,9 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
             private::refresh_users(env, config, &[id as u64]).await?;
             ok(200, json!({ "username": name, "banned": banned }))
         }
-        (Method::Post, ["users", name, "adjust"]) => {
+        ("POST", ["users", name, "adjust"]) => {
             #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
             struct Adjust {
                 #[serde(default)]
                 uploaded: i64,
@@ -451,6 +484,9 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
                 downloaded: i64,
             }
             let a: Adjust = read_json(req).await?;
+            if a.uploaded.unsigned_abs() > MAX_ADJUST as u64 || a.downloaded.unsigned_abs() > MAX_ADJUST as u64 {
+                return Err(ApiError(400, format!("adjustments are at most {MAX_ADJUST} bytes either way")));
+            }
             let id = user_id(&db, name).await?;
             db.prepare(
                 "UPDATE users SET uploaded = MAX(0, uploaded + ?1), downloaded = MAX(0, downloaded + ?2) WHERE id = ?3",
@@ -467,13 +503,14 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
             let u = u.ok_or_else(|| bad(404, "no such user"))?;
             ok(200, json!({ "username": u.username, "uploaded": u.uploaded as u64, "downloaded": u.downloaded as u64 }))
         }
-        (Method::Post, ["invites"]) => {
+        ("POST", ["invites"]) => {
             let code = hex::encode(random::<16>()?);
             db.prepare("INSERT INTO invites (code, created_at) VALUES (?1, ?2)").bind(&[code.as_str().into(), now().into()])?.run().await?;
             ok(201, json!({ "invite": code }))
         }
-        (Method::Post, ["torrents", hex, "freeleech"]) => {
+        ("POST", ["torrents", hex, "freeleech"]) => {
             #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
             struct Flag {
                 freeleech: bool,
             }
@@ -491,7 +528,7 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
             private::forget_cached();
             ok(200, json!({ "info_hash": hash.to_hex(), "freeleech": f.freeleech }))
         }
-        (Method::Delete, ["torrents", hex]) => {
+        ("DELETE", ["torrents", hex]) => {
             let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
             #[derive(Deserialize)]
             struct V2 {
@@ -513,8 +550,9 @@ async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, rest: &[&st
 }
 
 /// Adds (POST) or removes (DELETE) a banned client prefix: `{"prefix": "-XL0012-"}`.
-async fn client_ban(req: &mut Request, kv: &kv::KvStore) -> ApiResult {
+async fn client_ban(req: &mut Request, kv: &kv::KvStore, method: &str) -> ApiResult {
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Prefix {
         prefix: String,
     }
@@ -523,12 +561,15 @@ async fn client_ban(req: &mut Request, kv: &kv::KvStore) -> ApiResult {
         return Err(bad(400, "prefix must be 1-20 characters of a peer id, e.g. -XL0012-"));
     }
     let mut list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
+    let had = list.len();
     list.retain(|x| x != &p.prefix);
-    if req.method() == Method::Post {
+    if method == "POST" {
         if list.len() >= MAX_CLIENT_BANS {
-            return Err(bad(400, "too many client bans"));
+            return Err(ApiError(400, format!("at most {MAX_CLIENT_BANS} client bans")));
         }
         list.push(p.prefix);
+    } else if list.len() == had {
+        return Err(bad(404, "no such client ban"));
     }
     kv.put(CLIENT_BANS_KEY, serde_json::to_string(&list).map_err(|e| Error::RustError(e.to_string()))?)
         .map_err(Error::from)?
@@ -539,8 +580,6 @@ async fn client_ban(req: &mut Request, kv: &kv::KvStore) -> ApiResult {
     ok(200, json!({ "prefixes": list }))
 }
 
-/// Most client-ban prefixes (the list is one KV value every isolate reads).
-const MAX_CLIENT_BANS: usize = 1_000;
 const BLOCKED_PREFIX: &str = "blocked:";
 
 async fn blocked_list(kv: &kv::KvStore) -> ApiResult {
@@ -551,14 +590,15 @@ async fn blocked_list(kv: &kv::KvStore) -> ApiResult {
 
 /// Blocks (POST) or unblocks (DELETE) a torrent: `{"info_hash": "<40 hex>"}`.
 /// The swarm itself keeps the block, so announces cost no extra lookup.
-async fn block(req: &mut Request, env: &Env, kv: &kv::KvStore) -> ApiResult {
+async fn block(req: &mut Request, env: &Env, kv: &kv::KvStore, method: &str) -> ApiResult {
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Target {
         info_hash: String,
     }
     let t: Target = read_json(req).await?;
     let hash = InfoHash::from_hex(&t.info_hash).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
-    let action = if req.method() == Method::Post { "block" } else { "unblock" };
+    let action = if method == "POST" { "block" } else { "unblock" };
     let stub = env.durable_object(super::SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
     let resp = stub.fetch_with_str(&format!("https://swarm/admin/{action}/{}", hash.to_hex())).await?;
     if resp.status_code() != 200 {

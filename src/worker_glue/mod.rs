@@ -47,23 +47,26 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         return match config_from(&env) {
             Ok(config) => api::handle(req, &env, &config).await,
-            Err(e) => Response::error(format!("tracker misconfigured: {e}"), 503),
+            Err(e) => api::error(503, &format!("tracker misconfigured: {e}")),
         };
     }
     // `/announce/<passkey>` is the private-mode form clients accept on localhost too.
     let (route, path_passkey) = match path.as_str() {
         "/announce" | "/announce.php" => (Route::Announce, None),
         "/scrape" | "/scrape.php" => (Route::Scrape, None),
+        // A client pointed at the site root gets a reason it can show.
+        "/" if !raw_query(&url).is_empty() => return not_found(),
         "/" => (Route::Home, None),
         p => match p.strip_prefix("/announce/").or_else(|| p.strip_prefix("/scrape/")) {
             Some(key) if !key.contains('/') => {
                 let route = if p.starts_with("/announce/") { Route::Announce } else { Route::Scrape };
                 (route, Some(key.to_string()))
             }
-            _ => return Response::error("not found", 404),
+            _ => return not_found(),
         },
     };
-    if !matches!(req.method(), Method::Get | Method::Head) {
+    // The raw method: `Request::method()` reads any method it does not know as GET.
+    if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
         let mut resp = bencoded(response::failure("method not allowed: use GET"))?.with_status(405);
         resp.headers_mut().set("allow", "GET, HEAD")?;
         return Ok(resp);
@@ -82,7 +85,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(q) => q,
         Err(e) => return bencoded(response::failure(&e.to_string())),
     };
-    let passkey = path_passkey.or_else(|| query.first("passkey").map(|p| String::from_utf8_lossy(p).into_owned()));
+    let query_passkey = match query.only("passkey") {
+        Ok(p) => p.map(|p| String::from_utf8_lossy(p).into_owned()),
+        Err(e) => return bencoded(response::failure(&e.to_string())),
+    };
+    if matches!((&path_passkey, &query_passkey), (Some(a), Some(b)) if a != b) {
+        return bencoded(response::failure("two different passkeys (in the path and in the query)"));
+    }
+    let passkey = path_passkey.or(query_passkey);
     match route {
         Route::Announce => announce(&req, &env, &config, &query, passkey.as_deref()).await,
         Route::Scrape => {
@@ -288,6 +298,12 @@ async fn full_scrape(kv: &kv::KvStore) -> std::result::Result<Vec<(crate::peer::
             Some((hash, counters))
         })
         .collect())
+}
+
+/// Unknown paths: 404 with a bencoded reason, so a client with a wrong
+/// announce URL can show the user why.
+fn not_found() -> Result<Response> {
+    Ok(bencoded(response::failure("not found: the announce URL is /announce, scrape is /scrape"))?.with_status(404))
 }
 
 pub fn bencoded(body: Vec<u8>) -> Result<Response> {
