@@ -52,6 +52,12 @@ pub struct TrackerConfig {
     pub require_private_flag: bool,
     /// Private mode: PBKDF2 rounds for new passwords (`PASSWORD_ROUNDS`).
     pub password_rounds: u32,
+    /// Least severe structured log line written (`LOG_LEVEL`).
+    pub log_level: crate::logging::Level,
+    /// Seconds a Worker isolate gathers request counts before sending them to the stats object (`STATS_FLUSH`).
+    pub stats_flush: u32,
+    /// Seconds the stats object reuses swarm totals read from the scrape counters (`STATS_REFRESH`).
+    pub stats_refresh: u32,
 }
 
 impl Default for TrackerConfig {
@@ -75,6 +81,9 @@ impl Default for TrackerConfig {
             ratio_allowance: 10 * 1024 * 1024 * 1024,
             require_private_flag: true,
             password_rounds: crate::accounts::PBKDF2_ROUNDS,
+            log_level: crate::logging::Level::Info,
+            stats_flush: 10,
+            stats_refresh: 30,
         }
     }
 }
@@ -150,6 +159,12 @@ impl TrackerConfig {
             },
             require_private_flag: flag("REQUIRE_PRIVATE_FLAG", d.require_private_flag)?,
             password_rounds: num("PASSWORD_ROUNDS", d.password_rounds, 1_000, 2_000_000)?,
+            log_level: match get("LOG_LEVEL").as_deref().map(str::trim) {
+                None | Some("") => d.log_level,
+                Some(v) => crate::logging::Level::parse(v).ok_or(ConfigError { name: "LOG_LEVEL", value: v.to_string() })?,
+            },
+            stats_flush: num("STATS_FLUSH", d.stats_flush, 1, 3_600)?,
+            stats_refresh: num("STATS_REFRESH", d.stats_refresh, 0, 3_600)?,
         };
         Ok(config)
     }
