@@ -77,6 +77,19 @@ impl Failure {
         Failure::ALL.into_iter().find(|f| f.label() == label)
     }
 
+    /// The reason of a swarm's bencoded answer, if it is a failure.
+    pub fn of_swarm_answer(body: &[u8]) -> Option<Failure> {
+        let reason = body.strip_prefix(b"d14:failure reason")?;
+        let contains = |needle: &str| reason.windows(needle.len()).any(|w| w == needle.as_bytes());
+        Some(if contains(crate::store::RATIO_REFUSAL) {
+            Failure::RatioTooLow
+        } else if contains(crate::store::PEER_ID_BUSY) {
+            Failure::PeerIdBusy
+        } else {
+            Failure::Other
+        })
+    }
+
     /// Whether the tracker (not the client) is at fault: worth an error log and an alert.
     pub fn is_server_side(self) -> bool {
         matches!(
@@ -408,6 +421,15 @@ mod tests {
         }
         let labels: std::collections::BTreeSet<_> = Failure::ALL.iter().map(|f| f.label()).collect();
         assert_eq!(labels.len(), Failure::ALL.len());
+    }
+
+    #[test]
+    fn swarm_failures_are_recognised() {
+        use crate::response::failure;
+        assert_eq!(Failure::of_swarm_answer(&failure(crate::store::RATIO_REFUSAL)), Some(Failure::RatioTooLow));
+        assert_eq!(Failure::of_swarm_answer(&failure(crate::store::PEER_ID_BUSY)), Some(Failure::PeerIdBusy));
+        assert_eq!(Failure::of_swarm_answer(&failure("malformed swarm request")), Some(Failure::Other));
+        assert_eq!(Failure::of_swarm_answer(b"d8:completei0e10:incompletei1e8:intervali1800e5:peers0:e"), None);
     }
 
     #[test]

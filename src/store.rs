@@ -188,6 +188,8 @@ pub struct SwarmState {
     oldest_seen: Option<u32>,
 }
 
+/// A second client announcing with a peer id another session holds.
+pub const PEER_ID_BUSY: &str = "peer id busy, retry later";
 /// Why a private-mode announce was refused by the swarm.
 pub const RATIO_REFUSAL: &str =
     "your ratio is below the minimum: you may keep seeding, but not start new downloads";
@@ -290,7 +292,7 @@ impl SwarmState {
                     Some(p) => {
                         if !self.fully_flushed(&id, &p) {
                             // Flush first; refuse this announce to retry later.
-                            return (response::failure("peer id busy, retry later"), writes);
+                            return (response::failure(PEER_ID_BUSY), writes);
                         }
                         self.marks.remove(&id);
                         SessionRecord { session, credited: Credit::default() }

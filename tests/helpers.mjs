@@ -27,7 +27,7 @@ function compatibilityDate() {
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
  */
-export async function startTracker({ vars = {}, persistDir } = {}) {
+export async function startTracker({ vars = {}, persistDir, logs } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   const mf = new Miniflare({
@@ -36,7 +36,10 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
     modulesRoot: join(ROOT, 'build'),
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: compatibilityDate(),
-    durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true } },
+    durableObjects: {
+      SWARMS: { className: 'SwarmObject', useSQLite: true },
+      STATS: { className: 'StatsObject', useSQLite: true },
+    },
     kvNamespaces: ['TRACKER_KV'],
     d1Databases: ['DB'],
     bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },
@@ -44,6 +47,8 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
     kvPersist: join(dir, 'kv'),
     d1Persist: join(dir, 'd1'),
     cf: false,
+    // `logs` (an array) collects the runtime's stdout and stderr lines.
+    ...(logs ? { handleRuntimeStdio: (stdout, stderr) => collectLines([stdout, stderr], logs) } : {}),
     host: '127.0.0.1',
     port: 0,
   });
@@ -61,6 +66,17 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function collectLines(streams, into) {
+  for (const stream of streams) {
+    let rest = '';
+    stream.on('data', (chunk) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop();
+      into.push(...lines.filter(Boolean));
+    });
+  }
 }
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';

@@ -24,6 +24,8 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     let path = req.path();
     let method = req.method();
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
+    let admin_action = segments.first() == Some(&"admin") && method != Method::Get;
+    let method_name = format!("{method:?}").to_uppercase();
     let result = match (method, segments.as_slice()) {
         (Method::Post, ["users"]) => register(&mut req, env, config).await,
         (Method::Post, ["login"]) => login(&mut req, env).await,
@@ -35,6 +37,16 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
         (_, ["admin", rest @ ..]) => admin(&mut req, env, config, rest).await,
         _ => Err(ApiError(404, "no such API endpoint".into())),
     };
+    if admin_action {
+        let status = match &result {
+            Ok(resp) => resp.status_code(),
+            Err(ApiError(status, _)) => *status,
+        };
+        super::log::info(
+            "admin_action",
+            json!({ "method": method_name, "path": crate::logging::loggable_path(&path), "status": status }),
+        );
+    }
     match result {
         Ok(resp) => Ok(resp),
         Err(ApiError(status, message)) => json_response(status, &json!({ "error": message })),
@@ -48,7 +60,7 @@ type ApiResult = std::result::Result<Response, ApiError>;
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        console_error!("api: {e}");
+        super::log::error("api_error", json!({ "error": e.to_string() }));
         ApiError(503, "service temporarily unavailable, retry later".into())
     }
 }
