@@ -233,7 +233,9 @@ impl SwarmObject {
         if let Some(c) = resume {
             inner.swarm.resume_from(c, now);
         }
-        log::info(
+        // Debug: a quiet torrent's object is evicted between announces, so
+        // at info level this would be a line per announce.
+        log::debug(
             "swarm_start",
             json!({
                 "info_hash": inner.swarm.info_hash.or(hash).map(|h| h.to_hex()),
