@@ -200,6 +200,11 @@ impl History {
         self.rows.last().map(|(_, c)| c.clone()).unwrap_or_default()
     }
 
+    /// The row kept for `minute`, if any.
+    pub fn row(&self, minute: u64) -> Option<&Counts> {
+        self.rows.binary_search_by_key(&minute, |(m, _)| *m).ok().map(|i| &self.rows[i].1)
+    }
+
     /// Adds a delta at `minute`; returns the row to upsert and the minute
     /// before which rows are to be deleted (when a new minute starts).
     pub fn record(&mut self, minute: u64, delta: &Counts) -> ((u64, Counts), Option<u64>) {
@@ -476,6 +481,8 @@ mod tests {
         let s = h.series(103, 2);
         assert_eq!(s.iter().map(|p| p.announces).collect::<Vec<_>>(), vec![3, 0]);
         // Reloaded rows give the same answers.
+        assert_eq!(h.row(100), Some(&counts(7, 1, &[("invalid_query", 1)])));
+        assert_eq!(h.row(101), None);
         let again = History::load(h.rows.clone().into_iter().rev());
         assert_eq!(again.series(103, 5), h.series(103, 5));
     }

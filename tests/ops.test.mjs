@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   startTracker, announce, scrape, get, peerId, randomHash, eventually, escapeBytes, text, ADMIN_TOKEN,
 } from './helpers.mjs';
@@ -138,6 +141,29 @@ test('isolates send counts in batches: no stats write per request', async () => 
     assert.equal((await stats(t.base)).announces, 8);
   } finally {
     await t.close();
+  }
+});
+
+test('the totals and the per-minute series survive a runtime restart', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-tracker-ops-'));
+  try {
+    let t = await startTracker({ persistDir: dir });
+    const infoHash = randomHash();
+    await announce(t.base, { infoHash, peerId: peerId('r1'), event: 'started' });
+    await scrape(t.base, [infoHash]);
+    const before = await stats(t.base);
+    assert.deepEqual([before.announces, before.scrapes], [1, 1]);
+    await t.stop();
+    t = await startTracker({ persistDir: dir });
+    try {
+      const s = await stats(t.base);
+      assert.deepEqual([s.announces, s.scrapes], [1, 1]);
+      assert.equal(s.history.reduce((n, p) => n + p.announces, 0), 1);
+    } finally {
+      await t.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

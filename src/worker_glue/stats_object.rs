@@ -17,6 +17,9 @@ use crate::scrape;
 
 /// KV list pages read per refresh (1,000 torrents each).
 const MAX_LIST_PAGES: usize = 100;
+/// Rows are written at most this often (ms); deltas arriving in between
+/// wait in memory for the alarm, so many isolates cost a few rows, not one each.
+const WRITE_EVERY_MS: u64 = 10_000;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS minutes (minute INTEGER PRIMARY KEY, counts TEXT NOT NULL)";
 
@@ -31,6 +34,12 @@ pub struct StatsObject {
 #[derive(Default)]
 struct Inner {
     history: Option<History>,
+    /// Minutes whose rows changed in memory since the last write.
+    dirty: std::collections::BTreeSet<u64>,
+    /// Rows before this minute are to be deleted with the next write.
+    trim_before: Option<u64>,
+    last_write_ms: u64,
+    alarm_set: bool,
     /// Swarm totals and when they were read (Unix seconds).
     gauges: Option<(u64, Gauges, Option<PrivateTotals>)>,
 }
@@ -47,12 +56,12 @@ impl DurableObject for StatsObject {
         match path.as_str() {
             "/flush" => {
                 let delta: Counts = serde_json::from_str(&body)?;
-                self.record(&delta)?;
+                self.record(&delta).await?;
                 Response::ok("")
             }
             "/read" => {
                 let read: ReadRequest = serde_json::from_str(&body)?;
-                self.record(&read.delta)?;
+                self.record(&read.delta).await?;
                 let stats = self.stats(read.minutes).await?;
                 if read.prometheus {
                     Response::ok(stats.prometheus())
@@ -62,6 +71,12 @@ impl DurableObject for StatsObject {
             }
             _ => Response::error("not found", 404),
         }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.inner.borrow_mut().alarm_set = false;
+        self.write_dirty()?;
+        Response::ok("")
     }
 }
 
@@ -80,22 +95,56 @@ impl StatsObject {
         Ok(f(inner.history.as_mut().expect("loaded above")))
     }
 
-    /// Adds a delta to the current minute: one row written.
-    fn record(&self, delta: &Counts) -> Result<()> {
+    /// Adds a delta to the current minute. Its row is written now if the
+    /// last write is `WRITE_EVERY_MS` old, else by an alarm at that time.
+    async fn record(&self, delta: &Counts) -> Result<()> {
         if delta.is_empty() {
             return Ok(());
         }
-        let minute = Date::now().as_millis() / 60_000;
-        let ((minute, totals), trim) = self.with_history(|h| h.record(minute, delta))?;
+        let now = Date::now().as_millis();
+        let ((minute, _), trim) = self.with_history(|h| h.record(now / 60_000, delta))?;
+        log::debug("stats_flush", json!({ "announces": delta.announces, "scrapes": delta.scrapes, "failures": delta.failures_total() }));
+        let alarm_at = {
+            let mut inner = self.inner.borrow_mut();
+            inner.dirty.insert(minute);
+            inner.trim_before = inner.trim_before.max(trim);
+            let due = inner.last_write_ms + WRITE_EVERY_MS;
+            if now >= due {
+                None
+            } else if inner.alarm_set {
+                return Ok(());
+            } else {
+                inner.alarm_set = true;
+                Some(due)
+            }
+        };
+        match alarm_at {
+            None => self.write_dirty(),
+            Some(at) => {
+                let when = ScheduledTime::new(js_sys::Date::new(&(at as f64).into()));
+                self.state.storage().set_alarm(when).await
+            }
+        }
+    }
+
+    /// Writes the rows of the minutes changed since the last write.
+    fn write_dirty(&self) -> Result<()> {
+        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        let Some(history) = inner.history.as_ref() else { return Ok(()) };
         let sql = self.state.storage().sql();
-        sql.exec(
-            "INSERT INTO minutes (minute, counts) VALUES (?, ?) ON CONFLICT(minute) DO UPDATE SET counts = excluded.counts",
-            vec![(minute as i64).into(), serde_json::to_string(&totals)?.into()],
-        )?;
-        if let Some(before) = trim {
+        for minute in std::mem::take(&mut inner.dirty) {
+            if let Some(totals) = history.row(minute) {
+                sql.exec(
+                    "INSERT INTO minutes (minute, counts) VALUES (?, ?) ON CONFLICT(minute) DO UPDATE SET counts = excluded.counts",
+                    vec![(minute as i64).into(), serde_json::to_string(totals)?.into()],
+                )?;
+            }
+        }
+        if let Some(before) = inner.trim_before.take() {
             sql.exec("DELETE FROM minutes WHERE minute < ?", vec![(before as i64).into()])?;
         }
-        log::debug("stats_flush", json!({ "announces": delta.announces, "scrapes": delta.scrapes, "failures": delta.failures_total() }));
+        inner.last_write_ms = Date::now().as_millis();
         Ok(())
     }
 
