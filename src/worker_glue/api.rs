@@ -25,7 +25,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     let method = req.method();
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
     let admin_action = segments.first() == Some(&"admin") && method != Method::Get;
-    let method_name = format!("{method:?}").to_uppercase();
+    let method_name = method.to_string();
     let result = match (method, segments.as_slice()) {
         (Method::Post, ["users"]) => register(&mut req, env, config).await,
         (Method::Post, ["login"]) => login(&mut req, env).await,
