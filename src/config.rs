@@ -58,6 +58,12 @@ pub struct TrackerConfig {
     /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
     /// get peers but are not listed.
     pub max_peers: u32,
+    /// Least severe structured log line written (`LOG_LEVEL`).
+    pub log_level: crate::logging::Level,
+    /// Seconds a Worker isolate gathers request counts before sending them to the stats object (`STATS_FLUSH`).
+    pub stats_flush: u32,
+    /// Seconds the stats object reuses swarm totals read from the scrape counters (`STATS_REFRESH`).
+    pub stats_refresh: u32,
 }
 
 impl Default for TrackerConfig {
@@ -83,6 +89,9 @@ impl Default for TrackerConfig {
             password_rounds: crate::accounts::PBKDF2_ROUNDS,
             enforce_min_interval: true,
             max_peers: 500_000,
+            log_level: crate::logging::Level::Info,
+            stats_flush: 10,
+            stats_refresh: 30,
         }
     }
 }
@@ -160,6 +169,12 @@ impl TrackerConfig {
             password_rounds: num("PASSWORD_ROUNDS", d.password_rounds, 1_000, 2_000_000)?,
             enforce_min_interval: flag("ENFORCE_MIN_INTERVAL", d.enforce_min_interval)?,
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
+            log_level: match get("LOG_LEVEL").as_deref().map(str::trim) {
+                None | Some("") => d.log_level,
+                Some(v) => crate::logging::Level::parse(v).ok_or(ConfigError { name: "LOG_LEVEL", value: v.to_string() })?,
+            },
+            stats_flush: num("STATS_FLUSH", d.stats_flush, 1, 3_600)?,
+            stats_refresh: num("STATS_REFRESH", d.stats_refresh, 0, 3_600)?,
         };
         Ok(config)
     }

@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS blocked (k INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 /// What an announce to a blocked torrent gets.
 pub const BLOCKED_REFUSAL: &str = "this torrent is blocked on this tracker";
 
+/// How a refused too-early re-announce's reason begins.
+pub const TOO_SOON: &str = "announcing too often";
+
 /// What a newcomer to a full swarm is told (it still gets peers).
 pub const FULL_WARNING: &str = "swarm is full: you get peers but are not listed until a slot frees";
 
@@ -201,6 +204,8 @@ pub struct SwarmState {
     pub blocked: bool,
 }
 
+/// A second client announcing with a peer id another session holds.
+pub const PEER_ID_BUSY: &str = "peer id busy, retry later";
 /// Why a private-mode announce was refused by the swarm.
 pub const RATIO_REFUSAL: &str =
     "your ratio is below the minimum: you may keep seeding, but not start new downloads";
@@ -283,7 +288,7 @@ impl SwarmState {
         }
         if let Some(wait) = self.too_soon(&msg.peer, now, config) {
             let reason = format!(
-                "announcing too often: min interval is {} s, wait {wait} s more (or send an event)",
+                "{TOO_SOON}: min interval is {} s, wait {wait} s more (or send an event)",
                 config.min_interval
             );
             return (response::failure_retry(&reason, wait), writes);
@@ -314,7 +319,7 @@ impl SwarmState {
                     Some(p) => {
                         if !self.fully_flushed(&id, &p) {
                             // Flush first; refuse this announce to retry later.
-                            return (response::failure("peer id busy, retry later"), writes);
+                            return (response::failure(PEER_ID_BUSY), writes);
                         }
                         self.marks.remove(&id);
                         SessionRecord { session, credited: Credit::default() }

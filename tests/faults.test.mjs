@@ -31,12 +31,18 @@ async function spawnRuntime(dir) {
     detached: true,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const line = await new Promise((resolve, reject) => {
+  // The runtime's own log lines share stdout: wait for the one with the URL.
+  const base = await new Promise((resolve, reject) => {
     const rl = createInterface({ input: child.stdout });
-    rl.once('line', resolve);
+    rl.on('line', (line) => {
+      try {
+        const { base: url } = JSON.parse(line);
+        if (url) resolve(url);
+      } catch {}
+    });
     child.once('exit', (code) => reject(new Error(`runtime exited with ${code}`)));
   });
-  return { child, base: JSON.parse(line).base };
+  return { child, base };
 }
 
 function kill(child) {
@@ -50,6 +56,7 @@ function client(base) {
   async function api(method, path, { token, json, body } = {}) {
     const headers = {};
     if (token) headers.authorization = `Bearer ${token}`;
+    if (json) headers['content-type'] = 'application/json';
     const res = await fetch(`${base}/api${path}`, { method, headers, body: json ? JSON.stringify(json) : body });
     return { status: res.status, data: await res.json() };
   }

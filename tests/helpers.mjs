@@ -36,7 +36,10 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs } =
     modulesRoot: join(ROOT, 'build'),
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: compatibilityDate(),
-    durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true } },
+    durableObjects: {
+      SWARMS: { className: 'SwarmObject', useSQLite: true },
+      STATS: { className: 'StatsObject', useSQLite: true },
+    },
     kvNamespaces: ['TRACKER_KV'],
     d1Databases: ['DB'],
     // Off unless a test asks: most tests send far more from one address.
@@ -46,8 +49,8 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs } =
     kvPersist: join(dir, 'kv'),
     d1Persist: join(dir, 'd1'),
     cf: false,
-    // `logs`: an array that collects the runtime's output (to look for panics).
-    ...(logs ? { handleRuntimeStdio: (out, err) => [out, err].forEach((s) => s.on('data', (d) => logs.push(String(d)))) } : {}),
+    // `logs` (an array) collects the runtime's stdout and stderr lines.
+    ...(logs ? { handleRuntimeStdio: (stdout, stderr) => collectLines([stdout, stderr], logs) } : {}),
     host: '127.0.0.1',
     port: 0,
   });
@@ -65,6 +68,17 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs } =
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function collectLines(streams, into) {
+  for (const stream of streams) {
+    let rest = '';
+    stream.on('data', (chunk) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop();
+      into.push(...lines.filter(Boolean));
+    });
+  }
 }
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';

@@ -32,6 +32,8 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     // The raw method: `Request::method()` reads any method it does not know as GET.
     let method = req.inner().method();
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
+    let admin_action = segments.first() == Some(&"admin") && method.as_str() != "GET";
+    let method_name = method.as_str().to_string();
     let result = match (method.as_str(), segments.as_slice()) {
         (m @ ("GET" | "POST" | "DELETE"), ["admin", rest @ ..]) => admin(&mut req, env, config, m, rest).await,
         _ if config.mode != TrackerMode::Private => {
@@ -46,6 +48,16 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
         ("GET", ["torrents", file]) if file.ends_with(".torrent") => download(&req, env, file).await,
         _ => Err(ApiError(404, "no such API endpoint".into())),
     };
+    if admin_action {
+        let status = match &result {
+            Ok(resp) => resp.status_code(),
+            Err(ApiError(status, _)) => *status,
+        };
+        super::log::info(
+            "admin_action",
+            json!({ "method": method_name, "path": crate::logging::loggable_path(&path), "status": status }),
+        );
+    }
     match result {
         Ok(resp) => Ok(resp),
         Err(ApiError(status, message)) => error(status, &message),
@@ -64,7 +76,7 @@ type ApiResult = std::result::Result<Response, ApiError>;
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        console_error!("api: {e}");
+        super::log::error("api_error", json!({ "error": e.to_string() }));
         ApiError(503, "service temporarily unavailable, retry later".into())
     }
 }

@@ -2,7 +2,11 @@
 //! Object, answer. Scrape is served from KV and never wakes a swarm.
 
 mod api;
+mod dashboard;
+mod log;
 mod private;
+mod stats;
+mod stats_object;
 mod swarm_object;
 
 use std::net::IpAddr;
@@ -15,6 +19,7 @@ use crate::peer::{parse_ip, FALLBACK_IP};
 use crate::query::QueryPairs;
 use crate::response::{self, PeerListFormat};
 use crate::scrape::{self, ScrapeRequest};
+use crate::stats::Failure;
 use crate::swarm::SwarmCounters;
 use crate::wire::{Account, SwarmAnnounce};
 
@@ -28,26 +33,39 @@ pub const ROWS_WRITTEN_HEADER: &str = "x-rows-written";
 pub const USAGE_HEADER: &str = "x-swarm-usage";
 /// KV reads the Worker made for this request.
 pub const KV_READS_HEADER: &str = "x-kv-reads";
+/// A swarm's failure answer names its reason here (a `Failure` label).
+pub const FAILURE_HEADER: &str = "x-failure";
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let resp = route(req, &env).await;
+    if let Ok(config) = config_from(&env) {
+        stats::after_request(&env, &ctx, &config);
+    }
+    resp
+}
+
+async fn route(req: Request, env: &Env) -> Result<Response> {
     // The raw URL, split by hand: parsing it as a `Url` costs more than the
     // rest of an announce in the Worker.
     let url = req.inner().url();
     let path = raw_path(&url).to_string();
+    if let Some(resp) = dashboard::serve(&req, env, &url, &path).await {
+        return resp;
+    }
     if path.starts_with("/api/") {
-        if let Some(wait) = rate_limited(&env, API_LIMITER, &req).await {
-            let mut resp = Response::error(
-                format!("{{\"error\":\"too many API requests from your address; retry in {wait} s\"}}"),
-                429,
-            )?;
+        if let Some(wait) = rate_limited(env, API_LIMITER, &req).await {
+            stats::count_failure(Failure::RateLimited);
+            let mut resp = api::error(429, &format!("too many API requests from your address; retry in {wait} s"))?;
             resp.headers_mut().set("retry-after", &wait.to_string())?;
-            resp.headers_mut().set("content-type", "application/json")?;
             return Ok(resp);
         }
-        return match config_from(&env) {
-            Ok(config) => api::handle(req, &env, &config).await,
-            Err(e) => api::error(503, &format!("tracker misconfigured: {e}")),
+        return match config_from(env) {
+            Ok(config) => api::handle(req, env, &config).await,
+            Err(e) => {
+                log::error("config_invalid", serde_json::json!({ "error": e.to_string() }));
+                api::error(503, &format!("tracker misconfigured: {e}"))
+            }
         };
     }
     // `/announce/<passkey>` is the private-mode form clients accept on localhost too.
@@ -55,8 +73,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         "/announce" | "/announce.php" => (Route::Announce, None),
         "/scrape" | "/scrape.php" => (Route::Scrape, None),
         // A client pointed at the site root gets a reason it can show.
-        "/" if !raw_query(&url).is_empty() => return not_found(),
-        "/" => (Route::Home, None),
+        "/" => return not_found(),
         p => match p.strip_prefix("/announce/").or_else(|| p.strip_prefix("/scrape/")) {
             Some(key) if !key.contains('/') => {
                 let route = if p.starts_with("/announce/") { Route::Announce } else { Route::Scrape };
@@ -65,25 +82,31 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             _ => return not_found(),
         },
     };
+    match route {
+        Route::Announce => stats::count_announce(),
+        Route::Scrape => stats::count_scrape(),
+    }
     // The raw method: `Request::method()` reads any method it does not know as GET.
     if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
-        let mut resp = bencoded(response::failure("method not allowed: use GET"))?.with_status(405);
+        let mut resp = fail(Failure::MethodNotAllowed, "method not allowed: use GET")?.with_status(405);
         resp.headers_mut().set("allow", "GET, HEAD")?;
         return Ok(resp);
     }
-    if route != Route::Home {
-        if let Some(wait) = rate_limited(&env, ANNOUNCE_LIMITER, &req).await {
-            return bencoded(response::failure_retry("too many requests from your address: slow down", wait));
-        }
+    if let Some(wait) = rate_limited(env, ANNOUNCE_LIMITER, &req).await {
+        stats::count_failure(Failure::RateLimited);
+        return bencoded(response::failure_retry("too many requests from your address: slow down", wait));
     }
-    let config = match config_from(&env) {
+    let config = match config_from(env) {
         Ok(c) => c,
-        Err(e) => return bencoded(response::failure(&format!("tracker misconfigured: {e}"))),
+        Err(e) => {
+            log::error("config_invalid", serde_json::json!({ "error": e.to_string() }));
+            return fail(Failure::Misconfigured, &format!("tracker misconfigured: {e}"));
+        }
     };
     let raw_query = raw_query(&url);
     let query = match QueryPairs::parse(raw_query.as_bytes()) {
         Ok(q) => q,
-        Err(e) => return bencoded(response::failure(&e.to_string())),
+        Err(e) => return fail(Failure::InvalidQuery, &e.to_string()),
     };
     let query_passkey = match query.only("passkey") {
         Ok(p) => p.map(|p| String::from_utf8_lossy(p).into_owned()),
@@ -94,17 +117,30 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
     let passkey = path_passkey.or(query_passkey);
     match route {
-        Route::Announce => announce(&req, &env, &config, &query, passkey.as_deref()).await,
+        Route::Announce => announce(&req, env, &config, &query, passkey.as_deref()).await,
         Route::Scrape => {
             if config.mode == TrackerMode::Private {
-                if let Err(reason) = private_user(&env, &config, passkey.as_deref()).await? {
-                    return bencoded(response::failure(reason));
+                match private_user(env, &config, passkey.as_deref()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((failure, reason))) => return fail(failure, reason),
+                    Err(e) => {
+                        log::error("private_lookup_failed", serde_json::json!({ "route": "scrape", "error": e.to_string() }));
+                        return fail(Failure::AccountLookupFailed, "scrape temporarily unavailable, retry later");
+                    }
                 }
             }
-            scrape(&env, &config, &query).await
+            scrape(env, &config, &query).await
         }
-        Route::Home => Response::ok(HOME_TEXT),
     }
+}
+
+/// A bencoded failure, counted by reason; the tracker's own faults are logged by the caller.
+fn fail(failure: Failure, reason: &str) -> Result<Response> {
+    stats::count_failure(failure);
+    if !failure.is_server_side() {
+        log::debug("request_refused", serde_json::json!({ "reason": failure.label() }));
+    }
+    bencoded(response::failure(reason))
 }
 
 /// Private mode: the passkey's owner, or the failure reason to send.
@@ -112,13 +148,13 @@ async fn private_user(
     env: &Env,
     config: &TrackerConfig,
     passkey: Option<&str>,
-) -> Result<std::result::Result<private::PasskeyEntry, &'static str>> {
+) -> Result<std::result::Result<private::PasskeyEntry, (Failure, &'static str)>> {
     let Some(passkey) = passkey else {
-        return Ok(Err("missing passkey: use the personal announce URL from your account"));
+        return Ok(Err((Failure::MissingPasskey, "missing passkey: use the personal announce URL from your account")));
     };
     Ok(match private::resolve_passkey(env, config, passkey).await? {
-        None => Err("unknown or revoked passkey"),
-        Some(e) if e.banned => Err("account banned"),
+        None => Err((Failure::UnknownPasskey, "unknown or revoked passkey")),
+        Some(e) if e.banned => Err((Failure::AccountBanned, "account banned")),
         Some(e) => Ok(e),
     })
 }
@@ -129,13 +165,13 @@ async fn private_account(
     config: &TrackerConfig,
     passkey: Option<&str>,
     announce: &AnnounceRequest,
-) -> Result<std::result::Result<Account, &'static str>> {
+) -> Result<std::result::Result<Account, (Failure, &'static str)>> {
     let user = match private_user(env, config, passkey).await? {
         Ok(u) => u,
         Err(reason) => return Ok(Err(reason)),
     };
     let Some(torrent) = private::registered_torrent(env, &announce.info_hash).await? else {
-        return Ok(Err("torrent not registered on this tracker"));
+        return Ok(Err((Failure::UnregisteredTorrent, "torrent not registered on this tracker")));
     };
     Ok(Ok(Account { user: user.user, may_leech: user.may_leech, freeleech: torrent.freeleech }))
 }
@@ -144,7 +180,6 @@ async fn private_account(
 enum Route {
     Announce,
     Scrape,
-    Home,
 }
 
 const CLIENT_BANNED: &str = "this BitTorrent client is banned on this tracker";
@@ -163,13 +198,11 @@ async fn rate_limited(env: &Env, binding: &str, req: &Request) -> Option<u32> {
         Ok(outcome) if !outcome.success => Some(60),
         Ok(_) => None,
         Err(e) => {
-            console_error!("rate limiter {binding} failed: {e}");
+            log::warn("rate_limiter_failed", serde_json::json!({ "binding": binding, "error": e.to_string() }));
             None
         }
     }
 }
-
-const HOME_TEXT: &str = "edge-tracker: a BitTorrent tracker.\nAnnounce URL: /announce\nScrape URL: /scrape\n";
 
 async fn announce(
     req: &Request,
@@ -180,21 +213,21 @@ async fn announce(
 ) -> Result<Response> {
     let announce = match AnnounceRequest::parse(query) {
         Ok(a) => a,
-        Err(e) => return bencoded(response::failure(&e.to_string())),
+        Err(e) => return fail(Failure::InvalidAnnounce, &e.to_string()),
     };
     match private::client_banned(env, &announce.peer_id).await {
         Ok(false) => {}
-        Ok(true) => return bencoded(response::failure(CLIENT_BANNED)),
-        Err(e) => console_error!("reading the client ban list failed, letting the announce through: {e}"),
+        Ok(true) => return fail(Failure::ClientBanned, CLIENT_BANNED),
+        Err(e) => log::warn("client_bans_unreadable", serde_json::json!({ "error": e.to_string() })),
     }
     let account = match config.mode {
         TrackerMode::Public => None,
         TrackerMode::Private => match private_account(env, config, passkey, &announce).await {
             Ok(Ok(account)) => Some(account),
-            Ok(Err(reason)) => return bencoded(response::failure(reason)),
+            Ok(Err((failure, reason))) => return fail(failure, reason),
             Err(e) => {
-                console_error!("private-mode lookup failed: {e}");
-                return bencoded(response::failure("tracker temporarily unavailable, retry later"));
+                log::error("private_lookup_failed", serde_json::json!({ "route": "announce", "error": e.to_string() }));
+                return fail(Failure::AccountLookupFailed, "tracker temporarily unavailable, retry later");
             }
         },
     };
@@ -223,6 +256,11 @@ async fn announce(
         stub.fetch_with_request(Request::new_with_init("https://swarm/announce", &init)?).await
     }
     .await;
+    if let Ok(resp) = &reply {
+        if let Ok(Some(label)) = resp.headers().get(FAILURE_HEADER) {
+            stats::count_failure(Failure::from_label(&label).unwrap_or(Failure::Other));
+        }
+    }
     match reply {
         // The swarm's answer is final (bencoded, with its headers): pass it on.
         Ok(resp) if !expose_costs(env) => Ok(resp),
@@ -243,8 +281,11 @@ async fn announce(
             Ok(copy)
         }
         Err(e) => {
-            console_error!("announce to swarm {} failed: {e}", announce.info_hash);
-            bencoded(response::failure("tracker temporarily unavailable, retry later"))
+            log::error(
+                "swarm_unavailable",
+                serde_json::json!({ "info_hash": announce.info_hash.to_hex(), "error": e.to_string() }),
+            );
+            fail(Failure::SwarmUnavailable, "tracker temporarily unavailable, retry later")
         }
     }
 }
@@ -252,7 +293,7 @@ async fn announce(
 async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result<Response> {
     let request = match ScrapeRequest::parse(query, config.scrape_max, config.full_scrape) {
         Ok(r) => r,
-        Err(e) => return bencoded(response::failure(&e.to_string())),
+        Err(e) => return fail(Failure::InvalidScrape, &e.to_string()),
     };
     let kv = env.kv(KV_BINDING)?;
     let entries = if request.info_hashes.is_empty() {
@@ -279,8 +320,8 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
     match entries {
         Ok(entries) => bencoded(response::scrape(&entries)),
         Err(e) => {
-            console_error!("scrape read failed: {e}");
-            bencoded(response::failure("scrape temporarily unavailable, retry later"))
+            log::error("scrape_unavailable", serde_json::json!({ "error": e.to_string() }));
+            fail(Failure::ScrapeUnavailable, "scrape temporarily unavailable, retry later")
         }
     }
 }
@@ -322,7 +363,7 @@ fn raw_path(url: &str) -> &str {
 }
 
 /// The query exactly as the client sent it: never decoded through UTF-8.
-fn raw_query(url: &str) -> &str {
+pub fn raw_query(url: &str) -> &str {
     let without_fragment = url.split('#').next().unwrap_or("");
     without_fragment.split_once('?').map(|(_, q)| q).unwrap_or("")
 }
@@ -343,7 +384,16 @@ pub fn config_from(env: &Env) -> std::result::Result<TrackerConfig, crate::confi
         static CONFIG: std::cell::OnceCell<std::result::Result<TrackerConfig, crate::config::ConfigError>> =
             const { std::cell::OnceCell::new() };
     }
-    CONFIG.with(|c| c.get_or_init(|| TrackerConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))).clone())
+    CONFIG.with(|c| {
+        c.get_or_init(|| {
+            let config = TrackerConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+            if let Ok(config) = &config {
+                log::set_level(config.log_level);
+            }
+            config
+        })
+        .clone()
+    })
 }
 
 pub fn expose_costs(env: &Env) -> bool {

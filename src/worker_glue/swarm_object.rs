@@ -8,12 +8,15 @@ use std::cell::RefCell;
 
 use worker::*;
 
-use super::{config_from, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER};
+use serde_json::json;
+
+use super::{config_from, log, FAILURE_HEADER, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER};
 use super::private::{self, D1_BINDING};
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId};
 use crate::response;
 use crate::scrape::counters_key;
+use crate::stats::Failure;
 use crate::store::{self, SessionRecord, StoreWrite, SwarmRow, SwarmState};
 use crate::swarm::SwarmCounters;
 use crate::wire::SwarmAnnounce;
@@ -60,7 +63,7 @@ struct RowCost {
 impl DurableObject for SwarmObject {
     fn new(state: State, env: Env) -> Self {
         let config = config_from(&env).unwrap_or_else(|e| {
-            console_error!("invalid tracker configuration, using defaults: {e}");
+            log::error("config_invalid", json!({ "error": e.to_string(), "using": "defaults" }));
             TrackerConfig::default()
         });
         let mut seed = [0u8; 8];
@@ -102,7 +105,11 @@ impl DurableObject for SwarmObject {
         cost.written += self.schedule_alarm(now).await?;
         cost.requests += 1;
         let totals = self.count(cost);
+        let failure = Failure::of_swarm_answer(&answer);
         let mut resp = super::bencoded(answer)?;
+        if let Some(f) = failure {
+            resp.headers_mut().set(FAILURE_HEADER, f.label())?;
+        }
         if !self.expose_costs {
             return Ok(resp);
         }
@@ -131,7 +138,7 @@ impl DurableObject for SwarmObject {
             match self.flush_credits(&mut cost).await {
                 Ok(()) => {}
                 Err(e) => {
-                    console_error!("flushing credits to D1 failed, will retry: {e}");
+                    log::error("credit_flush_failed", json!({ "error": e.to_string(), "retry_in": PUBLISH_RETRY }));
                     retry = true;
                 }
             }
@@ -149,7 +156,7 @@ impl DurableObject for SwarmObject {
                     free = inner.swarm.can_free();
                 }
                 Err(e) => {
-                    console_error!("publishing counters of {hash} failed: {e}");
+                    log::warn("publish_failed", json!({ "info_hash": hash.to_hex(), "error": e.to_string(), "retry_in": PUBLISH_RETRY }));
                     retry = true;
                 }
             }
@@ -262,6 +269,16 @@ impl SwarmObject {
             inner.swarm.resume_from(c, now);
         }
         inner.swarm.blocked = is_blocked;
+        // Debug: a quiet torrent's object is evicted between announces, so
+        // at info level this would be a line per announce.
+        log::debug(
+            "swarm_start",
+            json!({
+                "info_hash": inner.swarm.info_hash.or(hash).map(|h| h.to_hex()),
+                "peers": inner.swarm.swarm.len(),
+                "resumed_from_kv": resume.is_some(),
+            }),
+        );
         inner.alarm_at = alarm_at;
         inner.loaded = true;
         cost.add(self.apply(&mut inner, deletes)?);
@@ -422,7 +439,7 @@ impl SwarmObject {
                     }
                 }
                 Err(e) if e.to_string().contains("UNIQUE constraint failed") => {
-                    console_log!("credit batch {} was already applied", b.id);
+                    log::info("credit_batch_already_applied", json!({ "batch": b.id }));
                 }
                 Err(e) => return Err(e),
             }
@@ -434,9 +451,12 @@ impl SwarmObject {
         self.inner.borrow_mut().swarm.outbox_pending = pending;
         users.sort_unstable();
         users.dedup();
+        if !users.is_empty() {
+            log::info("credits_flushed", json!({ "users": users.len() }));
+        }
         // Ratio status may have changed for these users.
         if let Err(e) = private::refresh_users(&self.env, &self.config, &users).await {
-            console_error!("refreshing passkey entries failed: {e}");
+            log::warn("passkey_refresh_failed", json!({ "error": e.to_string() }));
         }
         Ok(())
     }
@@ -455,6 +475,7 @@ impl SwarmObject {
     }
 
     async fn free_storage(&self) -> Result<()> {
+        log::info("swarm_free", json!({ "info_hash": self.inner.borrow().swarm.info_hash.map(|h| h.to_hex()) }));
         {
             let mut inner = self.inner.borrow_mut();
             inner.swarm.freed();
