@@ -13,6 +13,7 @@ pub mod response;
 pub mod scrape;
 pub mod store;
 pub mod swarm;
+pub mod webtorrent;
 pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
