@@ -36,7 +36,10 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
     modulesRoot: join(ROOT, 'build'),
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: compatibilityDate(),
-    durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true } },
+    durableObjects: {
+      SWARMS: { className: 'SwarmObject', useSQLite: true },
+      GATEWAYS: { className: 'SocketGateway', useSQLite: true },
+    },
     kvNamespaces: ['TRACKER_KV'],
     d1Databases: ['DB'],
     bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },

@@ -3,6 +3,7 @@
 
 mod api;
 mod private;
+mod socket_gateway;
 mod swarm_object;
 
 use std::net::IpAddr;
@@ -55,6 +56,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             _ => return Response::error("not found", 404),
         },
     };
+    if matches!(route, Route::Announce) && is_websocket_upgrade(&req) {
+        return match config_from(&env) {
+            Ok(config) if config.mode == TrackerMode::Public => socket_gateway::connect(&req, &env).await,
+            Ok(_) => bencoded(response::failure("the WebSocket tracker exists in public mode only"))
+                .map(|r| r.with_status(400)),
+            Err(e) => bencoded(response::failure(&format!("tracker misconfigured: {e}"))),
+        };
+    }
     if !matches!(req.method(), Method::Get | Method::Head) {
         let mut resp = bencoded(response::failure("method not allowed: use GET"))?.with_status(405);
         resp.headers_mut().set("allow", "GET, HEAD")?;
@@ -210,23 +219,7 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
     let entries = if request.info_hashes.is_empty() {
         full_scrape(&kv).await
     } else {
-        let keys: Vec<String> = request.info_hashes.iter().map(scrape::counters_key).collect();
-        match kv.get_bulk(&keys).text().await {
-            Ok(values) => Ok(request
-                .info_hashes
-                .iter()
-                .zip(&keys)
-                .map(|(hash, key)| {
-                    let counters = values
-                        .get(key)
-                        .and_then(|v| v.as_deref())
-                        .and_then(SwarmCounters::from_kv)
-                        .unwrap_or_default();
-                    (*hash, counters)
-                })
-                .collect()),
-            Err(e) => Err(e),
-        }
+        counters_for(&kv, &request.info_hashes).await
     };
     match entries {
         Ok(entries) => bencoded(response::scrape(&entries)),
@@ -235,6 +228,28 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
             bencoded(response::failure("scrape temporarily unavailable, retry later"))
         }
     }
+}
+
+/// The published counters of each torrent (zero when none are), in one KV read.
+async fn counters_for(
+    kv: &kv::KvStore,
+    hashes: &[crate::peer::InfoHash],
+) -> std::result::Result<Vec<(crate::peer::InfoHash, SwarmCounters)>, kv::KvError> {
+    let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
+    let values = kv.get_bulk(&keys).text().await?;
+    Ok(hashes
+        .iter()
+        .zip(&keys)
+        .map(|(hash, key)| {
+            let counters = values.get(key).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv).unwrap_or_default();
+            (*hash, counters)
+        })
+        .collect())
+}
+
+/// `Upgrade: websocket`: a WebTorrent client opening its tracker socket.
+fn is_websocket_upgrade(req: &Request) -> bool {
+    matches!(req.headers().get("upgrade"), Ok(Some(v)) if v.eq_ignore_ascii_case("websocket"))
 }
 
 /// One KV list call: the counters ride in each key's metadata, so a full
