@@ -27,7 +27,7 @@ function compatibilityDate() {
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
  */
-export async function startTracker({ vars = {}, persistDir } = {}) {
+export async function startTracker({ vars = {}, persistDir, onLog } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   const mf = new Miniflare({
@@ -47,6 +47,19 @@ export async function startTracker({ vars = {}, persistDir } = {}) {
     kvPersist: join(dir, 'kv'),
     d1Persist: join(dir, 'd1'),
     cf: false,
+    // `onLog(line)` sees the Worker's console output (line by line).
+    ...(onLog && {
+      handleRuntimeStdio(stdout, stderr) {
+        for (const stream of [stdout, stderr]) {
+          let rest = '';
+          stream.on('data', (chunk) => {
+            const lines = (rest + chunk).split('\n');
+            rest = lines.pop();
+            lines.forEach(onLog);
+          });
+        }
+      },
+    }),
     host: '127.0.0.1',
     port: 0,
   });

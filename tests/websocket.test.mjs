@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { startTracker, announce, scrape, scrapeEntry, eventually, randomHash, peerId } from './helpers.mjs';
+import { startTracker, announce, scrape, scrapeEntry, eventually, randomHash, peerId, sleep } from './helpers.mjs';
 
 let t;
 before(async () => { t = await startTracker({ vars: { PUBLISH_WINDOW: '1' } }); });
@@ -224,6 +224,32 @@ test('interop: two npm bittorrent-tracker clients signal each other through the 
   } finally {
     a.destroy();
     b.destroy();
+  }
+});
+
+test('gateways hibernate holding their sockets; woken, they still relay offers and answers', async () => {
+  const wakes = [];
+  const h = await startTracker({ vars: { PUBLISH_WINDOW: '1' }, onLog: (line) => { if (/woke from hibernation/.test(line)) wakes.push(line); } });
+  try {
+    const info_hash = bin(randomHash());
+    const ids = { sleeper: bin(peerId('sleeper-a')), offerer: bin(peerId('offerer-a')) };
+    const sleeper = await socket(h.base);
+    await sleeper.announce({ info_hash, peer_id: ids.sleeper, event: 'started' });
+    // workerd hibernates an object whose only connections are hibernatable
+    // sockets after about 10 s without events. There is no hook to hurry it:
+    // anything sent to the gateway would wake it, so this test waits.
+    await sleep(13000);
+    const offerer = await socket(h.base);
+    await offerer.announce({ info_hash, peer_id: ids.offerer, event: 'started', offers: [offer(1)] });
+    const got = await sleeper.next((f) => f.offer !== undefined);
+    assert.equal(got.peer_id, ids.offerer);
+    sleeper.send({ action: 'announce', info_hash, peer_id: ids.sleeper, to_peer_id: ids.offerer, offer_id: got.offer_id, answer: { type: 'answer', sdp: 'after sleep' } });
+    const answer = await offerer.next((f) => f.answer !== undefined);
+    assert.equal(answer.answer.sdp, 'after sleep');
+    // Constructed while holding sockets: the sleeper's gateway had hibernated.
+    assert.ok(wakes.length >= 1, 'no gateway woke from hibernation');
+  } finally {
+    await h.close();
   }
 });
 

@@ -53,6 +53,13 @@ pub struct SocketGateway {
 impl DurableObject for SocketGateway {
     fn new(state: State, env: Env) -> Self {
         let config = config_from(&env).unwrap_or_default();
+        if super::expose_costs(&env) {
+            // Diagnostics: constructed while holding sockets means woken from hibernation.
+            let sockets = state.get_websockets().len();
+            if sockets > 0 {
+                console_log!("socket gateway woke from hibernation with {sockets} sockets");
+            }
+        }
         SocketGateway { state, env, config }
     }
 
