@@ -113,6 +113,10 @@ test('offers reach other WebSocket peers and answers come back to the offering p
   );
   // The offering peer is never sent its own offer.
   assert.equal(c.frames.find(isOffer), undefined);
+
+  // `stopped` leaves the swarm at once.
+  const stopped = await c.announce({ info_hash, peer_id: ids.c, event: 'stopped' });
+  assert.deepEqual([stopped.complete, stopped.incomplete], [1, 1]);
 });
 
 test('one socket announces several torrents; HTTP scrape and announces count WebSocket peers', async () => {
@@ -250,6 +254,20 @@ test('gateways hibernate holding their sockets; woken, they still relay offers a
     assert.ok(wakes.length >= 1, 'no gateway woke from hibernation');
   } finally {
     await h.close();
+  }
+});
+
+test('private mode refuses the WebSocket upgrade', async () => {
+  const p = await startTracker({ vars: { TRACKER_MODE: 'private' } });
+  try {
+    const ws = new WebSocket(wsUrl(p.base));
+    ws.on('error', () => {});
+    const [, res] = await once(ws, 'unexpected-response');
+    assert.equal(res.statusCode, 400);
+    res.destroy();
+    ws.terminate();
+  } finally {
+    await p.close();
   }
 });
 
