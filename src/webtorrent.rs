@@ -33,9 +33,6 @@ pub const MAX_OFFERS: usize = 10;
 /// its hibernation attachment, which the runtime caps at 2 KB.
 pub const MAX_TORRENTS_PER_SOCKET: usize = 40;
 
-/// Info hashes in one scrape frame.
-pub const MAX_SCRAPE: usize = 64;
-
 /// Where a WebSocket peer is: which gateway shard holds its socket, and the
 /// socket's tag there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -251,13 +248,22 @@ fn parse_scrape(m: &Map<String, Value>) -> Result<ClientMessage, ProtocolError> 
     for h in hashes {
         let hash = InfoHash(h.as_str().and_then(binary_20).ok_or_else(|| fail("invalid info_hash".into()))?);
         if !out.contains(&hash) {
-            if out.len() == MAX_SCRAPE {
-                return Err(fail(format!("too many info_hash values (max {MAX_SCRAPE} per scrape)")));
-            }
             out.push(hash);
         }
     }
     Ok(ClientMessage::Scrape(out))
+}
+
+/// The HTTP scrape's limits (`SCRAPE_MAX`, `FULL_SCRAPE`) for a scrape frame.
+pub fn check_scrape(hashes: &[InfoHash], max: u32, full_scrape: bool) -> Result<(), ProtocolError> {
+    let fail = |reason: String| Err(ProtocolError { reason, action: Some("scrape"), info_hash: None });
+    if hashes.len() > max as usize {
+        return fail(format!("too many info_hash values (max {max} per scrape)"));
+    }
+    if hashes.is_empty() && !full_scrape {
+        return fail("full scrape is disabled: pass one or more 'info_hash'".into());
+    }
+    Ok(())
 }
 
 /// The interval WebSocket peers re-announce at: a fifth of the HTTP one,
@@ -511,8 +517,15 @@ mod tests {
         assert_eq!(frame["failure reason"], "invalid peer_id");
         assert_eq!(frame["info_hash"], bin(1));
         assert_eq!(reason(r#"{"action":"scrape","info_hash":5}"#).action, Some("scrape"));
-        let too_many: Vec<String> = (0..=MAX_SCRAPE).map(|i| binary_string(&[i as u8; 20])).collect();
-        assert!(ClientMessage::parse(&json!({ "action": "scrape", "info_hash": too_many }).to_string()).is_err());
+    }
+
+    #[test]
+    fn scrape_frames_follow_the_http_scrape_limits() {
+        let hashes: Vec<InfoHash> = (0..3).map(|i| InfoHash([i; 20])).collect();
+        assert_eq!(check_scrape(&hashes, 3, false), Ok(()));
+        assert_eq!(check_scrape(&hashes, 2, false).unwrap_err().reason, "too many info_hash values (max 2 per scrape)");
+        assert_eq!(check_scrape(&[], 2, true), Ok(()));
+        assert_eq!(check_scrape(&[], 2, false).unwrap_err().action, Some("scrape"));
     }
 
     #[test]

@@ -166,6 +166,7 @@ test('bad frames get an error frame and the tracker keeps working', async () => 
     [{ action: 'announce', info_hash, peer_id: bin(peerId('x')), offers: 'many' }, /offers/],
     [{ action: 'announce', info_hash, peer_id: bin(peerId('x')), answer: { sdp: 'x' } }, /to_peer_id/],
     [{ action: 'scrape', info_hash: [7] }, /invalid info_hash/],
+    [{ action: 'scrape' }, /full scrape is disabled/],
     [JSON.stringify({ action: 'announce', info_hash, peer_id: bin(peerId('x')), pad: 'x'.repeat(200_000) }), /too large/],
     [Buffer.from([0xff, 0xfe, 0x00]), /UTF-8/],
   ];

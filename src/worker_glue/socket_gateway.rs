@@ -11,6 +11,7 @@
 //! the swarm (where is the offering peer?) and at most one to its gateway;
 //! a scrape reads KV. See the README's design notes for the costs.
 
+use futures_util::future::join_all;
 use worker::*;
 
 use super::{counters_for, full_scrape, config_from, KV_BINDING, SWARMS_BINDING};
@@ -186,9 +187,9 @@ impl SocketGateway {
         let counters = crate::swarm::SwarmCounters { complete: reply.complete, incomplete: reply.incomplete, downloaded: 0 };
         send(ws, &webtorrent::announce_frame(&a.info_hash, counters, webtorrent::ws_interval(self.config.interval)));
         let targets: Vec<(PeerId, SocketRef)> = reply.targets.iter().map(|(id, at)| (PeerId(*id), *at)).collect();
-        for (gateway, deliveries) in plan_offers(&a.info_hash, &a.peer_id, &a.offers, &targets) {
-            self.deliver(at.gateway, gateway, &deliveries).await;
-        }
+        // Every gateway at once: the offers' latency is one round trip.
+        let plan = plan_offers(&a.info_hash, &a.peer_id, &a.offers, &targets);
+        join_all(plan.iter().map(|(gateway, deliveries)| self.deliver(at.gateway, *gateway, deliveries))).await;
         Ok(())
     }
 
@@ -204,12 +205,9 @@ impl SocketGateway {
     }
 
     async fn scrape(&self, ws: &WebSocket, hashes: Vec<InfoHash>) -> std::result::Result<(), ProtocolError> {
-        let fail = |reason: &str| ProtocolError { reason: reason.into(), action: Some("scrape"), info_hash: None };
+        webtorrent::check_scrape(&hashes, self.config.scrape_max, self.config.full_scrape)?;
         let kv = self.env.kv(KV_BINDING).map_err(unavailable)?;
         let entries = if hashes.is_empty() {
-            if !self.config.full_scrape {
-                return Err(fail("full scrape is disabled: pass one or more 'info_hash'"));
-            }
             full_scrape(&kv).await.map_err(|e| unavailable(e.into()))?
         } else {
             counters_for(&kv, &hashes).await.map_err(|e| unavailable(e.into()))?
