@@ -961,6 +961,12 @@ mod tests {
         assert_eq!(s.ws_locate(&PeerId([11; 20])).targets, vec![([11; 20], SocketRef { gateway: 2, socket: 11 })]);
         assert!(s.ws_locate(&PeerId([1; 20])).targets.is_empty());
 
+        // A steady re-announce from the same socket writes nothing until a refresh is due.
+        let (_, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(10, 1, 5, AnnounceEvent::Update), 0, 102, &c);
+        assert!(w.is_empty(), "{w:?}");
+        let (_, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(10, 1, 5, AnnounceEvent::Update), 0, 100 + c.refresh_after, &c);
+        assert!(matches!(&w[..], [StoreWrite::UpsertWsPeer { .. }]), "{w:?}");
+
         // Storage brings the WebSocket peers back after the object was away.
         let reloaded = t.reload(150, &c);
         assert_eq!(reloaded.ws.len(), 2);
