@@ -319,11 +319,22 @@ pub fn scrape_frame(entries: &[(InfoHash, SwarmCounters)], interval: u32) -> Str
     json!({ "action": "scrape", "files": files, "flags": { "min_request_interval": interval } }).to_string()
 }
 
-/// A frame for one socket of a gateway.
+/// A frame for one peer's socket. It names the peer and its torrent so
+/// that, if the socket is gone (a restart dropped it without a close), the
+/// gateway can tell the swarm to forget that location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    pub socket: u64,
+    pub to: SocketRef,
+    pub info_hash: [u8; 20],
+    pub peer_id: [u8; 20],
     pub frame: String,
+}
+
+impl Delivery {
+    /// What the swarm must hear when this delivery found no socket.
+    pub fn leave(&self) -> SwarmWsRequest {
+        SwarmWsRequest::Leave { info_hash: self.info_hash, peer_id: self.peer_id, at: self.to }
+    }
 }
 
 /// Offer `i` goes to target `i`; deliveries are grouped by gateway so each
@@ -335,10 +346,13 @@ pub fn plan_offers(
     targets: &[(PeerId, SocketRef)],
 ) -> BTreeMap<u16, Vec<Delivery>> {
     let mut plan: BTreeMap<u16, Vec<Delivery>> = BTreeMap::new();
-    for (offer, (_, at)) in offers.iter().zip(targets) {
-        plan.entry(at.gateway)
-            .or_default()
-            .push(Delivery { socket: at.socket, frame: offer_frame(info_hash, from, offer) });
+    for (offer, (peer, at)) in offers.iter().zip(targets) {
+        plan.entry(at.gateway).or_default().push(Delivery {
+            to: *at,
+            info_hash: info_hash.0,
+            peer_id: peer.0,
+            frame: offer_frame(info_hash, from, offer),
+        });
     }
     plan
 }
@@ -539,7 +553,11 @@ mod tests {
         let plan = plan_offers(&InfoHash([5; 20]), &PeerId([6; 20]), &offers, &targets[..2]);
         assert_eq!(plan.len(), 2);
         let plan = plan_offers(&InfoHash([5; 20]), &PeerId([6; 20]), &offers, &targets);
-        assert_eq!(plan[&4].iter().map(|d| d.socket).collect::<Vec<_>>(), [10, 12]);
+        assert_eq!(plan[&4].iter().map(|d| d.to.socket).collect::<Vec<_>>(), [10, 12]);
+        assert_eq!(
+            plan[&9][0].leave(),
+            SwarmWsRequest::Leave { info_hash: [5; 20], peer_id: [2; 20], at: SocketRef { gateway: 9, socket: 11 } }
+        );
         let f: Value = serde_json::from_str(&plan[&4][1].frame).unwrap();
         assert_eq!(f["offer"]["sdp"], 2);
         assert_eq!(f["offer_id"], binary_string(&[2; 20]));

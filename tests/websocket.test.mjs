@@ -272,28 +272,38 @@ test('private mode refuses the WebSocket upgrade', async () => {
   }
 });
 
-test('a restart on the same storage keeps the WebSocket swarm; a reconnect replaces the socket', async () => {
+test('a restart on the same storage keeps the WebSocket swarm; reconnects move, dropped sockets leave', async () => {
   const r = await startTracker({ vars: { PUBLISH_WINDOW: '1' } });
   const hash = randomHash();
   const info_hash = bin(hash);
+  const ids = { sleeper: bin(peerId('sleeper')), ghost: bin(peerId('ghost')), asker: bin(peerId('asker')) };
   let restarted;
   try {
     const s = await socket(r.base);
-    await s.announce({ info_hash, peer_id: bin(peerId('sleeper')), event: 'started', left: 0 });
+    await s.announce({ info_hash, peer_id: ids.sleeper, event: 'started', left: 0 });
+    const g = await socket(r.base);
+    await g.announce({ info_hash, peer_id: ids.ghost, event: 'started' });
     await r.stop();
-    // Sockets are gone with the runtime; the swarm is in storage.
+    // Sockets are gone with the runtime (no close reached the gateways);
+    // the swarm is in storage.
     restarted = await startTracker({ vars: { PUBLISH_WINDOW: '1' }, persistDir: r.dir });
-    const http = await announce(restarted.base, { infoHash: hash, peerId: peerId('http-after'), event: 'started' });
-    assert.deepEqual([http.body.complete, http.body.incomplete], [1, 1]);
+    const counts = async () => {
+      const { body } = await announce(restarted.base, { infoHash: hash, peerId: peerId('http-after') });
+      return [body.complete, body.incomplete];
+    };
+    assert.deepEqual(await counts(), [1, 2]);
 
     // The same peer on a new socket: its location moves, so offers reach it.
     const back = await socket(restarted.base);
-    const again = await back.announce({ info_hash, peer_id: bin(peerId('sleeper')), left: 0 });
-    assert.deepEqual([again.complete, again.incomplete], [1, 1]);
+    const again = await back.announce({ info_hash, peer_id: ids.sleeper, left: 0 });
+    assert.deepEqual([again.complete, again.incomplete], [1, 2]);
     const asker = await socket(restarted.base);
-    await asker.announce({ info_hash, peer_id: bin(peerId('asker')), event: 'started', offers: [offer(9)] });
+    const asked = await asker.announce({ info_hash, peer_id: ids.asker, event: 'started', offers: [offer(9), offer(10)] });
+    assert.deepEqual([asked.complete, asked.incomplete], [1, 3]);
     const got = await back.next((f) => f.offer !== undefined);
-    assert.equal(got.peer_id, bin(peerId('asker')));
+    assert.equal(got.peer_id, ids.asker);
+    // The other offer went to the ghost, whose socket is gone: it leaves.
+    await eventually(async () => (await counts()).join() === '1,2');
   } finally {
     await restarted?.close();
     await r.close().catch(() => {});

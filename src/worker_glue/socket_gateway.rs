@@ -74,7 +74,7 @@ impl DurableObject for SocketGateway {
                 Ok(d) => d,
                 Err(_) => return Response::error("malformed deliveries", 400),
             };
-            self.deliver_here(&deliveries);
+            self.deliver_here(&deliveries).await;
             return Response::ok("");
         }
         Response::error("not found", 404)
@@ -199,7 +199,9 @@ impl SocketGateway {
         let reply = self.ask_swarm(&a.info_hash, &request).await.map_err(unavailable)?;
         // Like the reference server: an answer for a peer that left is dropped.
         if let Some((_, to)) = reply.targets.first() {
-            self.deliver(here.gateway, to.gateway, &[Delivery { socket: to.socket, frame: answer_frame(&a) }]).await;
+            let delivery =
+                Delivery { to: *to, info_hash: a.info_hash.0, peer_id: a.to_peer_id.0, frame: answer_frame(&a) };
+            self.deliver(here.gateway, to.gateway, &[delivery]).await;
         }
         Ok(())
     }
@@ -242,7 +244,7 @@ impl SocketGateway {
     /// gateway, else in one request to it.
     async fn deliver(&self, here: u16, to: u16, deliveries: &[Delivery]) {
         if to == here {
-            self.deliver_here(deliveries);
+            self.deliver_here(deliveries).await;
             return;
         }
         let result = async {
@@ -257,12 +259,25 @@ impl SocketGateway {
         }
     }
 
-    fn deliver_here(&self, deliveries: &[Delivery]) {
+    /// Sends frames to sockets held here. A socket that is gone (a restart
+    /// or deploy dropped it without a close event) leaves its swarm now, so
+    /// no more offers are wasted on it.
+    async fn deliver_here(&self, deliveries: &[Delivery]) {
+        let mut gone = Vec::new();
         for d in deliveries {
-            let tag = SocketRef { gateway: 0, socket: d.socket }.tag();
-            for ws in self.state.get_websockets_with_tag(&tag) {
+            let sockets = self.state.get_websockets_with_tag(&d.to.tag());
+            if sockets.is_empty() {
+                gone.push(d);
+            }
+            for ws in sockets {
                 send(&ws, &d.frame);
             }
         }
+        join_all(gone.into_iter().map(|d| async move {
+            if let Err(e) = self.ask_swarm(&InfoHash(d.info_hash), &d.leave()).await {
+                console_error!("dropping a gone socket from swarm failed (it will expire): {e}");
+            }
+        }))
+        .await;
     }
 }
