@@ -153,6 +153,30 @@ test('one socket announces several torrents; HTTP scrape and announces count Web
   });
 });
 
+test('one socket holds 40 torrents (its hibernation attachment); the 41st is refused; a close leaves all', async () => {
+  const s = await socket();
+  const id = bin(peerId('many'));
+  const hashes = Array.from({ length: 41 }, () => randomHash());
+  for (const h of hashes.slice(0, 40)) {
+    const r = await s.announce({ info_hash: bin(h), peer_id: id, event: 'started' });
+    assert.equal(r.incomplete, 1);
+  }
+  s.send({ action: 'announce', info_hash: bin(hashes[40]), peer_id: id, event: 'started' });
+  const refused = await s.next((f) => f['failure reason'] !== undefined);
+  assert.match(refused['failure reason'], /too many torrents on one socket/);
+  assert.equal(refused.info_hash, bin(hashes[40]));
+  const sample = [hashes[0], hashes[39]];
+  await eventually(async () => {
+    const { body } = await scrape(t.base, sample);
+    return sample.every((h) => scrapeEntry(body, h)?.incomplete === 1);
+  });
+  s.close();
+  await eventually(async () => {
+    const { body } = await scrape(t.base, sample);
+    return sample.every((h) => scrapeEntry(body, h)?.incomplete === 0);
+  });
+});
+
 test('bad frames get an error frame and the tracker keeps working', async () => {
   const s = await socket();
   const info_hash = bin(randomHash());
