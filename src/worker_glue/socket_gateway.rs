@@ -38,10 +38,20 @@ pub async fn connect(req: &Request, env: &Env) -> Result<Response> {
     let mut r = [0u8; 2];
     let _ = getrandom::fill(&mut r);
     let shard = u16::from_le_bytes(r) % GATEWAY_SHARDS;
-    let stub = env.durable_object(GATEWAYS_BINDING)?.id_from_name(&gateway_name(shard))?.get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(req.headers().clone());
-    stub.fetch_with_request(Request::new_with_init(&format!("https://gateway/connect/{shard}"), &init)?).await
+    let upgraded = async {
+        let stub = env.durable_object(GATEWAYS_BINDING)?.id_from_name(&gateway_name(shard))?.get_stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(req.headers().clone());
+        stub.fetch_with_request(Request::new_with_init(&format!("https://gateway/connect/{shard}"), &init)?).await
+    }
+    .await;
+    match upgraded {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            console_error!("websocket upgrade on gateway {shard} failed: {e}");
+            super::bencoded(crate::response::failure("tracker temporarily unavailable, retry later"))
+        }
+    }
 }
 
 #[durable_object]
@@ -218,15 +228,22 @@ impl SocketGateway {
         Ok(())
     }
 
-    /// The socket closed: its peers leave their swarms (one request each).
+    /// The socket closed: its peers leave their swarms (one request each,
+    /// all at once). Runs once even if both an error and a close arrive.
     async fn leave_all(&self, ws: &WebSocket) {
-        let Ok((info, at)) = Self::socket_info(ws) else { return };
-        for (hash, peer) in info.memberships() {
+        let Ok((mut info, at)) = Self::socket_info(ws) else { return };
+        let memberships: Vec<(InfoHash, PeerId)> = info.memberships().collect();
+        info.memberships.clear();
+        if let Err(e) = ws.serialize_attachment(&info) {
+            console_log!("could not clear a closed socket's attachment: {e}");
+        }
+        join_all(memberships.into_iter().map(|(hash, peer)| async move {
             let request = SwarmWsRequest::Leave { info_hash: hash.0, peer_id: peer.0, at };
             if let Err(e) = self.ask_swarm(&hash, &request).await {
                 console_error!("leaving swarm {hash} failed (the peer will expire): {e}");
             }
-        }
+        }))
+        .await;
     }
 
     async fn ask_swarm(&self, hash: &InfoHash, request: &SwarmWsRequest) -> Result<SwarmWsReply> {
