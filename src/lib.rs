@@ -15,6 +15,7 @@ pub mod scrape;
 pub mod stats;
 pub mod store;
 pub mod swarm;
+pub mod webtorrent;
 pub mod wire;
 
 #[cfg(target_arch = "wasm32")]

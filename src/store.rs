@@ -14,6 +14,9 @@
 //!   last published to KV.
 //! - `blocked`: one row while an operator has blocked the torrent; a
 //!   blocked swarm lists nobody and keeps its storage so the block lasts.
+//! - `ws_peers`: WebTorrent (WebSocket) peers, kept like `peers` but in a
+//!   swarm of their own whose "address" is the peer's socket location
+//!   ([`crate::webtorrent::SocketRef`]); refreshes are written through.
 //!
 //! Nothing here touches the Worker runtime: the Durable Object glue runs the
 //! SQL these types describe, so the rules are tested natively.
@@ -28,7 +31,8 @@ use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerAddr, PeerId};
 use crate::response::{self, PeerListFormat};
-use crate::swarm::{Peer, PeerChange, Swarm, SwarmCounters};
+use crate::swarm::{Peer, PeerAnnounce, PeerChange, Swarm, SwarmCounters};
+use crate::webtorrent::{SocketRef, SwarmWsReply};
 use crate::wire::SwarmAnnounce;
 
 pub const SCHEMA: &str = "
@@ -40,6 +44,7 @@ CREATE TABLE IF NOT EXISTS sessions (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WIT
 CREATE TABLE IF NOT EXISTS flushed (k INTEGER PRIMARY KEY, marks BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, batch TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocked (k INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ws_peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
 ";
 
 /// What an announce to a blocked torrent gets.
@@ -99,6 +104,9 @@ pub enum StoreWrite {
     DeleteSession(PeerId),
     /// Write (`Some(at)`) or delete the `blocked` row.
     Blocked(Option<u32>),
+    /// A WebSocket peer's row in `ws_peers` (same layout as `peers`).
+    UpsertWsPeer { id: PeerId, rec: Vec<u8> },
+    DeleteWsPeer(PeerId),
 }
 
 /// A private-mode peer: its accounting baseline and the bytes credited to
@@ -180,6 +188,8 @@ pub struct Maintenance {
 pub struct SwarmState {
     pub info_hash: Option<InfoHash>,
     pub swarm: Swarm,
+    /// WebTorrent peers: offers go only to them, and they count with `swarm`.
+    pub ws: Swarm,
     pending_touches: Vec<PeerId>,
     published: Option<SwarmCounters>,
     published_at: u32,
@@ -217,6 +227,7 @@ impl SwarmState {
         SwarmState {
             info_hash: None,
             swarm: Swarm::with_hash_key(hash_key),
+            ws: Swarm::with_hash_key([hash_key[1], hash_key[0]]),
             pending_touches: Vec::new(),
             published: None,
             published_at: 0,
@@ -264,15 +275,17 @@ impl SwarmState {
             }
         }
         self.swarm.assume_recent(now, config.refresh_after);
-        let deletes = self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer).collect();
-        self.oldest_seen = self.swarm.oldest_last_seen();
+        self.ws.assume_recent(now, config.refresh_after);
+        let mut deletes: Vec<StoreWrite> = self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer).collect();
+        deletes.extend(self.ws.expire(cutoff).into_iter().map(StoreWrite::DeleteWsPeer));
+        self.oldest_seen = self.oldest_last_seen();
         deletes
     }
 
     /// The downloaded count to start from when storage held nothing: the
     /// last value published to KV before the swarm's storage was freed.
     pub fn resume_from(&mut self, published: SwarmCounters, now: u32) {
-        if self.info_hash.is_none() && self.swarm.is_empty() {
+        if self.info_hash.is_none() && self.is_empty() {
             self.swarm.set_downloaded(published.downloaded);
             self.published = Some(published);
             self.published_at = now;
@@ -380,7 +393,7 @@ impl SwarmState {
         }
         let peers = self.swarm.select(&msg.peer.peer_id, outcome.seeder, msg.numwant as usize, &mut self.rng);
         let body = response::announce(
-            self.swarm.counters(),
+            self.counters(),
             config.interval,
             config.min_interval,
             &peers,
@@ -416,6 +429,7 @@ impl SwarmState {
         self.blocked = true;
         self.pending_touches.clear();
         let mut writes: Vec<StoreWrite> = self.swarm.expire(u32::MAX).into_iter().map(StoreWrite::DeletePeer).collect();
+        writes.extend(self.ws.expire(u32::MAX).into_iter().map(StoreWrite::DeleteWsPeer));
         self.oldest_seen = None;
         writes.push(StoreWrite::Blocked(Some(now)));
         writes
@@ -444,9 +458,10 @@ impl SwarmState {
         let mut writes: Vec<StoreWrite> = self.flush_touches(now, config).into_iter().collect();
         let cutoff = now.saturating_sub(config.peer_timeout());
         writes.extend(self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer));
-        self.oldest_seen = self.swarm.oldest_last_seen();
+        writes.extend(self.ws.expire(cutoff).into_iter().map(StoreWrite::DeleteWsPeer));
+        self.oldest_seen = self.oldest_last_seen();
         writes.extend(self.expire_sessions(cutoff));
-        let counters = self.swarm.counters();
+        let counters = self.counters();
         let publish = match self.info_hash {
             Some(hash) if !self.blocked && self.published != Some(counters) && self.publish_due(now, config) <= now => {
                 Some((hash, counters))
@@ -460,10 +475,10 @@ impl SwarmState {
     /// Nothing left to keep: no peers, no accounting, counters published.
     pub fn can_free(&self) -> bool {
         !self.blocked
-            && self.swarm.is_empty()
+            && self.is_empty()
             && self.sessions.is_empty()
             && !self.credits_pending()
-            && self.published == Some(self.swarm.counters())
+            && self.published == Some(self.counters())
     }
 
     /// Forgets baselines of peers gone for longer than the timeout, once
@@ -532,7 +547,7 @@ impl SwarmState {
     pub fn published(&mut self, counters: SwarmCounters, now: u32) -> Option<StoreWrite> {
         self.published = Some(counters);
         self.published_at = now;
-        if self.swarm.is_empty() {
+        if self.is_empty() {
             // Storage is about to be freed; KV holds the numbers now.
             return None;
         }
@@ -556,15 +571,15 @@ impl SwarmState {
         if self.credits_pending() {
             at(now + config.credit_flush);
         }
-        if !self.sessions.is_empty() && self.swarm.is_empty() {
+        if !self.sessions.is_empty() && self.is_empty() {
             // Baselines of departed peers are kept until their timeout.
             let oldest = self.sessions.values().map(|s| s.session.last_seen).min().unwrap_or(now);
             at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
         }
-        if self.info_hash.is_some() && !self.blocked && self.published != Some(self.swarm.counters()) {
+        if self.info_hash.is_some() && !self.blocked && self.published != Some(self.counters()) {
             at(self.publish_due(now, config).max(now));
         }
-        if let Some(oldest) = self.oldest_seen.filter(|_| !self.swarm.is_empty()) {
+        if let Some(oldest) = self.oldest_seen.filter(|_| !self.is_empty()) {
             at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
         } else if self.row_stored && !self.blocked {
             // Empty but still stored: come back to publish and free it.
@@ -584,7 +599,7 @@ impl SwarmState {
     fn row(&self) -> SwarmRow {
         SwarmRow {
             info_hash: self.info_hash.unwrap_or(InfoHash([0; 20])),
-            downloaded: self.swarm.downloaded(),
+            downloaded: self.counters().downloaded,
             published: self.published,
             published_at: self.published_at,
         }
@@ -592,6 +607,108 @@ impl SwarmState {
 
     pub fn pending_touches(&self) -> usize {
         self.pending_touches.len()
+    }
+
+    /// Counts over HTTP and WebSocket peers: one swarm for scrape and announces.
+    pub fn counters(&self) -> SwarmCounters {
+        let (h, w) = (self.swarm.counters(), self.ws.counters());
+        SwarmCounters {
+            complete: h.complete + w.complete,
+            incomplete: h.incomplete + w.incomplete,
+            downloaded: h.downloaded + w.downloaded,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.swarm.is_empty() && self.ws.is_empty()
+    }
+
+    fn oldest_last_seen(&self) -> Option<u32> {
+        match (self.swarm.oldest_last_seen(), self.ws.oldest_last_seen()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Puts WebSocket peers in place as storage had them; call before [`Self::load`].
+    pub fn restore_ws(&mut self, peers: impl IntoIterator<Item = (Peer, bool)>) {
+        for (peer, seeder) in peers {
+            self.ws.restore(peer, seeder);
+        }
+    }
+
+    /// Applies a WebSocket peer's announce: records where its socket is and
+    /// picks up to `numwant` other WebSocket peers for its offers.
+    pub fn ws_announce(
+        &mut self,
+        info_hash: InfoHash,
+        peer: &PeerAnnounce,
+        numwant: usize,
+        now: u32,
+        config: &TrackerConfig,
+    ) -> (SwarmWsReply, Vec<StoreWrite>) {
+        let mut writes = Vec::new();
+        if self.blocked {
+            // Not listed, offered nothing: a blocked torrent has no swarm.
+            return (self.ws_reply(Vec::new()), writes);
+        }
+        let outcome = self.ws.announce_with_refresh(peer, now, config.refresh_after);
+        if self.oldest_seen.is_none() && !self.is_empty() {
+            self.oldest_seen = Some(now);
+        }
+        match outcome.change {
+            PeerChange::Stored { peer, seeder } => {
+                writes.push(StoreWrite::UpsertWsPeer { id: peer.id, rec: encode_peer(&peer, seeder) })
+            }
+            PeerChange::Removed(id) => writes.push(StoreWrite::DeleteWsPeer(id)),
+            // Small swarms write a refresh through; WebSocket swarms are small.
+            PeerChange::Touched(id) => {
+                if let Some((p, seeder)) = self.ws.get(&id) {
+                    writes.push(StoreWrite::UpsertWsPeer { id, rec: encode_peer(p, seeder) });
+                }
+            }
+            PeerChange::Fresh | PeerChange::Unchanged => {}
+        }
+        if self.info_hash.is_none() {
+            self.info_hash = Some(info_hash);
+        }
+        if outcome.completed || (!self.row_stored && !self.is_empty()) {
+            writes.push(StoreWrite::SwarmRow(self.row()));
+            self.row_stored = true;
+        }
+        let targets = if peer.event == AnnounceEvent::Stopped {
+            Vec::new()
+        } else {
+            self.ws
+                .select(&peer.peer_id, outcome.seeder, numwant, &mut self.rng)
+                .into_iter()
+                .map(|p| (p.id.0, SocketRef::from_addr(&p.addr)))
+                .collect()
+        };
+        (self.ws_reply(targets), writes)
+    }
+
+    /// A closed socket's peer leaves, unless it already announced again
+    /// from another socket.
+    pub fn ws_leave(&mut self, peer_id: &PeerId, at: SocketRef) -> (SwarmWsReply, Vec<StoreWrite>) {
+        let mut writes = Vec::new();
+        if matches!(self.ws.get(peer_id), Some((p, _)) if p.addr == at.to_addr()) {
+            let stop = PeerAnnounce { peer_id: *peer_id, addr: at.to_addr(), left: u64::MAX, event: AnnounceEvent::Stopped };
+            self.ws.announce(&stop, 0);
+            writes.push(StoreWrite::DeleteWsPeer(*peer_id));
+        }
+        (self.ws_reply(Vec::new()), writes)
+    }
+
+    /// Where a WebSocket peer's socket is, to route an answer to it.
+    pub fn ws_locate(&self, peer_id: &PeerId) -> SwarmWsReply {
+        let targets = self.ws.get(peer_id).map(|(p, _)| (p.id.0, SocketRef::from_addr(&p.addr))).into_iter().collect();
+        self.ws_reply(targets)
+    }
+
+    fn ws_reply(&self, targets: Vec<([u8; 20], SocketRef)>) -> SwarmWsReply {
+        let c = self.counters();
+        SwarmWsReply { complete: c.complete, incomplete: c.incomplete, targets }
     }
 }
 
@@ -736,6 +853,7 @@ mod tests {
     #[derive(Default)]
     struct Tables {
         peers: std::collections::BTreeMap<PeerId, Vec<u8>>,
+        ws_peers: std::collections::BTreeMap<PeerId, Vec<u8>>,
         touches: std::collections::BTreeMap<u32, (u32, Vec<u8>)>,
         row: Option<SwarmRow>,
         writes: usize,
@@ -757,6 +875,12 @@ mod tests {
                         self.touches.insert(slot, (at, merged));
                     }
                     StoreWrite::SwarmRow(r) => self.row = Some(r),
+                    StoreWrite::UpsertWsPeer { id, rec } => {
+                        self.ws_peers.insert(id, rec);
+                    }
+                    StoreWrite::DeleteWsPeer(id) => {
+                        self.ws_peers.remove(&id);
+                    }
                     _ => {}
                 }
             }
@@ -765,6 +889,7 @@ mod tests {
         fn reload(&self, now: u32, config: &TrackerConfig) -> SwarmState {
             let mut s = SwarmState::new(1);
             let peers: Vec<_> = self.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).unwrap()).collect();
+            s.restore_ws(self.ws_peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).unwrap()));
             s.load(self.row, peers, self.touches.values().cloned(), now, config);
             s
         }
@@ -985,5 +1110,73 @@ mod tests {
         let p = Peer { id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, stored_seen: 77, completed: true, heard: false };
         assert_eq!(decode_peer(&p.id.0, &encode_peer(&p, true)), Some((p, true)));
         assert_eq!(decode_peer(&[1; 3], &encode_peer(&p, true)), None);
+    }
+
+    fn ws_peer(n: u8, gateway: u16, left: u64, event: AnnounceEvent) -> PeerAnnounce {
+        PeerAnnounce { peer_id: PeerId([n; 20]), addr: SocketRef { gateway, socket: n as u64 }.to_addr(), left, event }
+    }
+
+    #[test]
+    fn websocket_peers_count_with_http_peers_but_only_get_each_other() {
+        let c = cfg();
+        let mut t = Tables::default();
+        let mut s = SwarmState::new(3);
+        let (_, w) = s.announce(&msg(1, 0, AnnounceEvent::Started), 100, &c);
+        t.apply(w, &c);
+        let (r, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(10, 1, 5, AnnounceEvent::Started), 5, 100, &c);
+        t.apply(w, &c);
+        assert!(r.targets.is_empty(), "an HTTP peer is no target for an offer");
+        assert_eq!((r.complete, r.incomplete), (1, 1));
+        let (r, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(11, 2, 0, AnnounceEvent::Started), 5, 100, &c);
+        t.apply(w, &c);
+        assert_eq!(r.targets, vec![([10; 20], SocketRef { gateway: 1, socket: 10 })]);
+        assert_eq!((r.complete, r.incomplete), (2, 1));
+        assert_eq!(s.counters(), SwarmCounters { complete: 2, incomplete: 1, downloaded: 0 });
+        // HTTP peers see the WebSocket peers in the counts, not in the peer list.
+        let (body, _) = s.announce(&msg(2, 5, AnnounceEvent::Started), 101, &c);
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("8:completei2e") && text.contains("10:incompletei2e"), "{text}");
+        assert!(text.contains("5:peers6:"), "only the HTTP peer is listed: {text}");
+        assert_eq!(s.ws_locate(&PeerId([11; 20])).targets, vec![([11; 20], SocketRef { gateway: 2, socket: 11 })]);
+        assert!(s.ws_locate(&PeerId([1; 20])).targets.is_empty());
+
+        // A steady re-announce from the same socket writes nothing until a refresh is due.
+        let (_, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(10, 1, 5, AnnounceEvent::Update), 0, 102, &c);
+        assert!(w.is_empty(), "{w:?}");
+        let (_, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(10, 1, 5, AnnounceEvent::Update), 0, 100 + c.refresh_after, &c);
+        assert!(matches!(&w[..], [StoreWrite::UpsertWsPeer { .. }]), "{w:?}");
+
+        // Storage brings the WebSocket peers back after the object was away.
+        let reloaded = t.reload(150, &c);
+        assert_eq!(reloaded.ws.len(), 2);
+        assert_eq!(reloaded.ws_locate(&PeerId([10; 20])).targets.len(), 1);
+
+        // A close leaves only from the socket the peer is on now.
+        let (r, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(10, 7, 5, AnnounceEvent::Update), 0, 120, &c);
+        assert!(matches!(&w[..], [StoreWrite::UpsertWsPeer { .. }]), "a new socket is stored: {w:?}");
+        assert_eq!(r.incomplete, 2);
+        let (_, w) = s.ws_leave(&PeerId([10; 20]), SocketRef { gateway: 1, socket: 10 });
+        assert!(w.is_empty());
+        let (r, w) = s.ws_leave(&PeerId([10; 20]), SocketRef { gateway: 7, socket: 10 });
+        assert_eq!(w, vec![StoreWrite::DeleteWsPeer(PeerId([10; 20]))]);
+        assert_eq!((r.complete, r.incomplete), (2, 1));
+    }
+
+    #[test]
+    fn websocket_completions_and_expiry_follow_the_http_rules() {
+        let c = cfg();
+        let mut t = Tables::default();
+        let mut s = SwarmState::new(4);
+        t.apply(s.ws_announce(InfoHash([1; 20]), &ws_peer(1, 0, 9, AnnounceEvent::Started), 0, 100, &c).1, &c);
+        let (r, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(1, 0, 0, AnnounceEvent::Completed), 0, 110, &c);
+        assert!(w.iter().any(|w| matches!(w, StoreWrite::SwarmRow(row) if row.downloaded == 1)));
+        t.apply(w, &c);
+        assert_eq!((r.complete, r.incomplete), (1, 0));
+        assert_eq!(t.reload(120, &c).counters(), SwarmCounters { complete: 1, incomplete: 0, downloaded: 1 });
+        // Silent past the timeout: gone, and storage follows.
+        let m = s.maintain(110 + c.peer_timeout() + 1, &c);
+        assert!(m.writes.contains(&StoreWrite::DeleteWsPeer(PeerId([1; 20]))));
+        assert!(s.is_empty());
+        assert_eq!(s.counters().downloaded, 1);
     }
 }

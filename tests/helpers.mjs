@@ -27,7 +27,7 @@ function compatibilityDate() {
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
  */
-export async function startTracker({ vars = {}, persistDir, ratelimits, logs } = {}) {
+export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   const mf = new Miniflare({
@@ -39,6 +39,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs } =
     durableObjects: {
       SWARMS: { className: 'SwarmObject', useSQLite: true },
       STATS: { className: 'StatsObject', useSQLite: true },
+      GATEWAYS: { className: 'SocketGateway', useSQLite: true },
     },
     kvNamespaces: ['TRACKER_KV'],
     d1Databases: ['DB'],
@@ -49,8 +50,11 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs } =
     kvPersist: join(dir, 'kv'),
     d1Persist: join(dir, 'd1'),
     cf: false,
-    // `logs` (an array) collects the runtime's stdout and stderr lines.
-    ...(logs ? { handleRuntimeStdio: (stdout, stderr) => collectLines([stdout, stderr], logs) } : {}),
+    // `logs` (an array) collects the runtime's stdout and stderr lines;
+    // `onLog(line)` sees each line as it comes.
+    ...(logs || onLog
+      ? { handleRuntimeStdio: (stdout, stderr) => collectLines([stdout, stderr], logs ?? { push: (...lines) => lines.forEach(onLog) }) }
+      : {}),
     host: '127.0.0.1',
     port: 0,
   });

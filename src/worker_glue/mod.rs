@@ -7,6 +7,7 @@ mod log;
 mod private;
 mod stats;
 mod stats_object;
+mod socket_gateway;
 mod swarm_object;
 
 use std::net::IpAddr;
@@ -82,10 +83,6 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             _ => return not_found(),
         },
     };
-    match route {
-        Route::Announce => stats::count_announce(),
-        Route::Scrape => stats::count_scrape(),
-    }
     // The raw method: `Request::method()` reads any method it does not know as GET.
     if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
         let mut resp = fail(Failure::MethodNotAllowed, "method not allowed: use GET")?.with_status(405);
@@ -95,6 +92,18 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     if let Some(wait) = rate_limited(env, ANNOUNCE_LIMITER, &req).await {
         stats::count_failure(Failure::RateLimited);
         return bencoded(response::failure_retry("too many requests from your address: slow down", wait));
+    }
+    if matches!(route, Route::Announce) && is_websocket_upgrade(&req) {
+        return match config_from(env) {
+            Ok(config) if config.mode == TrackerMode::Public => socket_gateway::connect(&req, env).await,
+            Ok(_) => bencoded(response::failure("the WebSocket tracker exists in public mode only"))
+                .map(|r| r.with_status(400)),
+            Err(e) => fail(Failure::Misconfigured, &format!("tracker misconfigured: {e}")),
+        };
+    }
+    match route {
+        Route::Announce => stats::count_announce(),
+        Route::Scrape => stats::count_scrape(),
     }
     let config = match config_from(env) {
         Ok(c) => c,
@@ -299,23 +308,7 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
     let entries = if request.info_hashes.is_empty() {
         full_scrape(&kv).await
     } else {
-        let keys: Vec<String> = request.info_hashes.iter().map(scrape::counters_key).collect();
-        match kv.get_bulk(&keys).text().await {
-            Ok(values) => Ok(request
-                .info_hashes
-                .iter()
-                .zip(&keys)
-                .map(|(hash, key)| {
-                    let counters = values
-                        .get(key)
-                        .and_then(|v| v.as_deref())
-                        .and_then(SwarmCounters::from_kv)
-                        .unwrap_or_default();
-                    (*hash, counters)
-                })
-                .collect()),
-            Err(e) => Err(e),
-        }
+        counters_for(&kv, &request.info_hashes).await
     };
     match entries {
         Ok(entries) => bencoded(response::scrape(&entries)),
@@ -324,6 +317,28 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
             fail(Failure::ScrapeUnavailable, "scrape temporarily unavailable, retry later")
         }
     }
+}
+
+/// The published counters of each torrent (zero when none are), in one KV read.
+async fn counters_for(
+    kv: &kv::KvStore,
+    hashes: &[crate::peer::InfoHash],
+) -> std::result::Result<Vec<(crate::peer::InfoHash, SwarmCounters)>, kv::KvError> {
+    let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
+    let values = kv.get_bulk(&keys).text().await?;
+    Ok(hashes
+        .iter()
+        .zip(&keys)
+        .map(|(hash, key)| {
+            let counters = values.get(key).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv).unwrap_or_default();
+            (*hash, counters)
+        })
+        .collect())
+}
+
+/// `Upgrade: websocket`: a WebTorrent client opening its tracker socket.
+fn is_websocket_upgrade(req: &Request) -> bool {
+    matches!(req.headers().get("upgrade"), Ok(Some(v)) if v.eq_ignore_ascii_case("websocket"))
 }
 
 /// One KV list call: the counters ride in each key's metadata, so a full

@@ -19,6 +19,9 @@ use crate::scrape::counters_key;
 use crate::stats::Failure;
 use crate::store::{self, SessionRecord, StoreWrite, SwarmRow, SwarmState};
 use crate::swarm::SwarmCounters;
+use crate::announce::AnnounceEvent;
+use crate::swarm::PeerAnnounce;
+use crate::webtorrent::SwarmWsRequest;
 use crate::wire::SwarmAnnounce;
 
 /// If a KV publish fails, try again this much later (seconds).
@@ -89,6 +92,9 @@ impl DurableObject for SwarmObject {
         let url = req.inner().url();
         if let Some(rest) = url.strip_prefix("https://swarm/admin/") {
             return self.admin(rest).await;
+        }
+        if req.path() == "/ws" {
+            return self.websocket_peer(&mut req).await;
         }
         let body = req.bytes().await?;
         let Some(msg) = SwarmAnnounce::decode(&body) else {
@@ -202,6 +208,39 @@ impl SwarmObject {
         Response::ok(action)
     }
 
+    /// A gateway's request for a WebTorrent peer (JSON in, JSON out):
+    /// announce, locate for an answer, or leave on a closed socket.
+    async fn websocket_peer(&self, req: &mut Request) -> Result<Response> {
+        let Ok(msg) = serde_json::from_slice::<SwarmWsRequest>(&req.bytes().await?) else {
+            return Response::error("malformed websocket peer request", 400);
+        };
+        let hash = InfoHash(match &msg {
+            SwarmWsRequest::Announce { info_hash, .. }
+            | SwarmWsRequest::Locate { info_hash, .. }
+            | SwarmWsRequest::Leave { info_hash, .. } => *info_hash,
+        });
+        let now = now_secs();
+        let mut cost = self.ensure_loaded(now, Some(hash)).await?;
+        let reply = {
+            let mut inner = self.inner.borrow_mut();
+            let (reply, writes) = match msg {
+                SwarmWsRequest::Announce { peer_id, at, left, event, numwant, .. } => {
+                    let event = AnnounceEvent::from_code(event).unwrap_or(AnnounceEvent::Update);
+                    let peer = PeerAnnounce { peer_id: PeerId(peer_id), addr: at.to_addr(), left, event };
+                    inner.swarm.ws_announce(hash, &peer, numwant as usize, now, &self.config)
+                }
+                SwarmWsRequest::Locate { peer_id, .. } => (inner.swarm.ws_locate(&PeerId(peer_id)), Vec::new()),
+                SwarmWsRequest::Leave { peer_id, at, .. } => inner.swarm.ws_leave(&PeerId(peer_id), at),
+            };
+            cost.add(self.apply(&mut inner, writes)?);
+            reply
+        };
+        cost.written += self.schedule_alarm(now).await?;
+        cost.requests += 1;
+        self.count(cost);
+        Response::from_json(&reply)
+    }
+
     fn count(&self, cost: RowCost) -> RowCost {
         let mut inner = self.inner.borrow_mut();
         inner.totals.add(cost);
@@ -221,6 +260,9 @@ impl SwarmObject {
         let peers = sql.exec("SELECT id, rec FROM peers", None)?;
         let peer_rows: Vec<PeerRow> = peers.to_array()?;
         cost.read += peers.rows_read();
+        let ws_peers = sql.exec("SELECT id, rec FROM ws_peers", None)?;
+        let ws_rows: Vec<PeerRow> = ws_peers.to_array()?;
+        cost.read += ws_peers.rows_read();
         let touches = sql.exec("SELECT at, ids FROM touches", None)?;
         let touch_rows: Vec<TouchRow> = touches.to_array()?;
         cost.read += touches.rows_read();
@@ -236,7 +278,7 @@ impl SwarmObject {
         let pending = sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?;
         let outbox_pending = pending.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
         cost.read += pending.rows_read();
-        let resume = if row.is_none() && peer_rows.is_empty() && session_rows.is_empty() && !is_blocked {
+        let resume = if row.is_none() && peer_rows.is_empty() && ws_rows.is_empty() && session_rows.is_empty() && !is_blocked {
             // Storage was freed (or never used): the completed count lives on in KV.
             match hash {
                 Some(hash) => {
@@ -256,6 +298,7 @@ impl SwarmObject {
         }
         let peers = peer_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec));
         let touches = touch_rows.into_iter().map(|t| (t.at as u32, t.ids));
+        inner.swarm.restore_ws(ws_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec)));
         let deletes = inner.swarm.load(row, peers, touches, now, &self.config);
         inner.swarm.load_sessions(
             session_rows.into_iter().filter_map(|r| {
@@ -338,6 +381,13 @@ impl SwarmObject {
                     vec![(at as i64).into()],
                 )?,
                 StoreWrite::Blocked(None) => sql.exec("DELETE FROM blocked", None)?,
+                StoreWrite::UpsertWsPeer { id, rec } => sql.exec(
+                    "INSERT INTO ws_peers (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec",
+                    vec![id.0.to_vec().into(), rec.into()],
+                )?,
+                StoreWrite::DeleteWsPeer(id) => {
+                    sql.exec("DELETE FROM ws_peers WHERE id = ?", vec![id.0.to_vec().into()])?
+                }
                 StoreWrite::SwarmRow(r) => {
                     let (c, i, d) = match r.published {
                         Some(p) => (Some(p.complete as i64), Some(p.incomplete as i64), Some(p.downloaded as i64)),
