@@ -69,7 +69,14 @@ pub enum AnnounceError {
     WrongLength { param: &'static str, len: usize },
     InvalidPort,
     InvalidNumber(&'static str),
+    /// A byte counter above [`MAX_COUNTER`].
+    TooLarge(&'static str),
 }
+
+/// Largest `uploaded`/`downloaded` accepted: 2^53 - 1 bytes (8 PiB), the
+/// largest integer D1 (a JavaScript number) holds exactly, so accounted
+/// totals are never rounded and never wrap.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
 
 impl fmt::Display for AnnounceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,6 +89,7 @@ impl fmt::Display for AnnounceError {
             AnnounceError::InvalidNumber(p) => {
                 write!(f, "invalid '{p}': expected a non-negative integer")
             }
+            AnnounceError::TooLarge(p) => write!(f, "invalid '{p}': larger than {MAX_COUNTER}"),
         }
     }
 }
@@ -96,8 +104,8 @@ impl AnnounceRequest {
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or(AnnounceError::InvalidPort)? as u16,
         };
-        let uploaded = counter(q, "uploaded")?;
-        let downloaded = counter(q, "downloaded")?;
+        let uploaded = byte_counter(q, "uploaded")?;
+        let downloaded = byte_counter(q, "downloaded")?;
         let left = counter(q, "left")?;
         let event = q.first("event").map(AnnounceEvent::parse).unwrap_or(AnnounceEvent::Update);
         let compact = !matches!(q.first("compact"), Some(b"0"));
@@ -153,6 +161,15 @@ fn counter(q: &QueryPairs, param: &'static str) -> Result<u64, AnnounceError> {
         None => Ok(0),
         Some(v) => parse_u64(v).ok_or(AnnounceError::InvalidNumber(param)),
     }
+}
+
+/// A counter that private mode credits: bounded by [`MAX_COUNTER`].
+fn byte_counter(q: &QueryPairs, param: &'static str) -> Result<u64, AnnounceError> {
+    let n = counter(q, param)?;
+    if n > MAX_COUNTER {
+        return Err(AnnounceError::TooLarge(param));
+    }
+    Ok(n)
 }
 
 /// Decimal digits only: no sign, no spaces, no overflow.
@@ -225,6 +242,11 @@ mod tests {
         let q = query("").replace("downloaded=2", "downloaded=99999999999999999999999");
         assert_eq!(parse(&q).unwrap_err(), AnnounceError::InvalidNumber("downloaded"));
         assert_eq!(parse(&query("&numwant=lots")).unwrap_err(), AnnounceError::InvalidNumber("numwant"));
+        let q = query("").replace("uploaded=1", &format!("uploaded={}", MAX_COUNTER + 1));
+        assert_eq!(parse(&q).unwrap_err(), AnnounceError::TooLarge("uploaded"));
+        assert!(AnnounceError::TooLarge("uploaded").to_string().contains("9007199254740991"));
+        let q = query("").replace("downloaded=2", &format!("downloaded={MAX_COUNTER}"));
+        assert_eq!(parse(&q).unwrap().downloaded, MAX_COUNTER);
         assert!(AnnounceError::InvalidPort.to_string().contains("port"));
     }
 
