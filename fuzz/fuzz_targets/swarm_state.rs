@@ -202,6 +202,9 @@ fuzz_target!(|input: Input| {
                 let (body, writes) = state.announce(&msg, now, &config);
                 let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
                 let refused = top.get("failure reason").is_some();
+                if std::env::var_os("FUZZ_TRACE").is_some() {
+                    eprintln!("{msg:?}\n -> {} {writes:?}", String::from_utf8_lossy(&body));
+                }
                 if refused {
                     assert!(writes.is_empty(), "a refused announce wrote {writes:?}");
                 } else {
@@ -228,7 +231,8 @@ fuzz_target!(|input: Input| {
                 }
                 if free {
                     state.freed();
-                    tables = Tables::default();
+                    let ended_sessions = std::mem::take(&mut tables.ended_sessions);
+                    tables = Tables { ended_sessions, ..Tables::default() };
                 }
             }
             Op::FlushCredits(outcome) => {
