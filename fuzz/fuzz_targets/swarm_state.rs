@@ -209,6 +209,16 @@ fuzz_target!(|input: Input| {
                     assert!(writes.is_empty(), "a refused announce wrote {writes:?}");
                 } else {
                     assert!(matches!(top.get("interval"), Some(Value::Int(_))));
+                    let listed = match top.get("peers") {
+                        Some(Value::Bytes(b)) => b.len() / 6,
+                        Some(Value::List(l)) => l.len(),
+                        other => panic!("no peer list: {other:?}"),
+                    } + match top.get("peers6") {
+                        Some(Value::Bytes(b)) => b.len() / 18,
+                        _ => 0,
+                    };
+                    let others = state.swarm.len() - state.swarm.get(&msg.peer.peer_id).is_some() as usize;
+                    assert!(listed <= (msg.numwant as usize).min(others), "{listed} peers listed");
                     if let Some(acc) = msg.account {
                         ledger.credit(&msg, acc);
                     }
@@ -266,6 +276,9 @@ fuzz_target!(|input: Input| {
         }
         for id in tables.ended_sessions.drain(..) {
             ledger.baseline.remove(&id);
+        }
+        if let Some(at) = state.next_alarm(now, &config) {
+            assert!(at >= now.saturating_sub(1), "an alarm in the past");
         }
         check(&state, &tables, &ledger, &d1, exact);
     }
