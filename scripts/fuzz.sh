@@ -4,26 +4,39 @@
 # in fuzz/seeds/. Fails on the first crash, leaving the input that crashed
 # in fuzz/artifacts/TARGET/ (a crash becomes a regression test in the core).
 # Usage: bash scripts/fuzz.sh [seconds] [target...]
+# (FUZZ_WITHOUT_NIGHTLY=1 uses the default toolchain even if nightly is there.)
 source "$(dirname "$0")/env.sh"
 CARGO_FUZZ_VERSION=0.13.2
 
 seconds="${1:-20}"
 shift $(( $# > 0 ? 1 : 0 ))
 
-if ! rustup toolchain list | grep -q '^nightly'; then
+# cargo fuzz passes nightly-only flags (-Z sanitizer, sancov). Without a
+# nightly toolchain that can be installed, the machine's own toolchain takes
+# them under RUSTC_BOOTSTRAP=1 (same instrumentation, AddressSanitizer too).
+fuzz=(cargo +nightly fuzz)
+if [ -n "${FUZZ_WITHOUT_NIGHTLY:-}" ]; then
+  fuzz=(cargo fuzz)
+elif ! rustup toolchain list | grep -q '^nightly'; then
   log "installing the nightly toolchain (first run only)"
-  rustup toolchain install nightly --profile minimal >&2
+  if ! rustup toolchain install nightly --profile minimal >&2; then
+    fuzz=(cargo fuzz)
+  fi
 fi
-# `cargo +nightly fuzz` finds cargo-fuzz on PATH.
+if [ "${fuzz[1]}" = fuzz ]; then
+  log "fuzzing with the default toolchain under RUSTC_BOOTSTRAP=1"
+  export RUSTC_BOOTSTRAP=1
+fi
+# `cargo fuzz` finds cargo-fuzz on PATH.
 PATH="$(dirname "$(ensure_cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION" cargo-fuzz)"):$PATH"
 
 cd fuzz
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cargo +nightly fuzz list)
+  mapfile -t targets < <("${fuzz[@]}" list)
 fi
 log "building ${#targets[@]} fuzz targets"
-cargo +nightly fuzz build >&2
+"${fuzz[@]}" build >&2
 
 mkdir -p logs
 total_runs=0
@@ -34,7 +47,7 @@ for t in "${targets[@]}"; do
   flags=(-max_total_time="$seconds" -print_final_stats=1)
   [ -f "dicts/$t.dict" ] && flags+=(-dict="dicts/$t.dict")
   log "fuzzing $t for ${seconds}s"
-  if ! cargo +nightly fuzz run "$t" "${dirs[@]}" -- "${flags[@]}" > "logs/$t.log" 2>&1; then
+  if ! "${fuzz[@]}" run "$t" "${dirs[@]}" -- "${flags[@]}" > "logs/$t.log" 2>&1; then
     tail -n 60 "logs/$t.log" >&2
     log "CRASH in fuzz target $t: input saved in fuzz/artifacts/$t/"
     exit 1
