@@ -254,6 +254,11 @@ mod tests {
         let q = query("").replace("downloaded=2", "downloaded=99999999999999999999999");
         assert_eq!(parse(&q).unwrap_err(), AnnounceError::InvalidNumber("downloaded"));
         assert_eq!(parse(&query("&numwant=lots")).unwrap_err(), AnnounceError::InvalidNumber("numwant"));
+        let q = query("").replace("uploaded=1", &format!("uploaded={}", MAX_COUNTER + 1));
+        assert_eq!(parse(&q).unwrap_err(), AnnounceError::TooLarge("uploaded"));
+        assert!(AnnounceError::TooLarge("uploaded").to_string().contains("9007199254740991"));
+        let q = query("").replace("downloaded=2", &format!("downloaded={MAX_COUNTER}"));
+        assert_eq!(parse(&q).unwrap().downloaded, MAX_COUNTER);
         assert!(AnnounceError::InvalidPort.to_string().contains("port"));
     }
 

@@ -103,6 +103,11 @@ impl QueryPairs {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// Every decoded `(key, value)` pair, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+
     pub fn len(&self) -> usize {
         self.pairs.len()
     }

@@ -110,7 +110,8 @@ pub enum StoreWrite {
 }
 
 /// A private-mode peer: its accounting baseline and the bytes credited to
-/// its user while the tracker has known it (only ever grows).
+/// its peer id (only ever grows; the part beyond the id's flushed mark
+/// belongs to the session's user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionRecord {
     pub session: Session,
@@ -334,14 +335,14 @@ impl SwarmState {
                             // Flush first; refuse this announce to retry later.
                             return (response::failure(PEER_ID_BUSY), writes);
                         }
-                        self.marks.remove(&id);
-                        SessionRecord { session, credited: Credit::default() }
+                        self.new_session(&id, session)
                     }
-                    None => SessionRecord { session, credited: Credit::default() },
+                    None => self.new_session(&id, session),
                 };
                 record.session = session;
-                record.credited.uploaded += credit.uploaded;
-                record.credited.downloaded += credit.downloaded;
+                // Saturating: hostile counters must not wrap a total (or panic).
+                record.credited.uploaded = record.credited.uploaded.saturating_add(credit.uploaded);
+                record.credited.downloaded = record.credited.downloaded.saturating_add(credit.downloaded);
                 self.unflushed |= !credit.is_zero();
                 self.sessions.insert(id, record);
                 writes.push(StoreWrite::UpsertSession { id, rec: record.encode() });
@@ -490,11 +491,21 @@ impl SwarmState {
             .filter(|(id, s)| s.session.last_seen < cutoff && self.swarm.get(id).is_none() && self.fully_flushed(id, s))
             .map(|(id, _)| *id)
             .collect();
+        // Their marks stay (as in storage's marks row) until the next batch
+        // rewrites the row: see `new_session`.
         for id in &gone {
             self.sessions.remove(id);
-            self.marks.remove(id);
         }
         gone.into_iter().map(StoreWrite::DeleteSession).collect()
+    }
+
+    /// A session for a peer id that has none, or whose old one is fully
+    /// flushed. Its credited total starts at the id's flushed mark, not at
+    /// zero: storage's marks row may still hold that mark (it is rewritten
+    /// only with the next batch), and after a reload a mark above the new
+    /// credit would swallow it. Found by fuzzing (swarm_state).
+    fn new_session(&self, id: &PeerId, session: Session) -> SessionRecord {
+        SessionRecord { session, credited: self.marks.get(id).copied().unwrap_or_default() }
     }
 
     fn fully_flushed(&self, id: &PeerId, s: &SessionRecord) -> bool {
@@ -529,8 +540,8 @@ impl SwarmState {
             let down = s.credited.downloaded.saturating_sub(mark.downloaded);
             if up > 0 || down > 0 {
                 let e = per_user.entry(s.session.user).or_default();
-                e.0 += up;
-                e.1 += down;
+                e.0 = e.0.saturating_add(up);
+                e.1 = e.1.saturating_add(down);
             }
         }
         if per_user.is_empty() {
@@ -559,6 +570,8 @@ impl SwarmState {
     pub fn freed(&mut self) {
         self.row_stored = false;
         self.info_hash = None;
+        // The marks row went with the rest of storage.
+        self.marks.clear();
     }
 
     /// When the next alarm is needed (Unix seconds), if at all.
@@ -1088,6 +1101,70 @@ mod tests {
         let mut r = SwarmState::new(2);
         r.load_sessions([(PeerId([1; 20]), rec)], &encode_marks(&s.marks), false);
         assert!(r.take_credit_batch().is_none());
+    }
+
+    /// Found by fuzzing (swarm_state): a session whose counters restart
+    /// near u64::MAX overflowed its credited total (a panic in a debug
+    /// build, a wrapped total in release).
+    #[test]
+    fn hostile_counters_saturate_instead_of_overflowing() {
+        let c = cfg();
+        let mut s = SwarmState::new(1);
+        for (at, up) in [(1000, u64::MAX), (1001, 1), (1002, u64::MAX)] {
+            let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Update, up, up, true), at, &c);
+            assert_eq!(credits(&w).len(), 1, "{w:?}");
+        }
+        assert_eq!(s.session(&PeerId([1; 20])).unwrap().credited, Credit { uploaded: u64::MAX, downloaded: u64::MAX });
+        // Two peers of one user, each near the top: one batch entry, saturated.
+        s.announce(&private(2, 0, AnnounceEvent::Update, u64::MAX, 0, true), 1003, &c);
+        let mut m = private(2, 0, AnnounceEvent::Update, u64::MAX, 0, true);
+        m.account = Some(crate::wire::Account { user: 1, may_leech: true, freeleech: false });
+        m.peer.peer_id = PeerId([3; 20]);
+        s.announce(&m, 1004, &c);
+        let (batch, _) = s.take_credit_batch().unwrap();
+        assert!(batch.contains(&[1, u64::MAX, u64::MAX]), "{batch:?}");
+    }
+
+    /// Found by fuzzing (swarm_state): a peer id whose flushed session was
+    /// replaced (another user) or expired kept its old mark in storage's
+    /// marks row; after a crash that mark swallowed the new session's credit.
+    #[test]
+    fn credit_of_a_reused_peer_id_survives_a_reload() {
+        let c = cfg();
+        let session_rows = |w: &[StoreWrite]| -> Vec<(PeerId, SessionRecord)> {
+            w.iter()
+                .filter_map(|w| match w {
+                    StoreWrite::UpsertSession { id, rec } => Some((*id, SessionRecord::decode(rec).unwrap())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let taken_over = |s: &mut SwarmState| {
+            let mut m = private(1, 0, AnnounceEvent::Update, 5, 0, true);
+            m.account = Some(crate::wire::Account { user: 2, may_leech: true, freeleech: false });
+            session_rows(&s.announce(&m, 1010, &c).1)
+        };
+        let expired_and_back = |s: &mut SwarmState| {
+            s.announce(&private(1, 0, AnnounceEvent::Stopped, 10, 0, true), 1001, &c);
+            let m = s.maintain(1001 + c.peer_timeout() + 1, &c);
+            assert!(m.writes.contains(&StoreWrite::DeleteSession(PeerId([1; 20]))));
+            session_rows(&s.announce(&private(1, 0, AnnounceEvent::Started, 5, 0, true), 1200, &c).1)
+        };
+        for (reuse, user) in [(&taken_over as &dyn Fn(&mut SwarmState) -> Vec<(PeerId, SessionRecord)>, 2), (&expired_and_back, 1)] {
+            let mut s = SwarmState::new(1);
+            s.announce(&private(1, 0, AnnounceEvent::Started, 10, 0, true), 1000, &c);
+            let (batch, marks_row) = s.take_credit_batch().unwrap();
+            assert_eq!(batch, vec![[1, 10, 0]]);
+            s.outbox_pending = false;
+            let rows = reuse(&mut s);
+            // The object dies; storage has the new session row and the old marks row.
+            let mut r = SwarmState::new(2);
+            r.load_sessions(rows, &marks_row, false);
+            assert_eq!(r.take_credit_batch().map(|b| b.0), Some(vec![[user, 5, 0]]));
+            assert!(r.take_credit_batch().is_none());
+            // Without the crash, the same.
+            assert_eq!(s.take_credit_batch().map(|b| b.0), Some(vec![[user, 5, 0]]));
+        }
     }
 
     #[test]

@@ -187,7 +187,7 @@ test('counts are sent on their own once STATS_FLUSH has passed', async () => {
 test('logs are JSON lines at LOG_LEVEL and never carry a passkey, token or password', async () => {
   const logs = [];
   const t = await startTracker({
-    vars: { TRACKER_MODE: 'private', PASSWORD_ROUNDS: '1000', PUBLISH_WINDOW: '1', STATS_REFRESH: '0', LOG_LEVEL: 'debug' },
+    vars: { TRACKER_MODE: 'private', PASSWORD_ROUNDS: '1000', PUBLISH_WINDOW: '1', STATS_REFRESH: '0', LOG_LEVEL: 'debug', ENFORCE_MIN_INTERVAL: 'false' },
     logs,
   });
   try {

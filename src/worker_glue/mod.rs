@@ -83,6 +83,13 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             _ => return not_found(),
         },
     };
+    let websocket = matches!(route, Route::Announce) && is_websocket_upgrade(&req);
+    match route {
+        // A WebSocket upgrade opens a socket; its frames are not HTTP announces.
+        Route::Announce if websocket => {}
+        Route::Announce => stats::count_announce(),
+        Route::Scrape => stats::count_scrape(),
+    }
     // The raw method: `Request::method()` reads any method it does not know as GET.
     if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
         let mut resp = fail(Failure::MethodNotAllowed, "method not allowed: use GET")?.with_status(405);
@@ -93,17 +100,13 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         stats::count_failure(Failure::RateLimited);
         return bencoded(response::failure_retry("too many requests from your address: slow down", wait));
     }
-    if matches!(route, Route::Announce) && is_websocket_upgrade(&req) {
+    if websocket {
         return match config_from(env) {
             Ok(config) if config.mode == TrackerMode::Public => socket_gateway::connect(&req, env).await,
             Ok(_) => bencoded(response::failure("the WebSocket tracker exists in public mode only"))
                 .map(|r| r.with_status(400)),
             Err(e) => fail(Failure::Misconfigured, &format!("tracker misconfigured: {e}")),
         };
-    }
-    match route {
-        Route::Announce => stats::count_announce(),
-        Route::Scrape => stats::count_scrape(),
     }
     let config = match config_from(env) {
         Ok(c) => c,

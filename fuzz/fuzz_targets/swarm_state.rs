@@ -1,0 +1,384 @@
+//! A swarm's Durable Object logic without the runtime: arbitrary public and
+//! private announces, alarms, D1 credit flushes that fail or lose their
+//! answer, storage frees and crashes (state rebuilt from the tables alone),
+//! applied to `SwarmState` over a fake of its SQLite tables. Checked after
+//! every step:
+//! - every answer is strict bencode (a dictionary);
+//! - storage holds exactly the peers memory holds, with the same address,
+//!   role and completion, and the completed count;
+//! - private mode loses and duplicates no byte: for every user, the ledger
+//!   this target keeps (credit computed from the announced counters by the
+//!   documented rules) equals what D1 has, plus what waits in the outbox,
+//!   plus what storage's sessions hold beyond their flushed marks.
+#![no_main]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use arbitrary::Arbitrary;
+use edge_tracker::announce::{AnnounceEvent, MAX_COUNTER};
+use edge_tracker::config::TrackerConfig;
+use edge_tracker::metainfo::{self, Value};
+use edge_tracker::peer::{InfoHash, PeerAddr, PeerId};
+use edge_tracker::response::PeerListFormat;
+use edge_tracker::store::{
+    decode_marks, decode_peer, merge_touch_row, CreditBatch, SessionRecord, StoreWrite, SwarmRow, SwarmState,
+};
+use edge_tracker::swarm::PeerAnnounce;
+use edge_tracker::wire::{Account, SwarmAnnounce};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+struct Announce {
+    peer: u8,
+    /// Private mode when set: the announcing user.
+    user: Option<u8>,
+    ip: u8,
+    port: u16,
+    left: u8,
+    event: u8,
+    uploaded: Counter,
+    downloaded: Counter,
+    numwant: u8,
+    compact: bool,
+    no_peer_id: bool,
+    may_leech: bool,
+    freeleech: bool,
+    dt: u8,
+}
+
+/// Announced byte counters: mostly small, sometimes anything the Worker
+/// lets through, sometimes anything at all (the wire carries a u64).
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Counter {
+    Small(u16),
+    Valid(u64),
+    Hostile(u64),
+}
+
+impl Counter {
+    fn value(self) -> u64 {
+        match self {
+            Counter::Small(n) => n as u64,
+            Counter::Valid(n) => n % (MAX_COUNTER + 1),
+            Counter::Hostile(n) => n,
+        }
+    }
+
+    /// Totals of hostile counters saturate: no exact ledger to compare.
+    fn exact(self) -> bool {
+        !matches!(self, Counter::Hostile(n) if n > MAX_COUNTER)
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum D1 {
+    Ok,
+    Fails,
+    /// D1 applied the batch but the answer was lost.
+    AnswerLost,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Announce(Announce),
+    /// The alarm: maintenance, then publish to KV, free storage if asked.
+    Alarm { dt: u16, publish_ok: bool },
+    /// The credit flush to D1 the alarm runs in private mode.
+    FlushCredits(D1),
+    /// The object dies; the next request reloads it from storage.
+    Crash { dt: u16 },
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    seed: u64,
+    dense: bool,
+    ops: Vec<Op>,
+}
+
+#[derive(Default)]
+struct Tables {
+    peers: BTreeMap<PeerId, Vec<u8>>,
+    touches: BTreeMap<u32, (u32, Vec<u8>)>,
+    row: Option<SwarmRow>,
+    sessions: BTreeMap<PeerId, Vec<u8>>,
+    marks: Vec<u8>,
+    outbox: Vec<(u64, CreditBatch)>,
+    /// Sessions deleted since the ledger last looked: their baselines end.
+    ended_sessions: Vec<PeerId>,
+}
+
+impl Tables {
+    fn apply(&mut self, writes: Vec<StoreWrite>, config: &TrackerConfig) {
+        for w in writes {
+            match w {
+                StoreWrite::UpsertPeer { id, rec } => {
+                    self.peers.insert(id, rec);
+                }
+                StoreWrite::DeletePeer(id) => {
+                    self.peers.remove(&id);
+                }
+                StoreWrite::Touches { slot, at, ids } => {
+                    let merged = merge_touch_row(self.touches.get(&slot).cloned(), at, ids, config);
+                    self.touches.insert(slot, (at, merged));
+                }
+                StoreWrite::SwarmRow(r) => self.row = Some(r),
+                StoreWrite::UpsertSession { id, rec } => {
+                    self.sessions.insert(id, rec);
+                }
+                StoreWrite::DeleteSession(id) => {
+                    self.sessions.remove(&id);
+                    self.ended_sessions.push(id);
+                }
+            }
+        }
+    }
+}
+
+/// The private-mode ledger: what each user must end up credited with.
+#[derive(Default)]
+struct Ledger {
+    /// Last accepted counters per peer id: (user, uploaded, downloaded).
+    baseline: HashMap<PeerId, (u64, u64, u64)>,
+    owed: BTreeMap<u64, (u128, u128)>,
+}
+
+#[derive(Default)]
+struct D1Db {
+    applied: HashSet<u64>,
+    totals: BTreeMap<u64, (u128, u128)>,
+}
+
+fn config(dense: bool) -> TrackerConfig {
+    // Short times so that expiry, refresh and publish windows all happen.
+    TrackerConfig {
+        interval: 100,
+        min_interval: 50,
+        peer_grace: 20,
+        flush_delay: 5,
+        publish_window: 30,
+        refresh_after: if dense { 1 } else { 40 },
+        credit_flush: 10,
+        ..TrackerConfig::default()
+    }
+}
+
+fn peer_id(n: u8) -> PeerId {
+    let mut b = [b'p'; 20];
+    b[0] = n % 16;
+    PeerId(b)
+}
+
+fuzz_target!(|input: Input| {
+    let config = config(input.dense);
+    let hash = InfoHash([7; 20]);
+    let mut state = SwarmState::new(input.seed);
+    let mut tables = Tables::default();
+    let mut ledger = Ledger::default();
+    let mut d1 = D1Db::default();
+    let mut next_batch = 0u64;
+    let mut now: u32 = 1_700_000_000;
+    let mut exact = true;
+
+    for op in input.ops {
+        match op {
+            Op::Announce(a) => {
+                now += a.dt as u32;
+                exact &= a.uploaded.exact() && a.downloaded.exact();
+                let msg = SwarmAnnounce {
+                    info_hash: hash,
+                    peer: PeerAnnounce {
+                        peer_id: peer_id(a.peer),
+                        addr: PeerAddr::new([192, 0, 2, a.ip % 3].into(), a.port),
+                        left: a.left as u64 % 2,
+                        event: AnnounceEvent::from_code(a.event % 4).unwrap(),
+                    },
+                    uploaded: a.uploaded.value(),
+                    downloaded: a.downloaded.value(),
+                    numwant: a.numwant as u16,
+                    format: PeerListFormat { compact: a.compact, no_peer_id: a.no_peer_id },
+                    account: a.user.map(|u| Account { user: (u % 4) as u64, may_leech: a.may_leech, freeleech: a.freeleech }),
+                };
+                let (body, writes) = state.announce(&msg, now, &config);
+                let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
+                let refused = top.get("failure reason").is_some();
+                if std::env::var_os("FUZZ_TRACE").is_some() {
+                    eprintln!("{msg:?}\n -> {} {writes:?}", String::from_utf8_lossy(&body));
+                }
+                if refused {
+                    assert!(writes.is_empty(), "a refused announce wrote {writes:?}");
+                } else {
+                    assert!(matches!(top.get("interval"), Some(Value::Int(_))));
+                    let listed = match top.get("peers") {
+                        Some(Value::Bytes(b)) => b.len() / 6,
+                        Some(Value::List(l)) => l.len(),
+                        other => panic!("no peer list: {other:?}"),
+                    } + match top.get("peers6") {
+                        Some(Value::Bytes(b)) => b.len() / 18,
+                        _ => 0,
+                    };
+                    let others = state.swarm.len() - state.swarm.get(&msg.peer.peer_id).is_some() as usize;
+                    assert!(listed <= (msg.numwant as usize).min(others), "{listed} peers listed");
+                    if let Some(acc) = msg.account {
+                        ledger.credit(&msg, acc);
+                    }
+                }
+                tables.apply(writes, &config);
+            }
+            Op::Alarm { dt, publish_ok } => {
+                now += dt as u32 % 200;
+                let m = state.maintain(now, &config);
+                tables.apply(m.writes, &config);
+                let mut free = m.free_storage && state.can_free();
+                if let Some((h, counters)) = m.publish {
+                    assert_eq!(h, hash);
+                    if publish_ok {
+                        if let Some(w) = state.published(counters, now) {
+                            tables.apply(vec![w], &config);
+                        }
+                        free = state.can_free();
+                    }
+                }
+                if free {
+                    state.freed();
+                    let ended_sessions = std::mem::take(&mut tables.ended_sessions);
+                    tables = Tables { ended_sessions, ..Tables::default() };
+                }
+            }
+            Op::FlushCredits(outcome) => {
+                if let Some((batch, marks)) = state.take_credit_batch() {
+                    tables.outbox.push((next_batch, batch));
+                    tables.marks = marks;
+                    next_batch += 1;
+                }
+                let mut kept = Vec::new();
+                for (id, batch) in std::mem::take(&mut tables.outbox) {
+                    if matches!(outcome, D1::Ok | D1::AnswerLost) && d1.applied.insert(id) {
+                        for [user, up, down] in &batch {
+                            let t = d1.totals.entry(*user).or_default();
+                            t.0 += *up as u128;
+                            t.1 += *down as u128;
+                        }
+                    }
+                    if !matches!(outcome, D1::Ok) {
+                        kept.push((id, batch));
+                    }
+                }
+                tables.outbox = kept;
+                state.outbox_pending = !tables.outbox.is_empty();
+            }
+            Op::Crash { dt } => {
+                now += dt as u32 % 200;
+                state = reload(&tables, &mut ledger, now, &config, input.seed);
+                let deletes = state.load(tables.row, peers(&tables), tables.touches.values().cloned(), now, &config);
+                tables.apply(deletes, &config);
+            }
+        }
+        for id in tables.ended_sessions.drain(..) {
+            ledger.baseline.remove(&id);
+        }
+        if let Some(at) = state.next_alarm(now, &config) {
+            assert!(at >= now.saturating_sub(1), "an alarm in the past");
+        }
+        check(&state, &tables, &ledger, &d1, exact);
+    }
+
+    // Once D1 answers, everything owed reaches it, exactly.
+    for _ in 0..3 {
+        if let Some((batch, marks)) = state.take_credit_batch() {
+            tables.outbox.push((next_batch, batch));
+            tables.marks = marks;
+            next_batch += 1;
+        }
+        for (id, batch) in std::mem::take(&mut tables.outbox) {
+            if d1.applied.insert(id) {
+                for [user, up, down] in &batch {
+                    let t = d1.totals.entry(*user).or_default();
+                    t.0 += *up as u128;
+                    t.1 += *down as u128;
+                }
+            }
+        }
+        state.outbox_pending = false;
+    }
+    if !exact {
+        return;
+    }
+    let owed: BTreeMap<u64, (u128, u128)> = ledger.owed.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
+    let have: BTreeMap<u64, (u128, u128)> = d1.totals.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(have, owed, "D1 totals differ from the ledger after a full flush");
+});
+
+impl Ledger {
+    /// Credits an accepted private announce by the documented rules.
+    fn credit(&mut self, msg: &SwarmAnnounce, acc: Account) {
+        let id = msg.peer.peer_id;
+        let prev = self.baseline.get(&id).copied().filter(|(u, _, _)| *u == acc.user);
+        let delta = |cur: u64, last: Option<u64>| match last {
+            Some(last) if cur >= last => cur - last,
+            _ => cur,
+        };
+        let up = delta(msg.uploaded, prev.map(|p| p.1));
+        let down = if acc.freeleech { 0 } else { delta(msg.downloaded, prev.map(|p| p.2)) };
+        let owed = self.owed.entry(acc.user).or_default();
+        owed.0 += up as u128;
+        owed.1 += down as u128;
+        self.baseline.insert(id, (acc.user, msg.uploaded, msg.downloaded));
+    }
+}
+
+fn peers(t: &Tables) -> Vec<(edge_tracker::swarm::Peer, bool)> {
+    t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).expect("storage holds an undecodable peer row")).collect()
+}
+
+/// A fresh object over the same storage; the ledger forgets baselines
+/// storage no longer has (the documented end of a session).
+fn reload(t: &Tables, ledger: &mut Ledger, _now: u32, _config: &TrackerConfig, seed: u64) -> SwarmState {
+    let mut s = SwarmState::new(seed.wrapping_add(1));
+    let sessions: Vec<(PeerId, SessionRecord)> =
+        t.sessions.iter().map(|(id, rec)| (*id, SessionRecord::decode(rec).expect("undecodable session row"))).collect();
+    ledger.baseline.retain(|id, _| t.sessions.contains_key(id));
+    s.load_sessions(sessions, &t.marks, !t.outbox.is_empty());
+    s
+}
+
+fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool) {
+    // Storage's peers are memory's peers.
+    let stored: BTreeMap<PeerId, (PeerAddr, bool, bool)> =
+        peers(t).into_iter().map(|(p, s)| (p.id, (p.addr, s, p.completed))).collect();
+    let memory: BTreeMap<PeerId, (PeerAddr, bool, bool)> =
+        state.swarm.peers().map(|(p, s)| (p.id, (p.addr, s, p.completed))).collect();
+    assert_eq!(stored, memory, "storage and memory disagree on the peers");
+    if let Some(row) = t.row {
+        assert_eq!(row.downloaded, state.swarm.downloaded(), "completed count not durable");
+    }
+    let c = state.swarm.counters();
+    assert_eq!(c.complete + c.incomplete, state.swarm.len() as u64);
+
+    // Private mode: nothing lost, nothing counted twice.
+    if !exact {
+        return;
+    }
+    let marks = decode_marks(&t.marks);
+    let mut accounted: BTreeMap<u64, (u128, u128)> = d1.totals.clone();
+    for (id, batch) in &t.outbox {
+        if !d1.applied.contains(id) {
+            for [user, up, down] in batch {
+                let e = accounted.entry(*user).or_default();
+                e.0 += *up as u128;
+                e.1 += *down as u128;
+            }
+        }
+    }
+    for (id, rec) in &t.sessions {
+        let r = SessionRecord::decode(rec).unwrap();
+        let m = marks.get(id).copied().unwrap_or_default();
+        assert!(r.credited.uploaded >= m.uploaded && r.credited.downloaded >= m.downloaded, "a mark beyond the credit");
+        let e = accounted.entry(r.session.user).or_default();
+        e.0 += (r.credited.uploaded - m.uploaded) as u128;
+        e.1 += (r.credited.downloaded - m.downloaded) as u128;
+    }
+    accounted.retain(|_, v| *v != (0, 0));
+    let owed: BTreeMap<u64, (u128, u128)> = ledger.owed.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(accounted, owed, "credited bytes lost or doubled");
+}
