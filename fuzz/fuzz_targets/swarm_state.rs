@@ -130,6 +130,10 @@ impl Tables {
                     self.sessions.remove(&id);
                     self.ended_sessions.push(id);
                 }
+                // This target sends no WebSocket announces and no blocks.
+                w @ (StoreWrite::Blocked(_) | StoreWrite::UpsertWsPeer { .. } | StoreWrite::DeleteWsPeer(_)) => {
+                    panic!("unexpected write {w:?}")
+                }
             }
         }
     }
