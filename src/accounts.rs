@@ -64,6 +64,13 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether a presented secret equals the expected one, in time that
+/// depends on neither their contents nor their lengths: both are hashed
+/// first, so only equal-length digests are compared.
+pub fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
+    constant_time_eq(&Sha256::digest(given), &Sha256::digest(expected))
+}
+
 /// A passkey: 128 random bits as 32 lower-case hex characters.
 pub fn passkey_from(random: &[u8; 16]) -> String {
     hex::encode(random)
@@ -142,6 +149,8 @@ mod tests {
         assert!(!is_passkey("ABABABABABABABABABABABABABABABAB"));
         assert_eq!(token_hash("x").len(), 64);
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab"));
+        assert!(secrets_match(b"admin-token", b"admin-token"));
+        assert!(!secrets_match(b"admin-toke", b"admin-token") && !secrets_match(b"", b"admin-token"));
     }
 
     #[test]

@@ -436,7 +436,7 @@ fn require_admin(req: &Request, env: &Env) -> std::result::Result<(), ApiError> 
     if secret.len() < 16 {
         return Err(bad(403, "admin API disabled: set the ADMIN_TOKEN secret (16+ characters)"));
     }
-    if !accounts::constant_time_eq(given.as_bytes(), secret.as_bytes()) {
+    if !accounts::secrets_match(given.as_bytes(), secret.as_bytes()) {
         return Err(bad(401, "admin token required"));
     }
     Ok(())
