@@ -217,7 +217,7 @@ async function privateCosts() {
     gap: 8,
     counters: {
       async setup(t) {
-        const api = (path, init) => fetch(`${t.base}/api${path}`, init).then((r) => r.json());
+        const api = (path, init) => fetch(`${t.base}/api${path}`, { ...init, headers: { 'content-type': 'application/json' } }).then((r) => r.json());
         const users = [];
         for (let u = 0; u < USERS; u++) {
           const reg = await api('/users', { method: 'POST', body: JSON.stringify({ username: `bench${u}`, password: 'bench-password' }) });

@@ -153,6 +153,25 @@ test('one socket announces several torrents; HTTP scrape and announces count Web
   });
 });
 
+test('stats count WebSocket and HTTP peers of a torrent as one swarm', async () => {
+  const own = await startTracker({ vars: { PUBLISH_WINDOW: '1', STATS_REFRESH: '0' } });
+  try {
+    const hash = randomHash();
+    const s = await socket(own.base);
+    await s.announce({ info_hash: bin(hash), peer_id: bin(peerId('ws-seed')), event: 'started', left: 0 });
+    await announce(own.base, { infoHash: hash, peerId: peerId('http-leech'), event: 'started' });
+    const stats = await eventually(async () => {
+      const st = await (await fetch(`${own.base}/stats`)).json();
+      return st.peers === 2 ? st : null;
+    });
+    assert.deepEqual([stats.torrents, stats.seeders, stats.leechers], [1, 1, 1]);
+    assert.deepEqual(stats.busiest.map((x) => [x.info_hash, x.seeders, x.leechers]), [[hash.toString('hex'), 1, 1]]);
+    s.close();
+  } finally {
+    await own.close();
+  }
+});
+
 test('one socket holds 40 torrents (its hibernation attachment); the 41st is refused; a close leaves all', async () => {
   const s = await socket();
   const id = bin(peerId('many'));
