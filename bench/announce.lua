@@ -31,6 +31,8 @@ function init(args)
   math.randomseed(os.time() * 1000 + id)
   if args[1] then scrape_share = tonumber(args[1]) end
   if args[2] == "populate" then next_peer = 0 end
+  -- a smaller population, for quick runs
+  if args[3] then PEERS = tonumber(args[3]) end
 end
 
 function request()

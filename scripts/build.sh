@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the Worker into build/ (index.js + index_bg.wasm).
+# Builds the Worker into build/ (entry.mjs, the entry module; index.js and
+# index_bg.wasm from worker-build).
 source "$(dirname "$0")/env.sh"
 ensure_tools
 # Skip the build when nothing it reads changed since the last one.
 stamp="$(cat Cargo.toml Cargo.lock scripts/wasm-bindgen-slim.sh $(find src -type f | sort) | sha256sum | cut -c1-16)"
-if [ -f build/.stamp ] && [ "$(cat build/.stamp)" = "$stamp" ] && [ -f build/index.js ]; then
+if [ -f build/.stamp ] && [ "$(cat build/.stamp)" = "$stamp" ] && [ -f build/index.js ] && [ -f build/entry.mjs ]; then
   exit 0
 fi
 log "building the worker (wasm32, release)"
@@ -15,4 +16,5 @@ log "building the worker (wasm32, release)"
 log "wasm-opt -Oz (binaryen from npm)"
 node node_modules/binaryen/bin/wasm-opt -Oz --enable-exception-handling --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue build/index_bg.wasm -o build/index_bg.opt.wasm >/dev/null
 mv build/index_bg.opt.wasm build/index_bg.wasm
+cp src/worker_glue/entry.mjs build/entry.mjs
 echo "$stamp" > build/.stamp

@@ -21,7 +21,10 @@ test('wrangler deploy --dry-run bundles the Worker with its bindings', () => {
     for (const binding of ['env.SWARMS (SwarmObject)', 'env.GATEWAYS (SocketGateway)', 'env.STATS (StatsObject)', 'env.TRACKER_KV', 'env.DB']) assert.ok(r.stdout.includes(binding), binding);
     const files = readdirSync(out);
     assert.ok(files.some((f) => f.endsWith('.wasm')), files.join(','));
-    assert.ok(files.includes('index.js'));
+    // One bundle: the JS entry with worker-build's module and its hot paths.
+    assert.ok(files.includes('entry.js'), files.join(','));
+    const bundle = readFileSync(join(out, 'entry.js'), 'utf8');
+    for (const name of ['announceNow', 'SwarmObject', 'SocketGateway', 'StatsObject']) assert.ok(bundle.includes(name), name);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

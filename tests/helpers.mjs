@@ -32,9 +32,9 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   const mf = new Miniflare({
     modules: true,
-    scriptPath: join(ROOT, 'build/index.js'),
+    scriptPath: join(ROOT, 'build/entry.mjs'),
     modulesRoot: join(ROOT, 'build'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }, { type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: compatibilityDate(),
     durableObjects: {
       SWARMS: { className: 'SwarmObject', useSQLite: true },

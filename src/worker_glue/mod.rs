@@ -3,6 +3,7 @@
 
 mod api;
 mod dashboard;
+mod fast;
 mod log;
 mod private;
 mod stats;
@@ -202,12 +203,15 @@ const CLIENT_BANNED: &str = "this BitTorrent client is banned on this tracker";
 const ANNOUNCE_LIMITER: &str = "ANNOUNCE_LIMITER";
 const API_LIMITER: &str = "API_LIMITER";
 
+/// The limiters count over 60 s: a client over the limit retries after that.
+const RATE_LIMIT_WAIT: u32 = 60;
+
 /// Seconds to wait if this address is over the limiter's budget. A
 /// limiter that fails lets the request through: availability first.
 async fn rate_limited(env: &Env, binding: &str, req: &Request) -> Option<u32> {
     let limiter = env.rate_limiter(binding).ok()?;
     match limiter.limit(remote_ip(req).to_string()).await {
-        Ok(outcome) if !outcome.success => Some(60),
+        Ok(outcome) if !outcome.success => Some(RATE_LIMIT_WAIT),
         Ok(_) => None,
         Err(e) => {
             log::warn("rate_limiter_failed", serde_json::json!({ "binding": binding, "error": e.to_string() }));
@@ -243,29 +247,13 @@ async fn announce(
             }
         },
     };
-    let msg = SwarmAnnounce {
-        info_hash: announce.info_hash,
-        peer: crate::swarm::PeerAnnounce {
-            peer_id: announce.peer_id,
-            addr: announce.peer_addr(remote_ip(req), config.trust_client_ip),
-            left: announce.left,
-            event: announce.event,
-        },
-        uploaded: announce.uploaded,
-        downloaded: announce.downloaded,
-        numwant: config.numwant(announce.numwant).min(u16::MAX as usize) as u16,
-        format: PeerListFormat { compact: announce.compact, no_peer_id: announce.no_peer_id },
-        account,
-    };
+    let msg = swarm_message(&announce, remote_ip(req), config, account);
     let reply = async {
         let stub = env
             .durable_object(SWARMS_BINDING)?
             .id_from_name(&announce.info_hash.to_hex())?
             .get_stub()?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(js_sys::Uint8Array::from(msg.encode().as_slice()).into()));
-        stub.fetch_with_request(Request::new_with_init("https://swarm/announce", &init)?).await
+        stub.fetch_with_str(&swarm_url(&msg)).await
     }
     .await;
     if let Ok(resp) = &reply {
@@ -300,6 +288,33 @@ async fn announce(
             fail(Failure::SwarmUnavailable, "tracker temporarily unavailable, retry later")
         }
     }
+}
+
+/// What the swarm's object is asked: the validated announce, with the
+/// address it will list and the numwant the configuration allows.
+fn swarm_message(announce: &AnnounceRequest, remote: IpAddr, config: &TrackerConfig, account: Option<Account>) -> SwarmAnnounce {
+    SwarmAnnounce {
+        info_hash: announce.info_hash,
+        peer: crate::swarm::PeerAnnounce {
+            peer_id: announce.peer_id,
+            addr: announce.peer_addr(remote, config.trust_client_ip),
+            left: announce.left,
+            event: announce.event,
+        },
+        uploaded: announce.uploaded,
+        downloaded: announce.downloaded,
+        numwant: config.numwant(announce.numwant).min(u16::MAX as usize) as u16,
+        format: PeerListFormat { compact: announce.compact, no_peer_id: announce.no_peer_id },
+        account,
+    }
+}
+
+/// The message rides in the URL (hex) of a bodiless GET: no body stream
+/// to write or read on either side.
+pub const SWARM_ANNOUNCE_URL: &str = "https://swarm/a?";
+
+fn swarm_url(msg: &SwarmAnnounce) -> String {
+    format!("{SWARM_ANNOUNCE_URL}{}", hex::encode(msg.encode()))
 }
 
 async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result<Response> {

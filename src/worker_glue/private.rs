@@ -189,19 +189,33 @@ pub async fn registered_torrent(env: &Env, hash: &InfoHash) -> Result<Option<Tor
 
 /// Whether the peer id starts with a banned client prefix.
 pub async fn client_banned(env: &Env, peer_id: &PeerId) -> Result<bool> {
+    if let Some(banned) = client_banned_cached(peer_id) {
+        return Ok(banned);
+    }
+    let kv = env.kv(KV_BINDING)?;
+    count_kv_read();
+    let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await?.unwrap_or_default();
+    let banned = matches_ban(&list, peer_id);
+    CLIENT_BANS.with(|b| *b.borrow_mut() = Some((list, now_ms() + CACHE_SECONDS * 1000)));
+    Ok(banned)
+}
+
+/// Keeps the ban list the JS entry read from KV (JSON text; empty when the
+/// key is absent). A list that does not parse bans nobody, as in `client_banned`.
+pub fn remember_client_bans(json: &str) {
+    count_kv_read();
+    let list: Vec<String> = if json.is_empty() { Vec::new() } else { serde_json::from_str(json).unwrap_or_default() };
+    CLIENT_BANS.with(|b| *b.borrow_mut() = Some((list, now_ms() + CACHE_SECONDS * 1000)));
+}
+
+/// The answer from this isolate's copy of the ban list, if it is fresh.
+pub fn client_banned_cached(peer_id: &PeerId) -> Option<bool> {
     let now = now_ms();
-    let cached = CLIENT_BANS.with(|b| b.borrow().as_ref().filter(|(_, exp)| *exp > now).map(|(l, _)| l.clone()));
-    let prefixes = match cached {
-        Some(list) => list,
-        None => {
-            let kv = env.kv(KV_BINDING)?;
-            count_kv_read();
-            let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await?.unwrap_or_default();
-            CLIENT_BANS.with(|b| *b.borrow_mut() = Some((list.clone(), now + CACHE_SECONDS * 1000)));
-            list
-        }
-    };
-    Ok(prefixes.iter().any(|p| !p.is_empty() && peer_id.0.starts_with(p.as_bytes())))
+    CLIENT_BANS.with(|b| b.borrow().as_ref().filter(|(_, exp)| *exp > now).map(|(list, _)| matches_ban(list, peer_id)))
+}
+
+fn matches_ban(prefixes: &[String], peer_id: &PeerId) -> bool {
+    prefixes.iter().any(|p| !p.is_empty() && peer_id.0.starts_with(p.as_bytes()))
 }
 
 /// 16 or 32 random bytes from the platform's CSPRNG.

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 
+use worker::wasm_bindgen::prelude::*;
 use worker::*;
 
 use serde_json::json;
@@ -34,6 +35,8 @@ pub struct SwarmObject {
     config: TrackerConfig,
     expose_costs: bool,
     inner: RefCell<Inner>,
+    /// `announceAfter`'s text for the last `announceNow`.
+    after: RefCell<String>,
 }
 
 struct Inner {
@@ -85,6 +88,7 @@ impl DurableObject for SwarmObject {
                 alarm_at: None,
                 totals: RowCost { instance: u32::from_le_bytes([seed[0], seed[1], seed[2], seed[3]]) | 1, ..RowCost::default() },
             }),
+            after: RefCell::new(String::new()),
         }
     }
 
@@ -96,35 +100,17 @@ impl DurableObject for SwarmObject {
         if req.path() == "/ws" {
             return self.websocket_peer(&mut req).await;
         }
-        let body = req.bytes().await?;
-        let Some(msg) = SwarmAnnounce::decode(&body) else {
+        let Some(msg) = decode_message(&url) else {
             return super::bencoded(response::failure("malformed swarm request"));
         };
         let now = now_secs();
-        let mut cost = self.ensure_loaded(now, Some(msg.info_hash)).await?;
-        let answer = {
-            let mut inner = self.inner.borrow_mut();
-            let (answer, writes) = inner.swarm.announce(&msg, now, &self.config);
-            cost.add(self.apply(&mut inner, writes)?);
-            answer
-        };
+        let cost = self.ensure_loaded(now, Some(msg.info_hash)).await?;
+        let (body, failure, mut cost) = self.answer(&msg, now, cost)?;
         cost.written += self.schedule_alarm(now).await?;
-        cost.requests += 1;
-        let totals = self.count(cost);
-        let failure = Failure::of_swarm_answer(&answer);
-        let mut resp = super::bencoded(answer)?;
-        if let Some(f) = failure {
-            resp.headers_mut().set(FAILURE_HEADER, f.label())?;
+        let mut resp = super::bencoded(body)?;
+        for (name, value) in self.finish(failure, cost) {
+            resp.headers_mut().set(&name, &value)?;
         }
-        if !self.expose_costs {
-            return Ok(resp);
-        }
-        let headers = resp.headers_mut();
-        headers.set(ROWS_READ_HEADER, &cost.read.to_string())?;
-        headers.set(ROWS_WRITTEN_HEADER, &cost.written.to_string())?;
-        headers.set(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string())?;
-        headers.set(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string())?;
-        headers.set(USAGE_HEADER, &serde_json::to_string(&totals)?)?;
         Ok(resp)
     }
 
@@ -179,7 +165,87 @@ impl DurableObject for SwarmObject {
     }
 }
 
+/// The announce path without an await, for the JS entry (`entry.mjs`):
+/// once the swarm is in memory an announce needs no I/O but SQLite, which
+/// is synchronous, so worker-rs's request wrappers and future queue are
+/// skipped. The first announce after a wake-up still goes through `fetch`.
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
 impl SwarmObject {
+    /// The answer's body after one byte, or `undefined` when `fetch` must
+    /// take the request (swarm not loaded yet, or a malformed message). If
+    /// that byte is 1, `announceAfter` has headers or an alarm to set.
+    #[wasm_bindgen(js_name = announceNow)]
+    pub fn announce_now(&self, url: &str) -> std::result::Result<Option<Vec<u8>>, JsValue> {
+        if !self.inner.borrow().loaded {
+            return Ok(None);
+        }
+        let Some(msg) = decode_message(url) else { return Ok(None) };
+        let now = now_secs();
+        let (body, failure, mut cost) = self.answer(&msg, now, RowCost::default()).map_err(JsValue::from)?;
+        let mut after = String::new();
+        if let Some(at_ms) = self.alarm_to_set(now) {
+            cost.written += 1;
+            after.push_str(&format!("alarm\t{at_ms}\n"));
+        }
+        for (name, value) in self.finish(failure, cost) {
+            after.push_str(&format!("{name}\t{value}\n"));
+        }
+        // The first byte says whether `announceAfter` has anything.
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(!after.is_empty() as u8);
+        out.extend_from_slice(&body);
+        *self.after.borrow_mut() = after;
+        Ok(Some(out))
+    }
+
+    /// What goes with the last `announceNow` answer, a line each:
+    /// `alarm<TAB>ms` (the alarm to set before answering) and
+    /// `header<TAB>value`. Usually empty.
+    #[wasm_bindgen(js_name = announceAfter)]
+    pub fn announce_after(&self) -> String {
+        std::mem::take(&mut *self.after.borrow_mut())
+    }
+}
+
+fn decode_message(url: &str) -> Option<SwarmAnnounce> {
+    let hex = url.strip_prefix(super::SWARM_ANNOUNCE_URL)?;
+    SwarmAnnounce::decode(&hex::decode(hex).ok()?)
+}
+
+impl SwarmObject {
+    /// The announce itself, once the swarm is in memory: update, make it
+    /// durable, answer. Returns the body, its failure (if it is one) and
+    /// the rows it cost.
+    fn answer(&self, msg: &SwarmAnnounce, now: u32, mut cost: RowCost) -> Result<(Vec<u8>, Option<Failure>, RowCost)> {
+        let answer = {
+            let mut inner = self.inner.borrow_mut();
+            let (answer, writes) = inner.swarm.announce(msg, now, &self.config);
+            cost.add(self.apply(&mut inner, writes)?);
+            answer
+        };
+        cost.requests += 1;
+        let failure = Failure::of_swarm_answer(&answer);
+        Ok((answer, failure, cost))
+    }
+
+    /// Counts the request's cost; the headers the answer carries: its
+    /// failure reason, and (with `EXPOSE_COSTS`) its cost and the totals.
+    fn finish(&self, failure: Option<Failure>, cost: RowCost) -> Vec<(String, String)> {
+        let totals = self.count(cost);
+        let mut headers = Vec::new();
+        if let Some(f) = failure {
+            headers.push((FAILURE_HEADER.to_string(), f.label().to_string()));
+        }
+        if self.expose_costs {
+            headers.push((ROWS_READ_HEADER.to_string(), cost.read.to_string()));
+            headers.push((ROWS_WRITTEN_HEADER.to_string(), cost.written.to_string()));
+            headers.push((format!("{ROWS_READ_HEADER}-total"), totals.read.to_string()));
+            headers.push((format!("{ROWS_WRITTEN_HEADER}-total"), totals.written.to_string()));
+            headers.push((USAGE_HEADER.to_string(), serde_json::to_string(&totals).unwrap_or_default()));
+        }
+        headers
+    }
+
     /// Operator actions on this torrent: `block/<hex>` and `unblock/<hex>`.
     async fn admin(&self, rest: &str) -> Result<Response> {
         let (action, hex) = rest.split_once('/').unwrap_or((rest, ""));
@@ -426,13 +492,25 @@ impl SwarmObject {
         }
     }
 
-    async fn set_alarm_at(&self, at_secs: u32) -> Result<usize> {
+    /// The alarm time (ms) to set if the swarm needs its alarm earlier
+    /// than the one scheduled; recorded as scheduled.
+    fn alarm_to_set(&self, now: u32) -> Option<u64> {
+        let at = self.inner.borrow().swarm.next_alarm(now, &self.config)?;
+        self.move_alarm_to(at)
+    }
+
+    fn move_alarm_to(&self, at_secs: u32) -> Option<u64> {
         let at_ms = at_secs as u64 * 1000;
-        let current = self.inner.borrow().alarm_at;
-        if matches!(current, Some(c) if c <= at_ms) {
-            return Ok(0);
+        let mut inner = self.inner.borrow_mut();
+        if matches!(inner.alarm_at, Some(c) if c <= at_ms) {
+            return None;
         }
-        self.inner.borrow_mut().alarm_at = Some(at_ms);
+        inner.alarm_at = Some(at_ms);
+        Some(at_ms)
+    }
+
+    async fn set_alarm_at(&self, at_secs: u32) -> Result<usize> {
+        let Some(at_ms) = self.move_alarm_to(at_secs) else { return Ok(0) };
         let when = ScheduledTime::new(js_sys::Date::new(&(at_ms as f64).into()));
         self.state.storage().set_alarm(when).await?;
         Ok(1)

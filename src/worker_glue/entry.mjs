@@ -1,0 +1,188 @@
+// The Worker's entry module (wrangler.toml `main`, copied to build/ by
+// scripts/build.sh). It gives the two hot paths, a public announce in the
+// Worker and an announce into a swarm already in memory, a direct call into
+// the Rust code (`Front`, `SwarmObject.announceNow`): no await before the
+// swarm, no worker-rs request wrappers. Every decision is still Rust's;
+// this file only moves bytes. Anything else goes to worker-rs's handlers in
+// index.js unchanged (README: design notes, "The JS entry").
+import RustWorker, { Front, SwarmObject as RustSwarm, SocketGateway, StatsObject } from './index.js';
+
+export { SocketGateway, StatsObject };
+
+// The swarm's URL for an announce (`SWARM_ANNOUNCE_URL` in Rust).
+const SWARM_ANNOUNCE_URL = 'https://swarm/a?';
+const BENCODED = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
+const CLIENT_BANS_KEY = 'client-bans';
+
+// Per isolate: vars only change with a deploy, which starts new isolates.
+let fastPath;
+let exposeCosts;
+// When `Front.after` next looks whether the isolate's counts are due to
+// be sent to the stats object (it sends at most every STATS_FLUSH).
+let nextFlushCheck = 0;
+
+// After each answer: counts the swarm's failure reason, if any, and at
+// most once a second lets the counts go out.
+function after(env, ctx, failure) {
+  const now = Date.now();
+  if (failure === '' && now < nextFlushCheck) return;
+  nextFlushCheck = now + 1000;
+  Front.after(env, ctx, failure);
+}
+
+function fullPath(request, env, ctx) {
+  return new RustWorker(ctx, env).fetch(request);
+}
+
+// The path of the raw URL.
+function pathOf(url) {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  if (start < 0) return '/';
+  const q = url.indexOf('?', start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
+const ANNOUNCE = new Set(['/announce', '/announce.php']);
+const SCRAPE = new Set(['/scrape', '/scrape.php']);
+
+function bencoded(body, headers) {
+  return new Response(body, { headers: headers ?? BENCODED });
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    fastPath ??= Front.enabled(env);
+    const url = request.url;
+    if (!fastPath || request.method !== 'GET') return fullPath(request, env, ctx);
+    const path = pathOf(url);
+    if (ANNOUNCE.has(path) && !request.headers.has('upgrade')) return announce(request, env, ctx, url);
+    if (SCRAPE.has(path)) return scrape(request, env, ctx, url);
+    return fullPath(request, env, ctx);
+  },
+};
+
+async function scrape(request, env, ctx, url) {
+  // A full scrape (no info_hash) is the full path's, limit included.
+  if (!/[?&]info_hash=/.test(url)) return fullPath(request, env, ctx);
+  if (await overLimit(request, env)) return limited(env, ctx, false);
+  const plan = Front.scrape(env, url);
+  let answer;
+  if (plan.startsWith('A')) {
+    answer = bencoded(plan.slice(1));
+  } else if (plan.startsWith('K')) {
+    const keys = plan.slice(1).split('\n');
+    try {
+      let values;
+      if (keys.length === 1) {
+        values = (await env.TRACKER_KV.get(keys[0])) ?? '';
+      } else {
+        const found = await env.TRACKER_KV.get(keys);
+        values = keys.map((k) => found.get(k) ?? '').join('\n');
+      }
+      answer = bencoded(Front.scrapeAnswer(plan.slice(1), values));
+    } catch (e) {
+      answer = bencoded(Front.scrapeUnavailable(String(e)));
+    }
+  } else {
+    // Only a query whose info_hash keys are all misspelled gets here; the
+    // full path answers it (and counts it against the limit a second time).
+    return fullPath(request, env, ctx);
+  }
+  after(env, ctx, '');
+  return answer;
+}
+
+// Tracker requests are rate-limited per address (ANNOUNCE_LIMITER).
+async function overLimit(request, env) {
+  if (!env.ANNOUNCE_LIMITER) return false;
+  const ip = request.headers.get('cf-connecting-ip') ?? '';
+  try {
+    return !(await env.ANNOUNCE_LIMITER.limit({ key: Front.limiterKey(ip) })).success;
+  } catch (e) {
+    Front.limiterFailed(String(e));
+    return false;
+  }
+}
+
+function limited(env, ctx, isAnnounce) {
+  const answer = bencoded(Front.rateLimited(isAnnounce));
+  after(env, ctx, '');
+  return answer;
+}
+
+async function announce(request, env, ctx, url) {
+  const ip = request.headers.get('cf-connecting-ip') ?? '';
+  if (await overLimit(request, env)) return limited(env, ctx, true);
+  let plan = Front.announce(env, url, ip);
+  if (plan === 'B') {
+    let bans;
+    try {
+      bans = await env.TRACKER_KV.get(CLIENT_BANS_KEY);
+    } catch {
+      // The full path reads it again and logs why it cannot.
+      return fullPath(request, env, ctx);
+    }
+    Front.clientBans(bans ?? '');
+    plan = Front.announce(env, url, ip);
+  }
+  let answer;
+  let failure = '';
+  if (plan.startsWith('A')) {
+    answer = bencoded(plan.slice(1));
+  } else if (plan.startsWith('F')) {
+    const hash = plan.slice(1, 41);
+    try {
+      answer = await env.SWARMS.get(env.SWARMS.idFromName(hash)).fetch(plan.slice(41));
+      failure = answer.headers.get('x-failure') ?? '';
+      exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
+      if (exposeCosts) {
+        answer = new Response(answer.body, answer);
+        answer.headers.set('x-kv-reads', String(Front.kvReads()));
+      }
+    } catch (e) {
+      answer = bencoded(Front.swarmUnavailable(hash, String(e)));
+    }
+  } else {
+    return fullPath(request, env, ctx);
+  }
+  after(env, ctx, failure);
+  return answer;
+}
+
+// A swarm's Durable Object: the Rust object, with its announce called
+// directly once the swarm is in memory.
+export class SwarmObject {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.swarm = new RustSwarm(ctx, env);
+  }
+
+  async fetch(request) {
+    const url = request.url;
+    if (url.startsWith(SWARM_ANNOUNCE_URL)) {
+      const out = this.swarm.announceNow(url);
+      if (out !== undefined) {
+        let headers = BENCODED;
+        if (out[0] === 1) {
+          const after = this.swarm.announceAfter();
+          headers = { ...BENCODED };
+          for (const line of after.split('\n')) {
+            const tab = line.indexOf('\t');
+            if (tab < 0) continue;
+            const name = line.slice(0, tab);
+            const value = line.slice(tab + 1);
+            // The output gate holds the answer until the alarm is stored.
+            if (name === 'alarm') await this.ctx.storage.setAlarm(Number(value));
+            else headers[name] = value;
+          }
+        }
+        return new Response(out.subarray(1), { headers });
+      }
+    }
+    return this.swarm.fetch(request);
+  }
+
+  alarm() {
+    return this.swarm.alarm();
+  }
+}
