@@ -53,7 +53,7 @@ thread_local! {
 }
 
 fn now_ms() -> u64 {
-    Date::now().as_millis()
+    js_sys::Date::now() as u64
 }
 
 /// KV reads made since the last call (for the cost report).

@@ -47,7 +47,7 @@ pub fn after_request(env: &Env, ctx: &Context, config: &TrackerConfig) {
     let delta = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         let (counts, clock) = &mut *p;
-        if counts.is_empty() || !clock.due(Date::now().as_millis(), config.stats_flush as u64 * 1000) {
+        if counts.is_empty() || !clock.due(js_sys::Date::now() as u64, config.stats_flush as u64 * 1000) {
             return None;
         }
         Some(std::mem::take(counts))

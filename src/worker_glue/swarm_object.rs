@@ -696,5 +696,6 @@ fn read_swarm_row(sql: &SqlStorage, cost: &mut RowCost) -> Result<Option<SwarmRo
 }
 
 fn now_secs() -> u32 {
-    (Date::now().as_millis() / 1000) as u32
+    // The static `Date.now()`: no Date object per announce.
+    (js_sys::Date::now() / 1000.0) as u32
 }
