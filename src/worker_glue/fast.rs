@@ -36,23 +36,18 @@ impl Front {
         if config.mode != TrackerMode::Public || !matches!(path, "/announce" | "/announce.php") {
             return String::new();
         }
-        let query = match QueryPairs::parse(raw_query(url).as_bytes()) {
+        let query = match tracker_query(Kind::Announce, url) {
             Ok(q) => q,
-            Err(e) => return counted_failure(Failure::InvalidQuery, &e.to_string()),
+            Err(answer) => return answer,
         };
-        // The route's checks, in its order.
-        if let Err(e) = query.only("passkey") {
-            stats::count_announce();
-            return answer(response::failure(&e.to_string()));
-        }
         let announce = match AnnounceRequest::parse(&query) {
             Ok(a) => a,
-            Err(e) => return counted_failure(Failure::InvalidAnnounce, &e.to_string()),
+            Err(e) => return refused(Kind::Announce, Failure::InvalidAnnounce, &e.to_string()),
         };
         // The ban list is read from KV once a minute, by the caller.
         let Some(banned) = private::client_banned_cached(&announce.peer_id) else { return "B".into() };
         if banned {
-            return counted_failure(Failure::ClientBanned, super::CLIENT_BANNED);
+            return refused(Kind::Announce, Failure::ClientBanned, super::CLIENT_BANNED);
         }
         stats::count_announce();
         let remote = parse_ip(ip).unwrap_or(FALLBACK_IP);
@@ -68,23 +63,13 @@ impl Front {
         if config.mode != TrackerMode::Public || !matches!(raw_path(url), "/scrape" | "/scrape.php") {
             return String::new();
         }
-        let refused = |failure: Failure, reason: &str| {
-            stats::count_scrape();
-            stats::count_failure(failure);
-            log::debug("request_refused", serde_json::json!({ "reason": failure.label() }));
-            answer(response::failure(reason))
-        };
-        let query = match QueryPairs::parse(raw_query(url).as_bytes()) {
+        let query = match tracker_query(Kind::Scrape, url) {
             Ok(q) => q,
-            Err(e) => return refused(Failure::InvalidQuery, &e.to_string()),
+            Err(answer) => return answer,
         };
-        if let Err(e) = query.only("passkey") {
-            stats::count_scrape();
-            return answer(response::failure(&e.to_string()));
-        }
         let request = match ScrapeRequest::parse(&query, config.scrape_max, config.full_scrape) {
             Ok(r) => r,
-            Err(e) => return refused(Failure::InvalidScrape, &e.to_string()),
+            Err(e) => return refused(Kind::Scrape, Failure::InvalidScrape, &e.to_string()),
         };
         if request.info_hashes.is_empty() {
             return String::new();
@@ -179,9 +164,34 @@ impl Front {
     }
 }
 
-/// An announce refused before it reaches a swarm, counted as the route counts it.
-fn counted_failure(failure: Failure, reason: &str) -> String {
-    stats::count_announce();
+#[derive(Clone, Copy)]
+enum Kind {
+    Announce,
+    Scrape,
+}
+
+impl Kind {
+    fn count(self) {
+        match self {
+            Kind::Announce => stats::count_announce(),
+            Kind::Scrape => stats::count_scrape(),
+        }
+    }
+}
+
+/// The request's query, or the answer refusing it (the route's first two checks).
+fn tracker_query(kind: Kind, url: &str) -> Result<QueryPairs, String> {
+    let query = QueryPairs::parse(raw_query(url).as_bytes()).map_err(|e| refused(kind, Failure::InvalidQuery, &e.to_string()))?;
+    if let Err(e) = query.only("passkey") {
+        kind.count();
+        return Err(answer(response::failure(&e.to_string())));
+    }
+    Ok(query)
+}
+
+/// A request refused before it reaches a swarm or KV, counted as the route counts it.
+fn refused(kind: Kind, failure: Failure, reason: &str) -> String {
+    kind.count();
     stats::count_failure(failure);
     log::debug("request_refused", serde_json::json!({ "reason": failure.label() }));
     answer(response::failure(reason))
