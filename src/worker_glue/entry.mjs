@@ -164,9 +164,9 @@ export class SwarmObject {
       if (out !== undefined) {
         let headers = BENCODED;
         if (out[0] === 1) {
-          const after = this.swarm.announceAfter();
+          const extra = this.swarm.announceAfter();
           headers = { ...BENCODED };
-          for (const line of after.split('\n')) {
+          for (const line of extra.split('\n')) {
             const tab = line.indexOf('\t');
             if (tab < 0) continue;
             const name = line.slice(0, tab);
