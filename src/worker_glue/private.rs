@@ -196,7 +196,7 @@ pub async fn client_banned(env: &Env, peer_id: &PeerId) -> Result<bool> {
     count_kv_read();
     let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await?.unwrap_or_default();
     let banned = matches_ban(&list, peer_id);
-    CLIENT_BANS.with(|b| *b.borrow_mut() = Some((list, now_ms() + CACHE_SECONDS * 1000)));
+    keep_client_bans(list);
     Ok(banned)
 }
 
@@ -204,7 +204,11 @@ pub async fn client_banned(env: &Env, peer_id: &PeerId) -> Result<bool> {
 /// key is absent). A list that does not parse bans nobody, as in `client_banned`.
 pub fn remember_client_bans(json: &str) {
     count_kv_read();
-    let list: Vec<String> = if json.is_empty() { Vec::new() } else { serde_json::from_str(json).unwrap_or_default() };
+    keep_client_bans(if json.is_empty() { Vec::new() } else { serde_json::from_str(json).unwrap_or_default() });
+}
+
+/// This isolate's copy of the ban list, fresh for `CACHE_SECONDS`.
+fn keep_client_bans(list: Vec<String>) {
     CLIENT_BANS.with(|b| *b.borrow_mut() = Some((list, now_ms() + CACHE_SECONDS * 1000)));
 }
 
