@@ -35,6 +35,11 @@ pub struct TrackerConfig {
     pub scrape_max: u32,
     /// Seconds a swarm gathers private-mode credits before writing them to D1 (`CREDIT_FLUSH`).
     pub credit_flush: u32,
+    /// Private mode: seconds an isolate reuses a passkey's owner read from KV
+    /// (`PASSKEY_CACHE`, 0 = read KV every announce). Changes made through
+    /// this isolate apply at once; other isolates see them within this time
+    /// (on top of KV's own ~60 s propagation).
+    pub passkey_cache: u32,
     /// Whether `/scrape` with no info_hash lists every torrent (`FULL_SCRAPE`).
     pub full_scrape: bool,
     /// Whether `ip=`/`ipv6=` from the client override the connecting address
@@ -78,6 +83,7 @@ impl Default for TrackerConfig {
             flush_delay: 5,
             refresh_after: 3600,
             credit_flush: 120,
+            passkey_cache: 30,
             scrape_max: 64,
             full_scrape: false,
             trust_client_ip: false,
@@ -143,6 +149,7 @@ impl TrackerConfig {
             flush_delay: num("FLUSH_DELAY", d.flush_delay, 1, 60)?,
             refresh_after: num("REFRESH_AFTER", d.refresh_after, 0, 604_800)?,
             credit_flush: num("CREDIT_FLUSH", d.credit_flush, 1, 3_600)?,
+            passkey_cache: num("PASSKEY_CACHE", d.passkey_cache, 0, 300)?,
             scrape_max: num("SCRAPE_MAX", d.scrape_max, 1, 1_000)?,
             full_scrape: flag("FULL_SCRAPE", d.full_scrape)?,
             trust_client_ip: flag("TRUST_CLIENT_IP", d.trust_client_ip)?,

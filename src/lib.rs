@@ -12,6 +12,7 @@ pub mod peer;
 pub mod query;
 pub mod response;
 pub mod scrape;
+pub mod session_store;
 pub mod stats;
 pub mod store;
 pub mod swarm;

@@ -14,6 +14,9 @@
 //!   last published to KV.
 //! - `blocked`: one row while an operator has blocked the torrent; a
 //!   blocked swarm lists nobody and keeps its storage so the block lasts.
+//! - `ledger`: private-mode sessions, packed into chunk rows and written
+//!   behind the answer (see [`crate::session_store`]); `outbox`: credit
+//!   batches not yet confirmed by D1.
 //! - `ws_peers`: WebTorrent (WebSocket) peers, kept like `peers` but in a
 //!   swarm of their own whose "address" is the peer's socket location
 //!   ([`crate::webtorrent::SocketRef`]); refreshes are written through.
@@ -27,6 +30,8 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 
 use crate::accounting::{self, Credit, Session};
+pub use crate::session_store::SessionRecord;
+use crate::session_store::{self, ChunkRecord, SessionChunks};
 use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerAddr, PeerId};
@@ -40,8 +45,8 @@ CREATE TABLE IF NOT EXISTS peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS touches (slot INTEGER PRIMARY KEY, at INTEGER NOT NULL, ids BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS swarm (k INTEGER PRIMARY KEY, info_hash BLOB NOT NULL, downloaded INTEGER NOT NULL,
   pub_complete INTEGER, pub_incomplete INTEGER, pub_downloaded INTEGER, published_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS flushed (k INTEGER PRIMARY KEY, marks BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (chunk INTEGER NOT NULL, part INTEGER NOT NULL, recs BLOB NOT NULL,
+  PRIMARY KEY (chunk, part)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, batch TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocked (k INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ws_peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
@@ -98,10 +103,14 @@ pub enum StoreWrite {
     Touches { slot: u32, at: u32, ids: Vec<u8> },
     /// Rewrite the single `swarm` row.
     SwarmRow(SwarmRow),
-    /// Private mode: the peer's last accepted counters and everything
-    /// credited to its user so far; one row per accounted announce.
-    UpsertSession { id: PeerId, rec: Vec<u8> },
-    DeleteSession(PeerId),
+    /// Private mode: rewrite chunk `chunk` (of `chunks`) of sessions as
+    /// these rows (parts `0..rows.len()`; parts beyond go).
+    SessionChunk { chunks: u32, chunk: u32, rows: Vec<Vec<u8>> },
+    /// Private mode: chunks from this number on no longer exist.
+    DropSessionChunksFrom(u32),
+    /// Private mode: empty the row-per-session tables of older versions
+    /// (`sessions`, `flushed`); their contents are in chunks now.
+    DropLegacySessions,
     /// Write (`Some(at)`) or delete the `blocked` row.
     Blocked(Option<u32>),
     /// A WebSocket peer's row in `ws_peers` (same layout as `peers`).
@@ -109,43 +118,10 @@ pub enum StoreWrite {
     DeleteWsPeer(PeerId),
 }
 
-/// A private-mode peer: its accounting baseline and the bytes credited to
-/// its peer id (only ever grows; the part beyond the id's flushed mark
-/// belongs to the session's user).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub session: Session,
-    pub credited: Credit,
-}
-
-impl SessionRecord {
-    pub const ENCODED_LEN: usize = 8 * 5 + 4;
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::ENCODED_LEN);
-        for n in [self.session.user, self.session.uploaded, self.session.downloaded, self.credited.uploaded, self.credited.downloaded] {
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        out.extend_from_slice(&self.session.last_seen.to_be_bytes());
-        out
-    }
-
-    pub fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != Self::ENCODED_LEN {
-            return None;
-        }
-        let n = |i: usize| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        Some(SessionRecord {
-            session: Session { user: n(0), uploaded: n(1), downloaded: n(2), last_seen: u32::from_be_bytes(b[40..44].try_into().ok()?) },
-            credited: Credit { uploaded: n(3), downloaded: n(4) },
-        })
-    }
-}
-
 /// A batch of credits for D1: `[user, uploaded, downloaded]` per user.
 pub type CreditBatch = Vec<[u64; 3]>;
 
-/// Encodes the flushed marks: per session, how much of its credit D1 has.
+/// Encodes the flushed marks as older versions stored them (one row).
 pub fn encode_marks(marks: &HashMap<PeerId, Credit>) -> Vec<u8> {
     let mut out = Vec::with_capacity(marks.len() * 36);
     for (id, c) in marks {
@@ -200,8 +176,10 @@ pub struct SwarmState {
     /// Private mode: each peer's baseline and credited bytes.
     sessions: HashMap<PeerId, SessionRecord>,
     /// Private mode: the part of each session's credit already in an outbox
-    /// batch (stored as one row, rewritten per flush).
+    /// batch (stored beside the session in its chunk).
     marks: HashMap<PeerId, Credit>,
+    /// Private mode: which chunks of `sessions` and `marks` storage lacks.
+    chunks: SessionChunks,
     /// Private mode: an outbox batch still waits for D1.
     pub outbox_pending: bool,
     /// Private mode: some session holds credit not yet taken into a batch
@@ -236,6 +214,7 @@ impl SwarmState {
             rng,
             sessions: HashMap::new(),
             marks: HashMap::new(),
+            chunks: SessionChunks::default(),
             outbox_pending: false,
             unflushed: false,
             oldest_seen: None,
@@ -345,7 +324,11 @@ impl SwarmState {
                 record.credited.downloaded = record.credited.downloaded.saturating_add(credit.downloaded);
                 self.unflushed |= !credit.is_zero();
                 self.sessions.insert(id, record);
-                writes.push(StoreWrite::UpsertSession { id, rec: record.encode() });
+                self.chunks.mark_dirty(&id);
+                if msg.peer.event == AnnounceEvent::Stopped {
+                    // A session's last report: nothing would bring it back.
+                    self.persist_sessions(&mut writes);
+                }
             }
         }
         if self.is_full_for(&msg.peer, config) {
@@ -461,7 +444,8 @@ impl SwarmState {
         writes.extend(self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer));
         writes.extend(self.ws.expire(cutoff).into_iter().map(StoreWrite::DeleteWsPeer));
         self.oldest_seen = self.oldest_last_seen();
-        writes.extend(self.expire_sessions(cutoff));
+        self.expire_sessions(cutoff);
+        self.persist_sessions(&mut writes);
         let counters = self.counters();
         let publish = match self.info_hash {
             Some(hash) if !self.blocked && self.published != Some(counters) && self.publish_due(now, config) <= now => {
@@ -484,26 +468,55 @@ impl SwarmState {
 
     /// Forgets baselines of peers gone for longer than the timeout, once
     /// all their credit is on its way to D1; a peer in the swarm keeps its.
-    fn expire_sessions(&mut self, cutoff: u32) -> Vec<StoreWrite> {
+    fn expire_sessions(&mut self, cutoff: u32) {
         let gone: Vec<PeerId> = self
             .sessions
             .iter()
             .filter(|(id, s)| s.session.last_seen < cutoff && self.swarm.get(id).is_none() && self.fully_flushed(id, s))
             .map(|(id, _)| *id)
             .collect();
-        // Their marks stay (as in storage's marks row) until the next batch
-        // rewrites the row: see `new_session`.
+        // Their marks stay until the next batch: see `new_session`.
         for id in &gone {
             self.sessions.remove(id);
+            self.chunks.mark_dirty(id);
         }
-        gone.into_iter().map(StoreWrite::DeleteSession).collect()
+    }
+
+    /// Writes the dirty session chunks, as memory has them now.
+    fn persist_sessions(&mut self, writes: &mut Vec<StoreWrite>) {
+        let ids = self.sessions.len().max(self.marks.len());
+        let Some(plan) = self.chunks.take_plan(ids) else { return };
+        let mut groups: HashMap<u32, Vec<ChunkRecord>> = plan.dirty.iter().map(|c| (*c, Vec::new())).collect();
+        for (id, s) in &self.sessions {
+            if let Some(g) = groups.get_mut(&session_store::chunk_of(id, plan.chunks)) {
+                g.push(ChunkRecord { id: *id, session: Some(*s), mark: self.marks.get(id).copied() });
+            }
+        }
+        for (id, m) in &self.marks {
+            if !self.sessions.contains_key(id) {
+                if let Some(g) = groups.get_mut(&session_store::chunk_of(id, plan.chunks)) {
+                    g.push(ChunkRecord { id: *id, session: None, mark: Some(*m) });
+                }
+            }
+        }
+        let mut groups: Vec<(u32, Vec<ChunkRecord>)> = groups.into_iter().collect();
+        groups.sort_unstable_by_key(|(c, _)| *c);
+        for (chunk, records) in groups {
+            writes.push(StoreWrite::SessionChunk { chunks: plan.chunks, chunk, rows: session_store::encode_chunk(plan.chunks, records) });
+        }
+        if let Some(from) = plan.drop_from {
+            writes.push(StoreWrite::DropSessionChunksFrom(from));
+        }
+        if plan.drop_legacy {
+            writes.push(StoreWrite::DropLegacySessions);
+        }
     }
 
     /// A session for a peer id that has none, or whose old one is fully
     /// flushed. Its credited total starts at the id's flushed mark, not at
-    /// zero: storage's marks row may still hold that mark (it is rewritten
-    /// only with the next batch), and after a reload a mark above the new
-    /// credit would swallow it. Found by fuzzing (swarm_state).
+    /// zero: the mark stays (in memory and storage) until the next batch,
+    /// and after a reload a mark above the new credit would swallow it.
+    /// Found by fuzzing (swarm_state).
     fn new_session(&self, id: &PeerId, session: Session) -> SessionRecord {
         SessionRecord { session, credited: self.marks.get(id).copied().unwrap_or_default() }
     }
@@ -512,11 +525,33 @@ impl SwarmState {
         self.marks.get(id).copied().unwrap_or_default() == s.credited
     }
 
-    /// Restores private-mode state from storage.
-    pub fn load_sessions(&mut self, sessions: impl IntoIterator<Item = (PeerId, SessionRecord)>, marks: &[u8], outbox_pending: bool) {
-        self.sessions.extend(sessions);
-        self.marks = decode_marks(marks);
+    /// Restores private-mode state from the `ledger` rows.
+    pub fn load_ledger<'a>(&mut self, rows: impl IntoIterator<Item = &'a [u8]>, outbox_pending: bool) {
+        let mut chunks = None;
+        for (n, records) in rows.into_iter().filter_map(session_store::decode_row) {
+            chunks = Some(chunks.map_or(n, |c: u32| c.max(n)));
+            for r in records {
+                if let Some(s) = r.session {
+                    self.sessions.insert(r.id, s);
+                }
+                if let Some(m) = r.mark {
+                    self.marks.insert(r.id, m);
+                }
+            }
+        }
+        if let Some(n) = chunks {
+            self.chunks.loaded(n);
+        }
         self.outbox_pending |= outbox_pending;
+        self.unflushed = self.sessions.iter().any(|(id, s)| !self.fully_flushed(id, s));
+    }
+
+    /// Restores private-mode state from an older version's tables (a row
+    /// per session and one marks row); the next write moves it to chunks.
+    pub fn load_legacy_sessions(&mut self, sessions: impl IntoIterator<Item = (PeerId, SessionRecord)>, marks: &[u8]) {
+        self.sessions.extend(sessions);
+        self.marks.extend(decode_marks(marks));
+        self.chunks.loaded_legacy();
         self.unflushed = self.sessions.iter().any(|(id, s)| !self.fully_flushed(id, s));
     }
 
@@ -529,10 +564,11 @@ impl SwarmState {
         self.outbox_pending || self.unflushed
     }
 
-    /// Takes every session's unflushed credit as one batch per user and the
-    /// new marks row that records it as taken. The caller stores both in
-    /// one step (outbox row + marks row), then sends the batch to D1.
-    pub fn take_credit_batch(&mut self) -> Option<(CreditBatch, Vec<u8>)> {
+    /// Takes every session's unflushed credit as one batch per user, and the
+    /// chunk writes that record it as taken (the new marks). The caller
+    /// stores both in one step (outbox row + chunks), then sends the batch
+    /// to D1.
+    pub fn take_credit_batch(&mut self) -> Option<(CreditBatch, Vec<StoreWrite>)> {
         let mut per_user: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
         for (id, s) in &self.sessions {
             let mark = self.marks.get(id).copied().unwrap_or_default();
@@ -548,10 +584,23 @@ impl SwarmState {
             self.unflushed = false;
             return None;
         }
-        self.marks = self.sessions.iter().map(|(id, s)| (*id, s.credited)).collect();
+        let marks: HashMap<PeerId, Credit> = self.sessions.iter().map(|(id, s)| (*id, s.credited)).collect();
+        for (id, m) in &self.marks {
+            if marks.get(id) != Some(m) {
+                self.chunks.mark_dirty(id);
+            }
+        }
+        for (id, m) in &marks {
+            if self.marks.get(id) != Some(m) {
+                self.chunks.mark_dirty(id);
+            }
+        }
+        self.marks = marks;
         self.outbox_pending = true;
         self.unflushed = false;
-        Some((per_user.into_iter().map(|(u, (up, down))| [u, up, down]).collect(), encode_marks(&self.marks)))
+        let mut writes = Vec::new();
+        self.persist_sessions(&mut writes);
+        Some((per_user.into_iter().map(|(u, (up, down))| [u, up, down]).collect(), writes))
     }
 
     /// Records a successful KV publish; returns the `swarm` row to write.
@@ -570,8 +619,9 @@ impl SwarmState {
     pub fn freed(&mut self) {
         self.row_stored = false;
         self.info_hash = None;
-        // The marks row went with the rest of storage.
+        // The marks went with the rest of storage.
         self.marks.clear();
+        self.chunks.forget();
     }
 
     /// When the next alarm is needed (Unix seconds), if at all.
@@ -583,6 +633,10 @@ impl SwarmState {
         }
         if self.credits_pending() {
             at(now + config.credit_flush);
+        }
+        if self.chunks.is_dirty() {
+            // Within the ~10 s an idle object keeps its memory.
+            at(now + config.flush_delay);
         }
         if !self.sessions.is_empty() && self.is_empty() {
             // Baselines of departed peers are kept until their timeout.
@@ -1062,45 +1116,101 @@ mod tests {
         }
     }
 
-    fn credits(writes: &[StoreWrite]) -> Vec<Credit> {
-        writes
-            .iter()
-            .filter_map(|w| match w {
-                StoreWrite::UpsertSession { rec, .. } => SessionRecord::decode(rec).map(|r| r.credited),
-                _ => None,
-            })
-            .collect()
+    /// A fake of the `ledger` table.
+    #[derive(Default, Clone)]
+    struct LedgerTable(std::collections::BTreeMap<(u32, u32), Vec<u8>>);
+
+    impl LedgerTable {
+        fn apply(&mut self, writes: &[StoreWrite]) {
+            for w in writes {
+                match w {
+                    StoreWrite::SessionChunk { chunk, rows, .. } => {
+                        self.0.retain(|(c, _), _| c != chunk);
+                        for (part, row) in rows.iter().enumerate() {
+                            self.0.insert((*chunk, part as u32), row.clone());
+                        }
+                    }
+                    StoreWrite::DropSessionChunksFrom(from) => self.0.retain(|(c, _), _| c < from),
+                    _ => {}
+                }
+            }
+        }
+
+        fn session(&self, id: PeerId) -> Option<SessionRecord> {
+            self.0.values().flat_map(|r| session_store::decode_row(r).unwrap().1).find(|r| r.id == id)?.session
+        }
+
+        /// A fresh object over this storage (the old one died).
+        fn reload(&self) -> SwarmState {
+            let mut r = SwarmState::new(2);
+            r.load_ledger(self.0.values().map(|v| v.as_slice()), false);
+            r
+        }
+    }
+
+    fn session_writes(writes: &[StoreWrite]) -> usize {
+        writes.iter().filter(|w| matches!(w, StoreWrite::SessionChunk { .. })).count()
     }
 
     #[test]
-    fn private_announces_credit_deltas_durably() {
+    fn private_announces_credit_deltas_written_behind() {
         let c = cfg();
         let mut s = SwarmState::new(1);
+        let mut t = LedgerTable::default();
+        let id = PeerId([1; 20]);
         let (_, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
-        assert_eq!(credits(&w), vec![Credit::default()]);
-        let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1010, &c);
-        assert_eq!(credits(&w), vec![Credit { uploaded: 10, downloaded: 50 }]);
-        assert_eq!(w.len(), 1, "one row per accounted announce: {w:?}");
-        // A retry of the same announce writes and credits nothing.
+        assert_eq!(session_writes(&w), 0, "written behind: {w:?}");
+        assert!(s.next_alarm(1000, &c).is_some_and(|t| t <= 1000 + c.flush_delay), "the alarm writes it within FLUSH_DELAY");
+        let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
+        assert_eq!(session_writes(&w), 0);
+        assert_eq!(s.session(&id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
+        let m = s.maintain(1005, &c);
+        assert_eq!(session_writes(&m.writes), 1, "one row for the whole swarm: {:?}", m.writes);
+        t.apply(&m.writes);
+        assert_eq!(t.session(id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
+        // A retry of the same announce credits and dirties nothing.
         let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1011, &c);
         assert!(w.is_empty(), "{w:?}");
-        let (batch, marks) = s.take_credit_batch().unwrap();
+        assert_eq!(session_writes(&s.maintain(1011, &c).writes), 0);
+        let (batch, w) = s.take_credit_batch().unwrap();
         assert_eq!(batch, vec![[1, 10, 50]]);
-        assert_eq!(decode_marks(&marks).len(), 1);
+        assert_eq!(session_writes(&w), 1, "the new marks go with the outbox row");
+        t.apply(&w);
         assert!(s.take_credit_batch().is_none(), "taken credit is not taken twice");
-        // Stopped credits the rest; a retried stop credits nothing.
+        // Stopped credits the rest and is written before the answer.
         let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1020, &c);
-        assert_eq!(credits(&w), vec![Credit { uploaded: 30, downloaded: 100 }]);
+        assert_eq!(session_writes(&w), 1, "{w:?}");
+        t.apply(&w);
+        assert_eq!(t.session(id).unwrap().credited, Credit { uploaded: 30, downloaded: 100 });
         let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1021, &c);
-        assert!(credits(&w).is_empty());
+        assert_eq!(session_writes(&w), 0, "a retried stop credits nothing");
         assert!(s.credits_pending());
         assert_eq!(s.next_alarm(1021, &c).map(|t| t <= 1021 + c.credit_flush), Some(true));
-        assert_eq!(s.take_credit_batch().unwrap().0, vec![[1, 20, 50]]);
+        let (batch, w) = s.take_credit_batch().unwrap();
+        assert_eq!(batch, vec![[1, 20, 50]]);
+        t.apply(&w);
         // Reloaded from its rows, the state owes nothing more.
-        let rec = SessionRecord::decode(&s.session(&PeerId([1; 20])).unwrap().encode()).unwrap();
-        let mut r = SwarmState::new(2);
-        r.load_sessions([(PeerId([1; 20]), rec)], &encode_marks(&s.marks), false);
-        assert!(r.take_credit_batch().is_none());
+        assert!(t.reload().take_credit_batch().is_none());
+    }
+
+    /// Counters are cumulative: an object that dies before its write-behind
+    /// credits the lost announces again from the client's next one.
+    #[test]
+    fn a_crash_before_the_write_behind_loses_no_credit_of_a_returning_peer() {
+        let c = cfg();
+        let mut s = SwarmState::new(1);
+        let mut t = LedgerTable::default();
+        s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
+        s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
+        t.apply(&s.maintain(1005, &c).writes);
+        s.announce(&private(1, 30, AnnounceEvent::Update, 20, 70, true), 1006, &c);
+        // The object dies before its alarm: storage has the announce of 1001.
+        let mut r = t.reload();
+        assert_eq!(r.session(&PeerId([1; 20])).unwrap().session.uploaded, 10);
+        for state in [&mut s, &mut r] {
+            state.announce(&private(1, 0, AnnounceEvent::Update, 30, 90, true), 1100, &c);
+            assert_eq!(state.take_credit_batch().unwrap().0, vec![[1, 30, 90]]);
+        }
     }
 
     /// Found by fuzzing (swarm_state): a session whose counters restart
@@ -1111,8 +1221,7 @@ mod tests {
         let c = cfg();
         let mut s = SwarmState::new(1);
         for (at, up) in [(1000, u64::MAX), (1001, 1), (1002, u64::MAX)] {
-            let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Update, up, up, true), at, &c);
-            assert_eq!(credits(&w).len(), 1, "{w:?}");
+            s.announce(&private(1, 0, AnnounceEvent::Update, up, up, true), at, &c);
         }
         assert_eq!(s.session(&PeerId([1; 20])).unwrap().credited, Credit { uploaded: u64::MAX, downloaded: u64::MAX });
         // Two peers of one user, each near the top: one batch entry, saturated.
@@ -1126,45 +1235,62 @@ mod tests {
     }
 
     /// Found by fuzzing (swarm_state): a peer id whose flushed session was
-    /// replaced (another user) or expired kept its old mark in storage's
-    /// marks row; after a crash that mark swallowed the new session's credit.
+    /// replaced (another user) or expired kept its old mark in storage;
+    /// after a crash that mark swallowed the new session's credit.
     #[test]
     fn credit_of_a_reused_peer_id_survives_a_reload() {
         let c = cfg();
-        let session_rows = |w: &[StoreWrite]| -> Vec<(PeerId, SessionRecord)> {
-            w.iter()
-                .filter_map(|w| match w {
-                    StoreWrite::UpsertSession { id, rec } => Some((*id, SessionRecord::decode(rec).unwrap())),
-                    _ => None,
-                })
-                .collect()
-        };
         let taken_over = |s: &mut SwarmState| {
             let mut m = private(1, 0, AnnounceEvent::Update, 5, 0, true);
             m.account = Some(crate::wire::Account { user: 2, may_leech: true, freeleech: false });
-            session_rows(&s.announce(&m, 1010, &c).1)
+            let mut w = s.announce(&m, 1010, &c).1;
+            w.extend(s.maintain(1010, &c).writes);
+            w
         };
         let expired_and_back = |s: &mut SwarmState| {
-            s.announce(&private(1, 0, AnnounceEvent::Stopped, 10, 0, true), 1001, &c);
+            let mut w = s.announce(&private(1, 0, AnnounceEvent::Stopped, 10, 0, true), 1001, &c).1;
             let m = s.maintain(1001 + c.peer_timeout() + 1, &c);
-            assert!(m.writes.contains(&StoreWrite::DeleteSession(PeerId([1; 20]))));
-            session_rows(&s.announce(&private(1, 0, AnnounceEvent::Started, 5, 0, true), 1200, &c).1)
+            assert!(s.session(&PeerId([1; 20])).is_none(), "the session ended");
+            w.extend(m.writes);
+            w.extend(s.announce(&private(1, 0, AnnounceEvent::Started, 5, 0, true), 1200, &c).1);
+            w.extend(s.maintain(1200, &c).writes);
+            w
         };
-        for (reuse, user) in [(&taken_over as &dyn Fn(&mut SwarmState) -> Vec<(PeerId, SessionRecord)>, 2), (&expired_and_back, 1)] {
+        for (reuse, user) in [(&taken_over as &dyn Fn(&mut SwarmState) -> Vec<StoreWrite>, 2), (&expired_and_back, 1)] {
             let mut s = SwarmState::new(1);
+            let mut t = LedgerTable::default();
             s.announce(&private(1, 0, AnnounceEvent::Started, 10, 0, true), 1000, &c);
-            let (batch, marks_row) = s.take_credit_batch().unwrap();
+            let (batch, w) = s.take_credit_batch().unwrap();
             assert_eq!(batch, vec![[1, 10, 0]]);
+            t.apply(&w);
             s.outbox_pending = false;
-            let rows = reuse(&mut s);
-            // The object dies; storage has the new session row and the old marks row.
-            let mut r = SwarmState::new(2);
-            r.load_sessions(rows, &marks_row, false);
+            t.apply(&reuse(&mut s));
+            // The object dies after the new session was written.
+            let mut r = t.reload();
             assert_eq!(r.take_credit_batch().map(|b| b.0), Some(vec![[user, 5, 0]]));
             assert!(r.take_credit_batch().is_none());
             // Without the crash, the same.
             assert_eq!(s.take_credit_batch().map(|b| b.0), Some(vec![[user, 5, 0]]));
         }
+    }
+
+    /// Sessions stored by an older version (a row each, one marks row) load
+    /// and move into chunks with the next write, emptying the old tables.
+    #[test]
+    fn legacy_session_rows_move_into_chunks() {
+        let c = cfg();
+        let rec = SessionRecord {
+            session: Session { user: 1, uploaded: 10, downloaded: 0, last_seen: 1000 },
+            credited: Credit { uploaded: 10, downloaded: 0 },
+        };
+        let marks = encode_marks(&[(PeerId([1; 20]), Credit { uploaded: 4, downloaded: 0 })].into_iter().collect());
+        let mut s = SwarmState::new(1);
+        s.load_legacy_sessions([(PeerId([1; 20]), rec)], &marks);
+        let m = s.maintain(1001, &c);
+        assert!(m.writes.contains(&StoreWrite::DropLegacySessions), "{:?}", m.writes);
+        let mut t = LedgerTable::default();
+        t.apply(&m.writes);
+        assert_eq!(t.reload().take_credit_batch().unwrap().0, vec![[1, 6, 0]]);
     }
 
     #[test]

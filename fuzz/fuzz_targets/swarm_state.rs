@@ -9,7 +9,10 @@
 //! - private mode loses and duplicates no byte: for every user, the ledger
 //!   this target keeps (credit computed from the announced counters by the
 //!   documented rules) equals what D1 has, plus what waits in the outbox,
-//!   plus what storage's sessions hold beyond their flushed marks.
+//!   plus what storage's sessions hold beyond their flushed marks, less the
+//!   credit of announces storage has not seen yet (sessions are written
+//!   behind). A crash takes those announces back: their credit returns with
+//!   each client's next announce, counted against the stored baseline.
 #![no_main]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,9 +23,8 @@ use edge_tracker::config::TrackerConfig;
 use edge_tracker::metainfo::{self, Value};
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId};
 use edge_tracker::response::PeerListFormat;
-use edge_tracker::store::{
-    decode_marks, decode_peer, merge_touch_row, CreditBatch, SessionRecord, StoreWrite, SwarmRow, SwarmState,
-};
+use edge_tracker::session_store::{chunk_of, decode_row};
+use edge_tracker::store::{decode_peer, merge_touch_row, CreditBatch, StoreWrite, SwarmRow, SwarmState};
 use edge_tracker::swarm::PeerAnnounce;
 use edge_tracker::wire::{Account, SwarmAnnounce};
 use libfuzzer_sys::fuzz_target;
@@ -101,11 +103,11 @@ struct Tables {
     peers: BTreeMap<PeerId, Vec<u8>>,
     touches: BTreeMap<u32, (u32, Vec<u8>)>,
     row: Option<SwarmRow>,
-    sessions: BTreeMap<PeerId, Vec<u8>>,
-    marks: Vec<u8>,
+    /// `ledger`: (chunk, part) -> packed session records.
+    ledger: BTreeMap<(u32, u32), Vec<u8>>,
     outbox: Vec<(u64, CreditBatch)>,
-    /// Sessions deleted since the ledger last looked: their baselines end.
-    ended_sessions: Vec<PeerId>,
+    /// Chunks written since the ledger last looked: (chunk count, chunk).
+    written_chunks: Vec<(u32, u32)>,
 }
 
 impl Tables {
@@ -123,15 +125,22 @@ impl Tables {
                     self.touches.insert(slot, (at, merged));
                 }
                 StoreWrite::SwarmRow(r) => self.row = Some(r),
-                StoreWrite::UpsertSession { id, rec } => {
-                    self.sessions.insert(id, rec);
+                StoreWrite::SessionChunk { chunks, chunk, rows } => {
+                    self.ledger.retain(|(c, _), _| *c != chunk);
+                    for (part, row) in rows.into_iter().enumerate() {
+                        let (n, _) = decode_row(&row).expect("undecodable ledger row");
+                        assert_eq!(n, chunks);
+                        self.ledger.insert((chunk, part as u32), row);
+                    }
+                    self.written_chunks.push((chunks, chunk));
                 }
-                StoreWrite::DeleteSession(id) => {
-                    self.sessions.remove(&id);
-                    self.ended_sessions.push(id);
-                }
-                // This target sends no WebSocket announces and no blocks.
-                w @ (StoreWrite::Blocked(_) | StoreWrite::UpsertWsPeer { .. } | StoreWrite::DeleteWsPeer(_)) => {
+                StoreWrite::DropSessionChunksFrom(from) => self.ledger.retain(|(c, _), _| *c < from),
+                // This target sends no WebSocket announces and no blocks, and
+                // starts from empty storage.
+                w @ (StoreWrite::Blocked(_)
+                | StoreWrite::UpsertWsPeer { .. }
+                | StoreWrite::DeleteWsPeer(_)
+                | StoreWrite::DropLegacySessions) => {
                     panic!("unexpected write {w:?}")
                 }
             }
@@ -145,6 +154,10 @@ struct Ledger {
     /// Last accepted counters per peer id: (user, uploaded, downloaded).
     baseline: HashMap<PeerId, (u64, u64, u64)>,
     owed: BTreeMap<u64, (u128, u128)>,
+    /// Credit of announces whose session storage has not seen yet, per id.
+    pending: HashMap<PeerId, Vec<(u64, u128, u128)>>,
+    /// The baseline storage holds per id (as of its chunk's last write).
+    durable: HashMap<PeerId, (u64, u64, u64)>,
 }
 
 #[derive(Default)]
@@ -227,32 +240,33 @@ fuzz_target!(|input: Input| {
                         ledger.credit(&msg, acc);
                     }
                 }
-                tables.apply(writes, &config);
+                apply(&mut tables, &mut ledger, &state, writes, &config);
             }
             Op::Alarm { dt, publish_ok } => {
                 now += dt as u32 % 200;
                 let m = state.maintain(now, &config);
-                tables.apply(m.writes, &config);
+                apply(&mut tables, &mut ledger, &state, m.writes, &config);
                 let mut free = m.free_storage && state.can_free();
                 if let Some((h, counters)) = m.publish {
                     assert_eq!(h, hash);
                     if publish_ok {
                         if let Some(w) = state.published(counters, now) {
-                            tables.apply(vec![w], &config);
+                            apply(&mut tables, &mut ledger, &state, vec![w], &config);
                         }
                         free = state.can_free();
                     }
                 }
                 if free {
                     state.freed();
-                    let ended_sessions = std::mem::take(&mut tables.ended_sessions);
-                    tables = Tables { ended_sessions, ..Tables::default() };
+                    tables = Tables::default();
+                    assert!(ledger.pending.values().all(|v| v.iter().all(|c| c.1 == 0 && c.2 == 0)), "storage freed with credit it never saw");
+                    ledger.durable.clear();
                 }
             }
             Op::FlushCredits(outcome) => {
                 if let Some((batch, marks)) = state.take_credit_batch() {
                     tables.outbox.push((next_batch, batch));
-                    tables.marks = marks;
+                    apply(&mut tables, &mut ledger, &state, marks, &config);
                     next_batch += 1;
                 }
                 let mut kept = Vec::new();
@@ -275,11 +289,8 @@ fuzz_target!(|input: Input| {
                 now += dt as u32 % 200;
                 state = reload(&tables, &mut ledger, now, &config, input.seed);
                 let deletes = state.load(tables.row, peers(&tables), tables.touches.values().cloned(), now, &config);
-                tables.apply(deletes, &config);
+                apply(&mut tables, &mut ledger, &state, deletes, &config);
             }
-        }
-        for id in tables.ended_sessions.drain(..) {
-            ledger.baseline.remove(&id);
         }
         if let Some(at) = state.next_alarm(now, &config) {
             assert!(at >= now.saturating_sub(1), "an alarm in the past");
@@ -291,7 +302,7 @@ fuzz_target!(|input: Input| {
     for _ in 0..3 {
         if let Some((batch, marks)) = state.take_credit_batch() {
             tables.outbox.push((next_batch, batch));
-            tables.marks = marks;
+            tables.apply(marks, &config);
             next_batch += 1;
         }
         for (id, batch) in std::mem::take(&mut tables.outbox) {
@@ -327,7 +338,39 @@ impl Ledger {
         let owed = self.owed.entry(acc.user).or_default();
         owed.0 += up as u128;
         owed.1 += down as u128;
+        self.pending.entry(id).or_default().push((acc.user, up as u128, down as u128));
         self.baseline.insert(id, (acc.user, msg.uploaded, msg.downloaded));
+    }
+
+    /// The object died: announces storage never saw are taken back, and
+    /// each id's baseline is what storage holds.
+    fn crash(&mut self) {
+        for (_, credits) in self.pending.drain() {
+            for (user, up, down) in credits {
+                let owed = self.owed.get_mut(&user).expect("pending credit of an unknown user");
+                owed.0 -= up;
+                owed.1 -= down;
+            }
+        }
+        self.baseline = self.durable.clone();
+    }
+}
+
+/// Runs writes against the fake tables and tells the ledger what storage
+/// now holds. Sessions memory has dropped end first (their next announce
+/// counts from zero), so a chunk written without them records that.
+fn apply(t: &mut Tables, ledger: &mut Ledger, state: &SwarmState, writes: Vec<StoreWrite>, config: &TrackerConfig) {
+    ledger.baseline.retain(|id, _| state.session(id).is_some());
+    t.apply(writes, config);
+    for (chunks, chunk) in t.written_chunks.drain(..) {
+        let ids: HashSet<PeerId> = ledger.baseline.keys().chain(ledger.pending.keys()).chain(ledger.durable.keys()).copied().collect();
+        for id in ids.into_iter().filter(|id| chunk_of(id, chunks) == chunk) {
+            ledger.pending.remove(&id);
+            match ledger.baseline.get(&id) {
+                Some(b) => ledger.durable.insert(id, *b),
+                None => ledger.durable.remove(&id),
+            };
+        }
     }
 }
 
@@ -335,14 +378,16 @@ fn peers(t: &Tables) -> Vec<(edge_tracker::swarm::Peer, bool)> {
     t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).expect("storage holds an undecodable peer row")).collect()
 }
 
-/// A fresh object over the same storage; the ledger forgets baselines
-/// storage no longer has (the documented end of a session).
+/// A fresh object over the same storage; the ledger takes back what
+/// storage never saw.
 fn reload(t: &Tables, ledger: &mut Ledger, _now: u32, _config: &TrackerConfig, seed: u64) -> SwarmState {
     let mut s = SwarmState::new(seed.wrapping_add(1));
-    let sessions: Vec<(PeerId, SessionRecord)> =
-        t.sessions.iter().map(|(id, rec)| (*id, SessionRecord::decode(rec).expect("undecodable session row"))).collect();
-    ledger.baseline.retain(|id, _| t.sessions.contains_key(id));
-    s.load_sessions(sessions, &t.marks, !t.outbox.is_empty());
+    ledger.crash();
+    s.load_ledger(t.ledger.values().map(|r| r.as_slice()), !t.outbox.is_empty());
+    for (id, (user, up, down)) in &ledger.durable {
+        let r = s.session(id).expect("storage lost a session");
+        assert_eq!((r.session.user, r.session.uploaded, r.session.downloaded), (*user, *up, *down), "stored baseline");
+    }
     s
 }
 
@@ -363,7 +408,6 @@ fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool
     if !exact {
         return;
     }
-    let marks = decode_marks(&t.marks);
     let mut accounted: BTreeMap<u64, (u128, u128)> = d1.totals.clone();
     for (id, batch) in &t.outbox {
         if !d1.applied.contains(id) {
@@ -374,15 +418,23 @@ fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool
             }
         }
     }
-    for (id, rec) in &t.sessions {
-        let r = SessionRecord::decode(rec).unwrap();
-        let m = marks.get(id).copied().unwrap_or_default();
-        assert!(r.credited.uploaded >= m.uploaded && r.credited.downloaded >= m.downloaded, "a mark beyond the credit");
-        let e = accounted.entry(r.session.user).or_default();
-        e.0 += (r.credited.uploaded - m.uploaded) as u128;
-        e.1 += (r.credited.downloaded - m.downloaded) as u128;
+    for row in t.ledger.values() {
+        for rec in decode_row(row).expect("undecodable ledger row").1 {
+            let Some(r) = rec.session else { continue };
+            let m = rec.mark.unwrap_or_default();
+            assert!(r.credited.uploaded >= m.uploaded && r.credited.downloaded >= m.downloaded, "a mark beyond the credit");
+            let e = accounted.entry(r.session.user).or_default();
+            e.0 += (r.credited.uploaded - m.uploaded) as u128;
+            e.1 += (r.credited.downloaded - m.downloaded) as u128;
+        }
     }
     accounted.retain(|_, v| *v != (0, 0));
-    let owed: BTreeMap<u64, (u128, u128)> = ledger.owed.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
+    let mut durable = ledger.owed.clone();
+    for (user, up, down) in ledger.pending.values().flatten() {
+        let e = durable.get_mut(user).unwrap();
+        e.0 -= up;
+        e.1 -= down;
+    }
+    let owed: BTreeMap<u64, (u128, u128)> = durable.into_iter().filter(|(_, v)| *v != (0, 0)).collect();
     assert_eq!(accounted, owed, "credited bytes lost or doubled");
 }

@@ -304,6 +304,7 @@ async fn reset_passkey(req: &Request, env: &Env, config: &TrackerConfig) -> ApiR
     // The old passkey stops working now: its KV entry goes.
     let kv = env.kv(KV_BINDING)?;
     kv.delete(&passkey_key(&user.passkey)).await?;
+    private::forget_passkey(&user.passkey);
     private::refresh_users(env, config, &[user.id as u64]).await?;
     ok(200, json!({ "passkey": passkey, "announce_url": format!("{}/announce/{}", origin(req)?, passkey) }))
 }

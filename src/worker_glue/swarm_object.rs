@@ -332,19 +332,20 @@ impl SwarmObject {
         let touches = sql.exec("SELECT at, ids FROM touches", None)?;
         let touch_rows: Vec<TouchRow> = touches.to_array()?;
         cost.read += touches.rows_read();
-        let sessions = sql.exec("SELECT id, rec FROM sessions", None)?;
-        let session_rows: Vec<PeerRow> = sessions.to_array()?;
-        cost.read += sessions.rows_read();
-        let marks = sql.exec("SELECT marks FROM flushed WHERE k = 0", None)?;
-        let marks_row: Option<MarksRow> = marks.to_array()?.into_iter().next();
-        cost.read += marks.rows_read();
+        let ledger = sql.exec("SELECT recs FROM ledger", None)?;
+        let ledger_rows: Vec<LedgerRow> = ledger.to_array()?;
+        cost.read += ledger.rows_read();
+        let (legacy_sessions, legacy_marks) = read_legacy_sessions(&sql, &mut cost)?;
         let blocked = sql.exec("SELECT COUNT(*) AS n FROM blocked", None)?;
         let is_blocked = blocked.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
         cost.read += blocked.rows_read();
         let pending = sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?;
         let outbox_pending = pending.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
         cost.read += pending.rows_read();
-        let resume = if row.is_none() && peer_rows.is_empty() && ws_rows.is_empty() && session_rows.is_empty() && !is_blocked {
+        let resume = if row.is_none() && peer_rows.is_empty() && ws_rows.is_empty() && ledger_rows.is_empty()
+            && legacy_sessions.is_empty()
+            && !is_blocked
+        {
             // Storage was freed (or never used): the completed count lives on in KV.
             match hash {
                 Some(hash) => {
@@ -366,14 +367,14 @@ impl SwarmObject {
         let touches = touch_rows.into_iter().map(|t| (t.at as u32, t.ids));
         inner.swarm.restore_ws(ws_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec)));
         let deletes = inner.swarm.load(row, peers, touches, now, &self.config);
-        inner.swarm.load_sessions(
-            session_rows.into_iter().filter_map(|r| {
+        inner.swarm.load_ledger(ledger_rows.iter().map(|r| r.recs.as_slice()), outbox_pending);
+        if !legacy_sessions.is_empty() || !legacy_marks.is_empty() {
+            let sessions = legacy_sessions.into_iter().filter_map(|r| {
                 let id = PeerId(r.id.as_slice().try_into().ok()?);
                 Some((id, SessionRecord::decode(&r.rec)?))
-            }),
-            marks_row.as_ref().map(|m| m.marks.as_slice()).unwrap_or_default(),
-            outbox_pending,
-        );
+            });
+            inner.swarm.load_legacy_sessions(sessions, &legacy_marks);
+        }
         if let Some(c) = resume {
             inner.swarm.resume_from(c, now);
         }
@@ -412,6 +413,26 @@ impl SwarmObject {
         let sql = self.state.storage().sql();
         for w in writes {
             let cursor = match w {
+                StoreWrite::SessionChunk { chunk, rows, .. } => {
+                    let parts = rows.len() as i64;
+                    for (part, recs) in rows.into_iter().enumerate() {
+                        let c = sql.exec(
+                            "INSERT INTO ledger (chunk, part, recs) VALUES (?, ?, ?) \
+                             ON CONFLICT(chunk, part) DO UPDATE SET recs = excluded.recs",
+                            vec![(chunk as i64).into(), (part as i64).into(), recs.into()],
+                        )?;
+                        cost.read += c.rows_read();
+                        cost.written += c.rows_written();
+                    }
+                    sql.exec("DELETE FROM ledger WHERE chunk = ? AND part >= ?", vec![(chunk as i64).into(), parts.into()])?
+                }
+                StoreWrite::DropSessionChunksFrom(from) => {
+                    sql.exec("DELETE FROM ledger WHERE chunk >= ?", vec![(from as i64).into()])?
+                }
+                StoreWrite::DropLegacySessions => {
+                    sql.exec("DROP TABLE IF EXISTS sessions", None)?;
+                    sql.exec("DROP TABLE IF EXISTS flushed", None)?
+                }
                 StoreWrite::UpsertPeer { id, rec } => sql.exec(
                     "INSERT INTO peers (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec",
                     vec![id.0.to_vec().into(), rec.into()],
@@ -434,13 +455,6 @@ impl SwarmObject {
                          ON CONFLICT(slot) DO UPDATE SET at = excluded.at, ids = excluded.ids",
                         vec![(slot as i64).into(), (at as i64).into(), ids.into()],
                     )?
-                }
-                StoreWrite::UpsertSession { id, rec } => sql.exec(
-                    "INSERT INTO sessions (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec",
-                    vec![id.0.to_vec().into(), rec.into()],
-                )?,
-                StoreWrite::DeleteSession(id) => {
-                    sql.exec("DELETE FROM sessions WHERE id = ?", vec![id.0.to_vec().into()])?
                 }
                 StoreWrite::Blocked(Some(at)) => sql.exec(
                     "INSERT INTO blocked (k, at) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET at = excluded.at",
@@ -518,7 +532,7 @@ impl SwarmObject {
 
     /// Sends pending credits to D1 exactly once. Unflushed credit first
     /// moves into an outbox batch with a random id, in the same local step
-    /// that records it as taken (the marks row). The D1 batch records that id
+    /// that records it as taken (the chunks with the new marks). The D1 batch records that id
     /// in `credit_batches` in the same transaction as the updates, so a retry
     /// after an unknown outcome is refused by D1 instead of counted twice.
     /// The outbox row goes only once D1 has the batch.
@@ -529,15 +543,15 @@ impl SwarmObject {
             self.ensure_schema(&mut inner)?;
             if let Some((batch, marks)) = inner.swarm.take_credit_batch() {
                 let id = hex::encode(private::random::<16>()?);
-                let c1 = sql.exec(
+                let c = sql.exec(
                     "INSERT INTO outbox (id, batch) VALUES (?, ?)",
                     vec![id.into(), serde_json::to_string(&batch)?.into()],
                 )?;
-                let c2 = sql.exec(
-                    "INSERT INTO flushed (k, marks) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET marks = excluded.marks",
-                    vec![marks.into()],
-                )?;
-                cost.written += c1.rows_written() + c2.rows_written();
+                cost.written += c.rows_written();
+                // No await in between: one atomic step with the outbox row.
+                let c = self.apply(&mut *inner, marks)?;
+                cost.read += c.read;
+                cost.written += c.written;
             }
         }
         let outbox = sql.exec("SELECT id, batch FROM outbox", None)?;
@@ -642,6 +656,38 @@ struct PeerRow {
 struct MarksRow {
     #[serde(with = "serde_bytes")]
     marks: Vec<u8>,
+}
+
+#[derive(serde::Deserialize)]
+struct LedgerRow {
+    #[serde(with = "serde_bytes")]
+    recs: Vec<u8>,
+}
+
+#[derive(serde::Deserialize)]
+struct NameRow {
+    name: String,
+}
+
+/// Sessions as versions before the `ledger` chunks stored them (a row each,
+/// plus one marks row), if those tables are still there.
+fn read_legacy_sessions(sql: &SqlStorage, cost: &mut RowCost) -> Result<(Vec<PeerRow>, Vec<u8>)> {
+    let tables = sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('sessions', 'flushed')", None)?;
+    let names: Vec<NameRow> = tables.to_array()?;
+    let mut sessions = Vec::new();
+    let mut marks = Vec::new();
+    for t in names {
+        if t.name == "sessions" {
+            let c = sql.exec("SELECT id, rec FROM sessions", None)?;
+            sessions = c.to_array()?;
+            cost.read += c.rows_read();
+        } else {
+            let c = sql.exec("SELECT marks FROM flushed WHERE k = 0", None)?;
+            marks = c.to_array::<MarksRow>()?.into_iter().next().map(|m| m.marks).unwrap_or_default();
+            cost.read += c.rows_read();
+        }
+    }
+    Ok((sessions, marks))
 }
 
 #[derive(serde::Deserialize)]
