@@ -241,6 +241,10 @@ fuzz_target!(|input: Input| {
                     }
                 }
                 apply(&mut tables, &mut ledger, &state, writes, &config);
+                if !refused && msg.account.is_some() && msg.peer.event == AnnounceEvent::Stopped {
+                    // A session's last report is durable before its answer.
+                    assert!(!ledger.pending.contains_key(&msg.peer.peer_id), "stopped answered before it was stored");
+                }
             }
             Op::Alarm { dt, publish_ok } => {
                 now += dt as u32 % 200;
