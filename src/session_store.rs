@@ -18,8 +18,6 @@
 //! `RECORDS_PER_ROW` records, so even a chunk crowded on purpose stays under
 //! SQLite's row size cap.
 
-use std::collections::BTreeSet;
-
 use crate::accounting::{Credit, Session};
 use crate::peer::PeerId;
 
@@ -94,9 +92,8 @@ pub fn chunk_of(id: &PeerId, chunks: u32) -> u32 {
 }
 
 /// The rows of one chunk: each starts with the chunk count it was written
-/// under, then whole records sorted by id.
-pub fn encode_chunk(chunks: u32, mut records: Vec<ChunkRecord>) -> Vec<Vec<u8>> {
-    records.sort_unstable_by_key(|r| r.id.0);
+/// under, then whole records.
+pub fn encode_chunk(chunks: u32, records: Vec<ChunkRecord>) -> Vec<Vec<u8>> {
     records
         .chunks(RECORDS_PER_ROW)
         .map(|part| {
@@ -142,11 +139,50 @@ pub fn decode_row(b: &[u8]) -> Option<(u32, Vec<ChunkRecord>)> {
     Some((chunks, records))
 }
 
+/// A set of chunk numbers (below `MAX_CHUNKS`), as a bit set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkSet(Vec<u64>);
+
+impl ChunkSet {
+    pub fn insert(&mut self, chunk: u32) {
+        let (word, bit) = ((chunk / 64) as usize, chunk % 64);
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    pub fn contains(&self, chunk: u32) -> bool {
+        self.0.get((chunk / 64) as usize).is_some_and(|w| w & (1 << (chunk % 64)) != 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// The chunks in the set, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.0.len() as u32 * 64).filter(|c| self.contains(*c))
+    }
+
+    fn all(chunks: u32) -> Self {
+        let mut s = ChunkSet::default();
+        for c in 0..chunks {
+            s.insert(c);
+        }
+        s
+    }
+}
+
 /// Which chunks memory changed since storage last saw them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionChunks {
     chunks: u32,
-    dirty: BTreeSet<u32>,
+    dirty: ChunkSet,
     /// Storage still has the old row-per-session tables: empty them with the
     /// next write.
     legacy: bool,
@@ -154,7 +190,7 @@ pub struct SessionChunks {
 
 impl Default for SessionChunks {
     fn default() -> Self {
-        SessionChunks { chunks: 1, dirty: BTreeSet::new(), legacy: false }
+        SessionChunks { chunks: 1, dirty: ChunkSet::default(), legacy: false }
     }
 }
 
@@ -163,7 +199,7 @@ impl Default for SessionChunks {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkPlan {
     pub chunks: u32,
-    pub dirty: BTreeSet<u32>,
+    pub dirty: ChunkSet,
     pub drop_from: Option<u32>,
     pub drop_legacy: bool,
 }
@@ -189,7 +225,7 @@ impl SessionChunks {
     /// After loading the old tables: everything must be rewritten as chunks.
     pub fn loaded_legacy(&mut self) {
         self.legacy = true;
-        self.dirty.extend(0..self.chunks);
+        self.dirty = ChunkSet::all(self.chunks);
     }
 
     /// Storage was freed: nothing is stored, nothing is owed to it.
@@ -215,7 +251,7 @@ impl SessionChunks {
         if want != self.chunks {
             drop_from = (want < self.chunks).then_some(want);
             self.chunks = want;
-            self.dirty = (0..want).collect();
+            self.dirty = ChunkSet::all(want);
         }
         Some(ChunkPlan {
             chunks: self.chunks,
@@ -248,9 +284,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let (chunks, back) = decode_row(&rows[0]).unwrap();
         assert_eq!(chunks, 4);
-        let mut sorted = records;
-        sorted.sort_by_key(|r| r.id.0);
-        assert_eq!(back, sorted);
+        assert_eq!(back, records);
 
         let many: Vec<ChunkRecord> = (0..RECORDS_PER_ROW + 5)
             .map(|i| ChunkRecord { id: PeerId([(i % 251) as u8; 20].map(|b| b ^ (i / 251) as u8)), ..rec(0, true, false) })

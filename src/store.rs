@@ -325,10 +325,11 @@ impl SwarmState {
                 self.unflushed |= !credit.is_zero();
                 self.sessions.insert(id, record);
                 self.chunks.mark_dirty(&id);
-                if msg.peer.event == AnnounceEvent::Stopped {
-                    // A session's last report: nothing would bring it back.
-                    self.persist_sessions(&mut writes);
-                }
+            }
+            if msg.peer.event == AnnounceEvent::Stopped {
+                // A session's last report (or a repeat of an unwritten one):
+                // nothing would bring it back.
+                self.persist_sessions(&mut writes);
             }
         }
         if self.is_full_for(&msg.peer, config) {
@@ -486,22 +487,21 @@ impl SwarmState {
     fn persist_sessions(&mut self, writes: &mut Vec<StoreWrite>) {
         let ids = self.sessions.len().max(self.marks.len());
         let Some(plan) = self.chunks.take_plan(ids) else { return };
-        let mut groups: HashMap<u32, Vec<ChunkRecord>> = plan.dirty.iter().map(|c| (*c, Vec::new())).collect();
+        let mut groups: Vec<Vec<ChunkRecord>> = vec![Vec::new(); plan.chunks as usize];
         for (id, s) in &self.sessions {
-            if let Some(g) = groups.get_mut(&session_store::chunk_of(id, plan.chunks)) {
-                g.push(ChunkRecord { id: *id, session: Some(*s), mark: self.marks.get(id).copied() });
+            let chunk = session_store::chunk_of(id, plan.chunks);
+            if plan.dirty.contains(chunk) {
+                groups[chunk as usize].push(ChunkRecord { id: *id, session: Some(*s), mark: self.marks.get(id).copied() });
             }
         }
         for (id, m) in &self.marks {
-            if !self.sessions.contains_key(id) {
-                if let Some(g) = groups.get_mut(&session_store::chunk_of(id, plan.chunks)) {
-                    g.push(ChunkRecord { id: *id, session: None, mark: Some(*m) });
-                }
+            let chunk = session_store::chunk_of(id, plan.chunks);
+            if plan.dirty.contains(chunk) && !self.sessions.contains_key(id) {
+                groups[chunk as usize].push(ChunkRecord { id: *id, session: None, mark: Some(*m) });
             }
         }
-        let mut groups: Vec<(u32, Vec<ChunkRecord>)> = groups.into_iter().collect();
-        groups.sort_unstable_by_key(|(c, _)| *c);
-        for (chunk, records) in groups {
+        for chunk in plan.dirty.iter() {
+            let records = std::mem::take(&mut groups[chunk as usize]);
             writes.push(StoreWrite::SessionChunk { chunks: plan.chunks, chunk, rows: session_store::encode_chunk(plan.chunks, records) });
         }
         if let Some(from) = plan.drop_from {

@@ -342,8 +342,12 @@ impl Ledger {
         let owed = self.owed.entry(acc.user).or_default();
         owed.0 += up as u128;
         owed.1 += down as u128;
-        self.pending.entry(id).or_default().push((acc.user, up as u128, down as u128));
-        self.baseline.insert(id, (acc.user, msg.uploaded, msg.downloaded));
+        let now = (acc.user, msg.uploaded, msg.downloaded);
+        if self.baseline.get(&id) != Some(&now) {
+            // A repeat of the last counters changes nothing to store.
+            self.pending.entry(id).or_default().push((acc.user, up as u128, down as u128));
+        }
+        self.baseline.insert(id, now);
     }
 
     /// The object died: announces storage never saw are taken back, and

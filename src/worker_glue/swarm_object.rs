@@ -332,8 +332,9 @@ impl SwarmObject {
         let touches = sql.exec("SELECT at, ids FROM touches", None)?;
         let touch_rows: Vec<TouchRow> = touches.to_array()?;
         cost.read += touches.rows_read();
-        let ledger = sql.exec("SELECT recs FROM ledger", None)?;
-        let ledger_rows: Vec<LedgerRow> = ledger.to_array()?;
+        // (Read as `MarksRow`: one blob column; a row type of its own costs wasm size.)
+        let ledger = sql.exec("SELECT recs AS marks FROM ledger", None)?;
+        let ledger_rows: Vec<MarksRow> = ledger.to_array()?;
         cost.read += ledger.rows_read();
         let (legacy_sessions, legacy_marks) = read_legacy_sessions(&sql, &mut cost)?;
         let blocked = sql.exec("SELECT COUNT(*) AS n FROM blocked", None)?;
@@ -367,7 +368,7 @@ impl SwarmObject {
         let touches = touch_rows.into_iter().map(|t| (t.at as u32, t.ids));
         inner.swarm.restore_ws(ws_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec)));
         let deletes = inner.swarm.load(row, peers, touches, now, &self.config);
-        inner.swarm.load_ledger(ledger_rows.iter().map(|r| r.recs.as_slice()), outbox_pending);
+        inner.swarm.load_ledger(ledger_rows.iter().map(|r| r.marks.as_slice()), outbox_pending);
         if !legacy_sessions.is_empty() || !legacy_marks.is_empty() {
             let sessions = legacy_sessions.into_iter().filter_map(|r| {
                 let id = PeerId(r.id.as_slice().try_into().ok()?);
@@ -658,34 +659,25 @@ struct MarksRow {
     marks: Vec<u8>,
 }
 
-#[derive(serde::Deserialize)]
-struct LedgerRow {
-    #[serde(with = "serde_bytes")]
-    recs: Vec<u8>,
-}
-
-#[derive(serde::Deserialize)]
-struct NameRow {
-    name: String,
-}
 
 /// Sessions as versions before the `ledger` chunks stored them (a row each,
 /// plus one marks row), if those tables are still there.
 fn read_legacy_sessions(sql: &SqlStorage, cost: &mut RowCost) -> Result<(Vec<PeerRow>, Vec<u8>)> {
-    let tables = sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('sessions', 'flushed')", None)?;
-    let names: Vec<NameRow> = tables.to_array()?;
+    let exists = |table: &str| -> Result<bool> {
+        let c = sql.exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?", vec![table.into()])?;
+        Ok(c.to_array::<CountRow>()?.first().is_some_and(|r| r.n > 0.0))
+    };
     let mut sessions = Vec::new();
     let mut marks = Vec::new();
-    for t in names {
-        if t.name == "sessions" {
-            let c = sql.exec("SELECT id, rec FROM sessions", None)?;
-            sessions = c.to_array()?;
-            cost.read += c.rows_read();
-        } else {
-            let c = sql.exec("SELECT marks FROM flushed WHERE k = 0", None)?;
-            marks = c.to_array::<MarksRow>()?.into_iter().next().map(|m| m.marks).unwrap_or_default();
-            cost.read += c.rows_read();
-        }
+    if exists("sessions")? {
+        let c = sql.exec("SELECT id, rec FROM sessions", None)?;
+        sessions = c.to_array()?;
+        cost.read += c.rows_read();
+    }
+    if exists("flushed")? {
+        let c = sql.exec("SELECT marks FROM flushed WHERE k = 0", None)?;
+        marks = c.to_array::<MarksRow>()?.into_iter().next().map(|m| m.marks).unwrap_or_default();
+        cost.read += c.rows_read();
     }
     Ok((sessions, marks))
 }
