@@ -180,6 +180,11 @@ pub struct SwarmState {
     marks: HashMap<PeerId, Credit>,
     /// Private mode: which chunks of `sessions` and `marks` storage lacks.
     chunks: SessionChunks,
+    /// Private mode: when an announce last wrote session chunks. Writes are
+    /// throttled to one per `FLUSH_DELAY`: the first change after a quiet
+    /// spell is written before its answer (a sparse swarm never waits on
+    /// an alarm), later ones wait for the alarm at the window's end.
+    sessions_written_at: Option<u32>,
     /// Private mode: an outbox batch still waits for D1.
     pub outbox_pending: bool,
     /// Private mode: some session holds credit not yet taken into a batch
@@ -215,6 +220,7 @@ impl SwarmState {
             sessions: HashMap::new(),
             marks: HashMap::new(),
             chunks: SessionChunks::default(),
+            sessions_written_at: None,
             outbox_pending: false,
             unflushed: false,
             oldest_seen: None,
@@ -326,10 +332,13 @@ impl SwarmState {
                 self.sessions.insert(id, record);
                 self.chunks.mark_dirty(&id);
             }
-            if msg.peer.event == AnnounceEvent::Stopped {
-                // A session's last report (or a repeat of an unwritten one):
-                // nothing would bring it back.
-                self.persist_sessions(&mut writes);
+            let window_open = self.sessions_written_at.is_none_or(|at| now >= at.saturating_add(config.flush_delay));
+            if msg.peer.event == AnnounceEvent::Stopped || (window_open && self.chunks.is_dirty()) {
+                // `stopped` is a session's last report (or repeats an
+                // unwritten one): nothing would bring it back.
+                if self.persist_sessions(&mut writes) {
+                    self.sessions_written_at = Some(now);
+                }
             }
         }
         if self.is_full_for(&msg.peer, config) {
@@ -446,7 +455,9 @@ impl SwarmState {
         writes.extend(self.ws.expire(cutoff).into_iter().map(StoreWrite::DeleteWsPeer));
         self.oldest_seen = self.oldest_last_seen();
         self.expire_sessions(cutoff);
-        self.persist_sessions(&mut writes);
+        if self.persist_sessions(&mut writes) {
+            self.sessions_written_at = Some(now);
+        }
         let counters = self.counters();
         let publish = match self.info_hash {
             Some(hash) if !self.blocked && self.published != Some(counters) && self.publish_due(now, config) <= now => {
@@ -483,10 +494,11 @@ impl SwarmState {
         }
     }
 
-    /// Writes the dirty session chunks, as memory has them now.
-    fn persist_sessions(&mut self, writes: &mut Vec<StoreWrite>) {
+    /// Writes the dirty session chunks, as memory has them now; false when
+    /// none was dirty.
+    fn persist_sessions(&mut self, writes: &mut Vec<StoreWrite>) -> bool {
         let ids = self.sessions.len().max(self.marks.len());
-        let Some(plan) = self.chunks.take_plan(ids) else { return };
+        let Some(plan) = self.chunks.take_plan(ids) else { return false };
         let mut groups: Vec<Vec<ChunkRecord>> = vec![Vec::new(); plan.chunks as usize];
         for (id, s) in &self.sessions {
             let chunk = session_store::chunk_of(id, plan.chunks);
@@ -510,6 +522,7 @@ impl SwarmState {
         if plan.drop_legacy {
             writes.push(StoreWrite::DropLegacySessions);
         }
+        true
     }
 
     /// A session for a peer id that has none, or whose old one is fully
@@ -636,7 +649,7 @@ impl SwarmState {
         }
         if self.chunks.is_dirty() {
             // Within the ~10 s an idle object keeps its memory.
-            at(now + config.flush_delay);
+            at(self.sessions_written_at.map_or(now, |w| w.saturating_add(config.flush_delay)).max(now));
         }
         if !self.sessions.is_empty() && self.is_empty() {
             // Baselines of departed peers are kept until their timeout.
@@ -1159,11 +1172,12 @@ mod tests {
         let mut t = LedgerTable::default();
         let id = PeerId([1; 20]);
         let (_, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
-        assert_eq!(session_writes(&w), 0, "written behind: {w:?}");
-        assert!(s.next_alarm(1000, &c).is_some_and(|t| t <= 1000 + c.flush_delay), "the alarm writes it within FLUSH_DELAY");
+        assert_eq!(session_writes(&w), 1, "the first change in a window is written through: {w:?}");
+        t.apply(&w);
         let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
-        assert_eq!(session_writes(&w), 0);
+        assert_eq!(session_writes(&w), 0, "later ones are written behind: {w:?}");
         assert_eq!(s.session(&id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
+        assert!(s.next_alarm(1001, &c).is_some_and(|t| t <= 1000 + c.flush_delay), "by the alarm at the window's end");
         let m = s.maintain(1005, &c);
         assert_eq!(session_writes(&m.writes), 1, "one row for the whole swarm: {:?}", m.writes);
         t.apply(&m.writes);
