@@ -185,6 +185,10 @@ pub struct SwarmState {
     /// spell is written before its answer (a sparse swarm never waits on
     /// an alarm), later ones wait for the alarm at the window's end.
     sessions_written_at: Option<u32>,
+    /// Private mode: when the credit gathered since the last batch is due
+    /// at D1 (`CREDIT_FLUSH` after the first of it), so alarms that come
+    /// sooner for other work do not flush early.
+    credit_due_at: Option<u32>,
     /// Private mode: an outbox batch still waits for D1.
     pub outbox_pending: bool,
     /// Private mode: some session holds credit not yet taken into a batch
@@ -221,6 +225,7 @@ impl SwarmState {
             marks: HashMap::new(),
             chunks: SessionChunks::default(),
             sessions_written_at: None,
+            credit_due_at: None,
             outbox_pending: false,
             unflushed: false,
             oldest_seen: None,
@@ -328,7 +333,10 @@ impl SwarmState {
                 // Saturating: hostile counters must not wrap a total (or panic).
                 record.credited.uploaded = record.credited.uploaded.saturating_add(credit.uploaded);
                 record.credited.downloaded = record.credited.downloaded.saturating_add(credit.downloaded);
-                self.unflushed |= !credit.is_zero();
+                if !credit.is_zero() {
+                    self.unflushed = true;
+                    self.credit_due_at.get_or_insert(now.saturating_add(config.credit_flush));
+                }
                 self.sessions.insert(id, record);
                 self.chunks.mark_dirty(&id);
             }
@@ -577,6 +585,12 @@ impl SwarmState {
         self.outbox_pending || self.unflushed
     }
 
+    /// Whether the alarm at `now` should send credit to D1: some is
+    /// pending and its `CREDIT_FLUSH` is up (or unknown, after a reload).
+    pub fn credit_flush_due(&self, now: u32) -> bool {
+        self.credits_pending() && self.credit_due_at.is_none_or(|due| now >= due)
+    }
+
     /// Takes every session's unflushed credit as one batch per user, and the
     /// chunk writes that record it as taken (the new marks). The caller
     /// stores both in one step (outbox row + chunks), then sends the batch
@@ -611,6 +625,7 @@ impl SwarmState {
         self.marks = marks;
         self.outbox_pending = true;
         self.unflushed = false;
+        self.credit_due_at = None;
         let mut writes = Vec::new();
         self.persist_sessions(&mut writes);
         Some((per_user.into_iter().map(|(u, (up, down))| [u, up, down]).collect(), writes))
@@ -645,7 +660,7 @@ impl SwarmState {
             at(now + config.flush_delay);
         }
         if self.credits_pending() {
-            at(now + config.credit_flush);
+            at(self.credit_due_at.unwrap_or(now + config.credit_flush).max(now));
         }
         if self.chunks.is_dirty() {
             // Within the ~10 s an idle object keeps its memory.
@@ -1178,6 +1193,8 @@ mod tests {
         assert_eq!(session_writes(&w), 0, "later ones are written behind: {w:?}");
         assert_eq!(s.session(&id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
         assert!(s.next_alarm(1001, &c).is_some_and(|t| t <= 1000 + c.flush_delay), "by the alarm at the window's end");
+        assert!(!s.credit_flush_due(1005), "that alarm leaves credit for CREDIT_FLUSH");
+        assert!(s.credit_flush_due(1001 + c.credit_flush));
         let m = s.maintain(1005, &c);
         assert_eq!(session_writes(&m.writes), 1, "one row for the whole swarm: {:?}", m.writes);
         t.apply(&m.writes);

@@ -126,7 +126,7 @@ impl DurableObject for SwarmObject {
             m
         };
         let mut retry = false;
-        if self.inner.borrow().swarm.credits_pending() {
+        if self.inner.borrow().swarm.credit_flush_due(now) {
             match self.flush_credits(&mut cost).await {
                 Ok(()) => {}
                 Err(e) => {
