@@ -9,13 +9,30 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { ROOT, startTracker, scrape, scrapeEntry, eventually } from './helpers.mjs';
 import { makeTorrent } from './torrent.mjs';
 
 const FILE_SIZE = 5 * 1024 * 1024;
 const OUT = join(ROOT, 'test-results', 'clients');
 let tracker;
-let nextPort = 41000 + Math.floor(Math.random() * 2000);
+// Client listen ports come from below Linux's ephemeral range (32768+):
+// inside it, an outgoing connection of this machine could hold the port
+// (aria2 once failed "Address already in use" on 41089 and never seeded).
+let nextPort = 20000 + Math.floor(Math.random() * 10000);
+
+/** The next port at or after `nextPort` that nothing listens on now. */
+async function freePort() {
+  for (;;) {
+    const port = nextPort++;
+    const free = await new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
 
 before(async () => {
   // Short intervals so a client that started alone learns of its partner soon.
@@ -92,20 +109,20 @@ async function transfer({ seeder, leecher, first }) {
   writeFileSync(torrentPath, torrent);
 
   const counts = async () => scrapeEntry((await scrape(tracker.base, [infoHash])).body, infoHash);
-  const start = (role) => role === 'seeder'
-    ? startClient(seeder, { torrentPath, dir: seedDir, port: nextPort++, seed: true }, join(dir, `seeder-${seeder}.log`))
-    : startClient(leecher, { torrentPath, dir: leechDir, port: nextPort++, seed: false }, join(dir, `leecher-${leecher}.log`));
+  const start = async (role) => role === 'seeder'
+    ? startClient(seeder, { torrentPath, dir: seedDir, port: await freePort(), seed: true }, join(dir, `seeder-${seeder}.log`))
+    : startClient(leecher, { torrentPath, dir: leechDir, port: await freePort(), seed: false }, join(dir, `leecher-${leecher}.log`));
   const children = [];
   try {
     const firstRole = first;
     const secondRole = first === 'seeder' ? 'leecher' : 'seeder';
-    children.push(start(firstRole));
+    children.push(await start(firstRole));
     // The first client is in the swarm before the second one starts.
     await eventually(async () => {
       const c = await counts();
       return c && (firstRole === 'seeder' ? c.complete === 1 : c.incomplete === 1);
     }, { ms: 60000, every: 250 });
-    children.push(start(secondRole));
+    children.push(await start(secondRole));
     const got = join(leechDir, `${name}.bin`);
     await eventually(() => existsSync(got) && readFileSync(got).length === FILE_SIZE && sha256(got) === want,
       { ms: 120000, every: 500 });

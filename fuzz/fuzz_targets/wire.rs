@@ -1,11 +1,13 @@
 //! The binary decoders: the Worker -> Durable Object announce message and
-//! the storage rows a swarm reloads from (peer rows, private-mode session
-//! rows, flushed marks), plus the KV counters text. Any bytes decode to
+//! the storage rows a swarm reloads from (peer rows, private-mode ledger
+//! chunk rows, and the session rows and marks row of older versions), plus
+//! the KV counters text. Any bytes decode to
 //! `None` or to a value that encodes back to what was decoded.
 #![no_main]
 
 use edge_tracker::peer::{parse_ip, InfoHash, PeerAddr};
 use edge_tracker::scrape::{counters_key, hash_of_key};
+use edge_tracker::session_store::{decode_row, encode_chunk, RECORD_LEN};
 use edge_tracker::store::{decode_marks, decode_peer, encode_marks, encode_peer, SessionRecord};
 use edge_tracker::swarm::SwarmCounters;
 use edge_tracker::wire::{SwarmAnnounce, ENCODED_LEN};
@@ -27,6 +29,14 @@ fuzz_target!(|data: &[u8]| {
 
     if let Some(r) = SessionRecord::decode(data) {
         assert_eq!(r.encode(), data);
+    }
+
+    if let Some((chunks, records)) = decode_row(data) {
+        assert_eq!(records.len(), (data.len() - 4) / RECORD_LEN);
+        let rows = encode_chunk(chunks, records.clone());
+        assert!(rows.len() <= 1);
+        let back = rows.first().map(|r| decode_row(r).expect("an encoded row that does not decode"));
+        assert_eq!(back.map(|b| b.1).unwrap_or_default(), records);
     }
 
     let marks = decode_marks(data);
