@@ -152,6 +152,7 @@ export async function get(url, { ip, method = 'GET' } = {}) {
     rowsWritten: Number(res.headers.get('x-rows-written') ?? NaN),
     rowsReadTotal: Number(res.headers.get('x-rows-read-total') ?? NaN),
     rowsWrittenTotal: Number(res.headers.get('x-rows-written-total') ?? NaN),
+    kvReads: Number(res.headers.get('x-kv-reads') ?? NaN),
   };
 }
 

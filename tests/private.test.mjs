@@ -191,6 +191,22 @@ test('passkey reset revokes the old one at once; bans stop announces and logins'
   assert.equal(failure(await announceTo(`${t.base}/announce/${bob.passkey}`, torrent.infoHash, peerId('unbanned'), { left: 0 })), null);
 });
 
+test('an isolate reads a passkey from KV once per PASSKEY_CACHE; changes made through it apply at once', async () => {
+  const erin = await account('erin');
+  const url = `${t.base}/announce/${erin.passkey}`;
+  const first = await announceTo(url, torrent.infoHash, peerId('erin-1'), { left: 0 });
+  assert.equal(failure(first), null);
+  assert.ok(first.kvReads >= 1, `the first announce reads the passkey from KV (${first.kvReads} reads)`);
+  const again = await announceTo(url, torrent.infoHash, peerId('erin-1'), { left: 0, uploaded: 10 });
+  assert.equal(failure(again), null);
+  assert.equal(again.kvReads, 0, 'the next one is answered from the isolate\'s copy');
+  // A ban made through this isolate replaces its copy: it bites at once.
+  assert.equal((await api('POST', '/admin/users/erin/ban', { token: ADMIN_TOKEN })).status, 200);
+  assert.match(failure(await announceTo(url, torrent.infoHash, peerId('erin-1'), { left: 0 })), /banned/);
+  assert.equal((await api('POST', '/admin/users/erin/unban', { token: ADMIN_TOKEN })).status, 200);
+  assert.equal(failure(await announceTo(url, torrent.infoHash, peerId('erin-1'), { left: 0, event: 'stopped' })), null);
+});
+
 test('no user reaches another user\'s data or the admin API', async () => {
   for (const [method, path] of [['GET', '/admin/users'], ['POST', '/admin/invites'], ['POST', '/admin/users/alice/adjust']]) {
     const r = await api(method, path, { token: bob.token, json: method === 'GET' ? undefined : {} });

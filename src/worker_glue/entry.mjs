@@ -64,7 +64,7 @@ export default {
 async function scrape(request, env, ctx, url) {
   // A full scrape (no info_hash) is the full path's, limit included.
   if (!/[?&]info_hash=/.test(url)) return fullPath(request, env, ctx);
-  if (await overLimit(request, env)) return limited(env, ctx, false);
+  if (env.ANNOUNCE_LIMITER && (await overLimit(request, env))) return limited(env, ctx, false);
   const plan = Front.scrape(env, url);
   let answer;
   if (plan.startsWith('A')) {
@@ -92,9 +92,9 @@ async function scrape(request, env, ctx, url) {
   return answer;
 }
 
-// Tracker requests are rate-limited per address (ANNOUNCE_LIMITER).
+// Tracker requests are rate-limited per address (ANNOUNCE_LIMITER). The
+// callers look for the binding first: without one, no promise is made.
 async function overLimit(request, env) {
-  if (!env.ANNOUNCE_LIMITER) return false;
   const ip = request.headers.get('cf-connecting-ip') ?? '';
   try {
     return !(await env.ANNOUNCE_LIMITER.limit({ key: Front.limiterKey(ip) })).success;
@@ -112,7 +112,7 @@ function limited(env, ctx, isAnnounce) {
 
 async function announce(request, env, ctx, url) {
   const ip = request.headers.get('cf-connecting-ip') ?? '';
-  if (await overLimit(request, env)) return limited(env, ctx, true);
+  if (env.ANNOUNCE_LIMITER && (await overLimit(request, env))) return limited(env, ctx, true);
   let plan = Front.announce(env, url, ip);
   if (plan === 'B') {
     let bans;
