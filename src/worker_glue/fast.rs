@@ -8,7 +8,7 @@
 use worker::wasm_bindgen::prelude::*;
 use worker::{Context, Env};
 
-use super::{config_from, log, private, raw_path, raw_query, stats, swarm_message, swarm_url};
+use super::{config_from, log, private, push_hex, push_swarm_url, raw_path, raw_query, stats, swarm_message, SWARM_ANNOUNCE_URL};
 use crate::announce::AnnounceRequest;
 use crate::config::TrackerMode;
 use crate::peer::{parse_ip, FALLBACK_IP};
@@ -52,7 +52,11 @@ impl Front {
         stats::count_announce();
         let remote = parse_ip(ip).unwrap_or(FALLBACK_IP);
         let msg = swarm_message(&announce, remote, &config, None);
-        format!("F{}{}", announce.info_hash.to_hex(), swarm_url(&msg))
+        let mut plan = String::with_capacity(1 + 40 + SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
+        plan.push('F');
+        push_hex(&mut plan, &announce.info_hash.0);
+        push_swarm_url(&mut plan, &msg);
+        plan
     }
 
     /// What to do with a GET scrape. One of `""` (take the full path: a

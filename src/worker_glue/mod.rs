@@ -314,7 +314,27 @@ fn swarm_message(announce: &AnnounceRequest, remote: IpAddr, config: &TrackerCon
 pub const SWARM_ANNOUNCE_URL: &str = "https://swarm/a?";
 
 fn swarm_url(msg: &SwarmAnnounce) -> String {
-    format!("{SWARM_ANNOUNCE_URL}{}", hex::encode(msg.encode()))
+    let mut url = String::with_capacity(SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
+    push_swarm_url(&mut url, msg);
+    url
+}
+
+/// Appends the swarm URL for `msg` to `out`. (Hex written into reserved
+/// room: `hex::encode` collects chars into a growing string, which showed
+/// in the hot path's profile.)
+fn push_swarm_url(out: &mut String, msg: &SwarmAnnounce) {
+    out.push_str(SWARM_ANNOUNCE_URL);
+    push_hex(out, &msg.encode());
+}
+
+/// Appends `bytes` as lower-case hex.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
 }
 
 async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result<Response> {

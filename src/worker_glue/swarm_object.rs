@@ -209,7 +209,9 @@ impl SwarmObject {
 
 fn decode_message(url: &str) -> Option<SwarmAnnounce> {
     let hex = url.strip_prefix(super::SWARM_ANNOUNCE_URL)?;
-    SwarmAnnounce::decode(&hex::decode(hex).ok()?)
+    let mut raw = [0u8; crate::wire::ENCODED_LEN];
+    hex::decode_to_slice(hex, &mut raw).ok()?;
+    SwarmAnnounce::decode(&raw)
 }
 
 impl SwarmObject {
