@@ -54,7 +54,7 @@ impl Front {
         let msg = swarm_message(&announce, remote, &config, None);
         let mut plan = String::with_capacity(1 + 40 + SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
         plan.push('F');
-        push_hex(&mut plan, &announce.info_hash.0);
+        push_hex::<20>(&mut plan, &announce.info_hash.0);
         push_swarm_url(&mut plan, &msg);
         plan
     }

@@ -324,16 +324,15 @@ fn swarm_url(msg: &SwarmAnnounce) -> String {
 /// in the hot path's profile.)
 fn push_swarm_url(out: &mut String, msg: &SwarmAnnounce) {
     out.push_str(SWARM_ANNOUNCE_URL);
-    push_hex(out, &msg.encode());
+    push_hex::<{ crate::wire::ENCODED_LEN }>(out, &msg.encode());
 }
 
-/// Appends `bytes` as lower-case hex.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
+/// Appends `bytes` (at most `N`) as lower-case hex, through a stack buffer.
+fn push_hex<const N: usize>(out: &mut String, bytes: &[u8]) {
+    let mut buf = [[0u8; 2]; N];
+    let hex = buf.as_flattened_mut().get_mut(..bytes.len() * 2).unwrap_or_default();
+    if hex::encode_to_slice(bytes, hex).is_ok() {
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
     }
 }
 
