@@ -1,0 +1,217 @@
+//! The admin API (ADMIN_TOKEN): client bans and blocked torrents in both
+//! modes; users, invites and torrents in private mode.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::*;
+
+use super::{bad, bearer, db, now, ok, read_json, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
+use super::super::private::{self, random, torrent_key, CLIENT_BANS_KEY};
+use super::super::KV_BINDING;
+use crate::accounts::{self, ratio};
+use crate::config::{TrackerConfig, TrackerMode};
+use crate::peer::InfoHash;
+
+fn require_admin(req: &Request, env: &Env) -> std::result::Result<(), ApiError> {
+    let secret = env.secret("ADMIN_TOKEN").map(|s| s.to_string()).unwrap_or_default();
+    let given = bearer(req).unwrap_or_default();
+    if secret.len() < 16 {
+        return Err(bad(403, "admin API disabled: set the ADMIN_TOKEN secret (16+ characters)"));
+    }
+    if !accounts::secrets_match(given.as_bytes(), secret.as_bytes()) {
+        return Err(bad(401, "admin token required"));
+    }
+    Ok(())
+}
+
+pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, method: &str, rest: &[&str]) -> ApiResult {
+    require_admin(req, env)?;
+    let kv = env.kv(KV_BINDING)?;
+    match (method, rest) {
+        ("GET", ["client-bans"]) => {
+            let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
+            return ok(200, json!({ "prefixes": list }));
+        }
+        ("POST" | "DELETE", ["client-bans"]) => return client_ban(req, &kv, method).await,
+        ("GET", ["blocked"]) => return blocked_list(&kv).await,
+        ("POST" | "DELETE", ["blocked"]) => return block(req, env, &kv, method).await,
+        _ if config.mode != TrackerMode::Private => {
+            return Err(bad(404, "no such admin endpoint in public mode (users and torrents exist in private mode)"))
+        }
+        _ => {}
+    }
+    let db = db(env)?;
+    match (method, rest) {
+        ("GET", ["users"]) => {
+            let rows: Vec<UserRow> = db
+                .prepare("SELECT id, username, passkey, uploaded, downloaded, banned FROM users ORDER BY id LIMIT 1000")
+                .all()
+                .await?
+                .results()?;
+            let users: Vec<Value> = rows
+                .iter()
+                .map(|u| {
+                    json!({ "id": u.id as u64, "username": u.username, "uploaded": u.uploaded as u64,
+                            "downloaded": u.downloaded as u64, "ratio": ratio(u.uploaded as u64, u.downloaded as u64),
+                            "banned": u.banned != 0.0 })
+                })
+                .collect();
+            ok(200, json!({ "users": users }))
+        }
+        ("POST", ["users", name, action @ ("ban" | "unban")]) => {
+            let banned = *action == "ban";
+            let id = user_id(&db, name).await?;
+            db.prepare("UPDATE users SET banned = ?1 WHERE id = ?2").bind(&[(banned as i32).into(), id.into()])?.run().await?;
+            if banned {
+                db.prepare("DELETE FROM tokens WHERE user_id = ?1").bind(&[id.into()])?.run().await?;
+            }
+            private::refresh_users(env, config, &[id as u64]).await?;
+            ok(200, json!({ "username": name, "banned": banned }))
+        }
+        ("POST", ["users", name, "adjust"]) => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Adjust {
+                #[serde(default)]
+                uploaded: i64,
+                #[serde(default)]
+                downloaded: i64,
+            }
+            let a: Adjust = read_json(req).await?;
+            if a.uploaded.unsigned_abs() > MAX_ADJUST as u64 || a.downloaded.unsigned_abs() > MAX_ADJUST as u64 {
+                return Err(ApiError(400, format!("adjustments are at most {MAX_ADJUST} bytes either way")));
+            }
+            let id = user_id(&db, name).await?;
+            db.prepare(
+                "UPDATE users SET uploaded = MAX(0, uploaded + ?1), downloaded = MAX(0, downloaded + ?2) WHERE id = ?3",
+            )
+            .bind(&[(a.uploaded as f64).into(), (a.downloaded as f64).into(), id.into()])?
+            .run()
+            .await?;
+            private::refresh_users(env, config, &[id as u64]).await?;
+            let u: Option<UserRow> = db
+                .prepare("SELECT id, username, passkey, uploaded, downloaded, banned FROM users WHERE id = ?1")
+                .bind(&[id.into()])?
+                .first(None)
+                .await?;
+            let u = u.ok_or_else(|| bad(404, "no such user"))?;
+            ok(200, json!({ "username": u.username, "uploaded": u.uploaded as u64, "downloaded": u.downloaded as u64 }))
+        }
+        ("POST", ["invites"]) => {
+            let code = hex::encode(random::<16>()?);
+            db.prepare("INSERT INTO invites (code, created_at) VALUES (?1, ?2)").bind(&[code.as_str().into(), now().into()])?.run().await?;
+            ok(201, json!({ "invite": code }))
+        }
+        ("POST", ["torrents", hex, "freeleech"]) => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Flag {
+                freeleech: bool,
+            }
+            let f: Flag = read_json(req).await?;
+            let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
+            let r = db
+                .prepare("UPDATE torrents SET freeleech = ?1 WHERE info_hash = ?2")
+                .bind(&[(f.freeleech as i32).into(), hash.to_hex().into()])?
+                .run()
+                .await?;
+            if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+                return Err(bad(404, "no such torrent"));
+            }
+            kv.delete(&torrent_key(&hash)).await?;
+            private::forget_cached();
+            ok(200, json!({ "info_hash": hash.to_hex(), "freeleech": f.freeleech }))
+        }
+        ("DELETE", ["torrents", hex]) => {
+            let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
+            #[derive(Deserialize)]
+            struct V2 {
+                v2_hash: Option<String>,
+            }
+            let row: Option<V2> =
+                db.prepare("SELECT v2_hash FROM torrents WHERE info_hash = ?1").bind(&[hash.to_hex().into()])?.first(None).await?;
+            let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
+            db.prepare("DELETE FROM torrents WHERE info_hash = ?1").bind(&[hash.to_hex().into()])?.run().await?;
+            kv.delete(&torrent_key(&hash)).await?;
+            if let Some(v2) = row.v2_hash.as_deref().and_then(InfoHash::from_hex) {
+                kv.delete(&torrent_key(&v2)).await?;
+            }
+            private::forget_cached();
+            ok(200, json!({ "deleted": hash.to_hex() }))
+        }
+        _ => Err(bad(404, "no such admin endpoint")),
+    }
+}
+
+/// Adds (POST) or removes (DELETE) a banned client prefix: `{"prefix": "-XL0012-"}`.
+async fn client_ban(req: &mut Request, kv: &kv::KvStore, method: &str) -> ApiResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Prefix {
+        prefix: String,
+    }
+    let p: Prefix = read_json(req).await?;
+    if p.prefix.is_empty() || p.prefix.len() > 20 {
+        return Err(bad(400, "prefix must be 1-20 characters of a peer id, e.g. -XL0012-"));
+    }
+    let mut list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await.map_err(Error::from)?.unwrap_or_default();
+    let had = list.len();
+    list.retain(|x| x != &p.prefix);
+    if method == "POST" {
+        if list.len() >= MAX_CLIENT_BANS {
+            return Err(ApiError(400, format!("at most {MAX_CLIENT_BANS} client bans")));
+        }
+        list.push(p.prefix);
+    } else if list.len() == had {
+        return Err(bad(404, "no such client ban"));
+    }
+    kv.put(CLIENT_BANS_KEY, serde_json::to_string(&list).map_err(|e| Error::RustError(e.to_string()))?)
+        .map_err(Error::from)?
+        .execute()
+        .await
+        .map_err(Error::from)?;
+    private::forget_cached();
+    ok(200, json!({ "prefixes": list }))
+}
+
+const BLOCKED_PREFIX: &str = "blocked:";
+
+async fn blocked_list(kv: &kv::KvStore) -> ApiResult {
+    let list = kv.list().prefix(BLOCKED_PREFIX.to_string()).limit(1000).execute().await.map_err(Error::from)?;
+    let hashes: Vec<&str> = list.keys.iter().filter_map(|k| k.name.strip_prefix(BLOCKED_PREFIX)).collect();
+    ok(200, json!({ "blocked": hashes }))
+}
+
+/// Blocks (POST) or unblocks (DELETE) a torrent: `{"info_hash": "<40 hex>"}`.
+/// The swarm itself keeps the block, so announces cost no extra lookup.
+async fn block(req: &mut Request, env: &Env, kv: &kv::KvStore, method: &str) -> ApiResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Target {
+        info_hash: String,
+    }
+    let t: Target = read_json(req).await?;
+    let hash = InfoHash::from_hex(&t.info_hash).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
+    let action = if method == "POST" { "block" } else { "unblock" };
+    let stub = env.durable_object(super::super::SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
+    let resp = stub.fetch_with_str(&format!("https://swarm/admin/{action}/{}", hash.to_hex())).await?;
+    if resp.status_code() != 200 {
+        return Err(bad(503, "the swarm did not accept the change, retry"));
+    }
+    let key = format!("{BLOCKED_PREFIX}{}", hash.to_hex());
+    if action == "block" {
+        kv.put(&key, now().to_string()).map_err(Error::from)?.execute().await.map_err(Error::from)?;
+    } else {
+        kv.delete(&key).await.map_err(Error::from)?;
+    }
+    ok(200, json!({ "info_hash": hash.to_hex(), "blocked": action == "block" }))
+}
+
+async fn user_id(db: &D1Database, name: &str) -> std::result::Result<f64, ApiError> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: f64,
+    }
+    let row: Option<Row> = db.prepare("SELECT id FROM users WHERE username = ?1").bind(&[name.into()])?.first(None).await?;
+    Ok(row.ok_or_else(|| bad(404, "no such user"))?.id)
+}
