@@ -57,9 +57,16 @@ pub struct TrackerConfig {
     pub require_private_flag: bool,
     /// Private mode: PBKDF2 rounds for new passwords (`PASSWORD_ROUNDS`).
     pub password_rounds: u32,
-    /// Refuse a plain re-announce that comes sooner than `min_interval`
-    /// (`ENFORCE_MIN_INTERVAL`); events always pass.
+    /// A plain re-announce sooner than `min_interval` is answered from
+    /// memory (counts and a fresh peer list) without being applied: it
+    /// writes nothing and credits nothing until the next accepted one
+    /// (`ENFORCE_MIN_INTERVAL`; false applies every announce). Events,
+    /// role and address changes always apply.
     pub enforce_min_interval: bool,
+    /// Private mode: most bytes per second one session may be credited,
+    /// per counter (`MAX_CREDIT_RATE`, default 10 Gbit/s); a larger delta
+    /// credits nothing and is flagged.
+    pub max_credit_rate: u64,
     /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
     /// get peers but are not listed.
     pub max_peers: u32,
@@ -94,6 +101,7 @@ impl Default for TrackerConfig {
             require_private_flag: true,
             password_rounds: crate::accounts::PBKDF2_ROUNDS,
             enforce_min_interval: true,
+            max_credit_rate: 1_250_000_000,
             max_peers: 500_000,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
@@ -175,6 +183,14 @@ impl TrackerConfig {
             require_private_flag: flag("REQUIRE_PRIVATE_FLAG", d.require_private_flag)?,
             password_rounds: num("PASSWORD_ROUNDS", d.password_rounds, 1_000, 2_000_000)?,
             enforce_min_interval: flag("ENFORCE_MIN_INTERVAL", d.enforce_min_interval)?,
+            max_credit_rate: match get("MAX_CREDIT_RATE").as_deref().map(str::trim) {
+                None | Some("") => d.max_credit_rate,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(ConfigError { name: "MAX_CREDIT_RATE", value: v.to_string() })?,
+            },
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
             log_level: match get("LOG_LEVEL").as_deref().map(str::trim) {
                 None | Some("") => d.log_level,

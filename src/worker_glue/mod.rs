@@ -293,11 +293,13 @@ async fn announce(
 /// What the swarm's object is asked: the validated announce, with the
 /// address it will list and the numwant the configuration allows.
 fn swarm_message(announce: &AnnounceRequest, remote: IpAddr, config: &TrackerConfig, account: Option<Account>) -> SwarmAnnounce {
+    let addr = announce.peer_addr(remote, config.trust_client_ip);
     SwarmAnnounce {
         info_hash: announce.info_hash,
         peer: crate::swarm::PeerAnnounce {
+            key: announce.entry_key(&addr, account.map(|a| a.user)),
             peer_id: announce.peer_id,
-            addr: announce.peer_addr(remote, config.trust_client_ip),
+            addr,
             left: announce.left,
             event: announce.event,
         },
