@@ -69,6 +69,10 @@ pub struct Accepted {
     pub session: Session,
     /// Deltas over the rate bound (at most one per counter).
     pub refused: [Option<Refusal>; 2],
+    /// The announce only set a baseline (a first report, or counters that
+    /// went down): storage must have it before the answer, or a crash
+    /// would make the next report a first one again and lose its bytes.
+    pub fresh: bool,
 }
 
 /// The rule's parameters.
@@ -82,7 +86,7 @@ pub struct Rules {
 /// Credits one announce of `user` reporting `(uploaded, downloaded)` at `now`.
 pub fn credit(previous: Option<Session>, user: u64, uploaded: u64, downloaded: u64, now: u32, rules: Rules) -> Accepted {
     let session = Session { user, uploaded, downloaded, last_seen: now };
-    let baseline_only = Accepted { credit: Credit::default(), transfer: Credit::default(), session, refused: [None, None] };
+    let baseline_only = Accepted { credit: Credit::default(), transfer: Credit::default(), session, refused: [None, None], fresh: true };
     let Some(prev) = previous.filter(|p| p.user == user) else { return baseline_only };
     if uploaded < prev.uploaded || downloaded < prev.downloaded {
         return baseline_only;
@@ -104,6 +108,7 @@ pub fn credit(previous: Option<Session>, user: u64, uploaded: u64, downloaded: u
         transfer: Credit { uploaded: up, downloaded: down },
         session,
         refused: [up_refused, down_refused],
+        fresh: false,
     }
 }
 

@@ -3,12 +3,12 @@
 //! inform; they never block honest credit. They travel to D1 with the
 //! swarm's credit batches, so they are exactly-once like the credit.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::accounting::{Counter, Refusal};
 
 /// One flag, as the swarm sends it (D1 adds the torrent and the username).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flag {
     pub user: u64,
     pub reason: String,
@@ -73,23 +73,56 @@ impl Balance {
 }
 
 /// What a swarm sends D1 in one step: credit per user, and its flags.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored in the outbox as JSON (through `Value`: a derived codec costs
+/// the wasm several KiB).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreditBatch {
     /// `[user, uploaded, downloaded]`.
     pub credits: Vec<[u64; 3]>,
-    #[serde(default)]
     pub flags: Vec<Flag>,
 }
 
 impl CreditBatch {
+    pub fn to_json(&self) -> String {
+        let flags: Vec<Value> = self
+            .flags
+            .iter()
+            .map(|f| json!([f.user, f.reason, f.reported, f.credited, f.at]))
+            .collect();
+        json!({ "credits": self.credits, "flags": flags }).to_string()
+    }
+
     /// Reads an outbox row: this shape, or the bare credit list that
     /// versions before flags stored.
     pub fn parse(text: &str) -> Option<Self> {
-        if let Ok(b) = serde_json::from_str::<CreditBatch>(text) {
-            return Some(b);
-        }
-        let credits = serde_json::from_str::<Vec<[u64; 3]>>(text).ok()?;
-        Some(CreditBatch { credits, flags: Vec::new() })
+        let v: Value = serde_json::from_str(text).ok()?;
+        let (credits, flags) = match &v {
+            Value::Array(_) => (&v, None),
+            Value::Object(o) => (o.get("credits")?, o.get("flags")),
+            _ => return None,
+        };
+        let n = |v: &Value| v.as_u64();
+        let credits = credits
+            .as_array()?
+            .iter()
+            .map(|c| Some([n(c.get(0)?)?, n(c.get(1)?)?, n(c.get(2)?)?]))
+            .collect::<Option<Vec<_>>>()?;
+        let flags = match flags.and_then(Value::as_array) {
+            None => Vec::new(),
+            Some(list) => list
+                .iter()
+                .map(|f| {
+                    Some(Flag {
+                        user: n(f.get(0)?)?,
+                        reason: f.get(1)?.as_str()?.to_string(),
+                        reported: n(f.get(2)?)?,
+                        credited: n(f.get(3)?)?,
+                        at: u32::try_from(n(f.get(4)?)?).ok()?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?,
+        };
+        Some(CreditBatch { credits, flags })
     }
 }
 
@@ -117,7 +150,7 @@ mod tests {
     fn outbox_rows_of_both_shapes_parse() {
         assert_eq!(CreditBatch::parse("[[1,2,3]]").unwrap().credits, vec![[1, 2, 3]]);
         let b = CreditBatch { credits: vec![[4, 5, 6]], flags: vec![Flag { user: 4, reason: "x".into(), reported: 9, credited: 0, at: 1 }] };
-        assert_eq!(CreditBatch::parse(&serde_json::to_string(&b).unwrap()), Some(b));
+        assert_eq!(CreditBatch::parse(&b.to_json()), Some(b));
         assert_eq!(CreditBatch::parse("{"), None);
     }
 }

@@ -170,7 +170,7 @@ fn invented_counters_credit_nothing_and_are_flagged() {
 fn a_swarm_whose_upload_runs_far_ahead_of_its_downloads_is_flagged_without_blocking_credit() {
     let c = TrackerConfig { max_credit_rate: u64::MAX, ..cfg() };
     let mut s = SwarmState::new(1);
-    let up = |v, t| with_counters(ann(1, "10.0.0.1", Some(7), None, 0, AnnounceEvent::Update), v, 0);
+    let up = |v: u64, _at: u32| with_counters(ann(1, "10.0.0.1", Some(7), None, 0, AnnounceEvent::Update), v, 0);
     s.announce(&up(0, 0), 100, &c);
     s.announce(&up(3 << 30, 0), 200, &c);
     let (batch, _) = s.take_credit_batch(300).unwrap();
@@ -195,3 +195,4 @@ fn a_row_from_before_entry_keys_is_adopted_by_its_own_peer_only() {
     assert!(w.contains(&crate::store::StoreWrite::DeletePeer(PeerKey::raw(&id))), "{w:?}");
     assert_eq!(s.swarm.len(), 1);
 }
+

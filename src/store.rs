@@ -404,9 +404,12 @@ impl SwarmState {
             record.heard = now;
         }
         let window_open = self.sessions_written_at.is_none_or(|at| now >= at.saturating_add(config.flush_delay));
-        if msg.peer.event == AnnounceEvent::Stopped || (window_open && self.chunks.is_dirty()) {
-            // `stopped` is a session's last report (or repeats an
-            // unwritten one): nothing would bring it back.
+        // Written before the answer: `stopped` (a session's last report, or
+        // a repeat of an unwritten one: nothing would bring it back), a new
+        // baseline (see `Accepted::fresh`), and a refusal (taken back by a
+        // crash, the refused bytes would pass as a slower delta).
+        let must_write = msg.peer.event == AnnounceEvent::Stopped || a.fresh || a.refused.iter().any(Option::is_some);
+        if must_write || (window_open && self.chunks.is_dirty()) {
             if self.persist_sessions(writes) {
                 self.sessions_written_at = Some(now);
             }
@@ -444,7 +447,7 @@ impl SwarmState {
     /// interval allows. Events, role and address changes always apply; so
     /// does a peer whose last announce this instance did not see (its time
     /// may be assumed).
-    fn early(&self, a: &PeerAnnounce, now: u32, config: &TrackerConfig) -> Option<bool> {
+    pub fn early(&self, a: &PeerAnnounce, now: u32, config: &TrackerConfig) -> Option<bool> {
         if a.event != AnnounceEvent::Update {
             return None;
         }
@@ -640,7 +643,11 @@ impl SwarmState {
 
     /// The session of `user`'s client `peer_id`.
     pub fn session(&self, user: u64, peer_id: &PeerId) -> Option<SessionRecord> {
-        self.sessions.get(&PeerKey::session(user, peer_id)).copied()
+        self.session_at(&PeerKey::session(user, peer_id))
+    }
+
+    pub fn session_at(&self, key: &PeerKey) -> Option<SessionRecord> {
+        self.sessions.get(key).copied()
     }
 
     /// Credit earned (or flags raised) but not yet in an outbox batch.

@@ -549,7 +549,7 @@ impl SwarmObject {
                 let id = hex::encode(private::random::<16>()?);
                 let c = sql.exec(
                     "INSERT INTO outbox (id, batch) VALUES (?, ?)",
-                    vec![id.into(), serde_json::to_string(&batch)?.into()],
+                    vec![id.into(), batch.to_json().into()],
                 )?;
                 cost.written += c.rows_written();
                 // No await in between: one atomic step with the outbox row.
