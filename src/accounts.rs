@@ -89,6 +89,12 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether a token created at `created_at` is past its `ttl` at `now`
+/// (Unix seconds). A clock that went back keeps the token valid.
+pub fn token_expired(created_at: u64, now: u64, ttl: u32) -> bool {
+    now.saturating_sub(created_at) >= ttl as u64
+}
+
 /// Minimum ratio after a download allowance.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RatioRule {
@@ -151,6 +157,14 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab"));
         assert!(secrets_match(b"admin-token", b"admin-token"));
         assert!(!secrets_match(b"admin-toke", b"admin-token") && !secrets_match(b"", b"admin-token"));
+    }
+
+    #[test]
+    fn tokens_expire_after_their_ttl() {
+        assert!(!token_expired(1000, 1000, 60));
+        assert!(!token_expired(1000, 1059, 60));
+        assert!(token_expired(1000, 1060, 60));
+        assert!(!token_expired(2000, 1000, 60));
     }
 
     #[test]
