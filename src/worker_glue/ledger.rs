@@ -5,11 +5,10 @@
 
 use std::cell::Cell;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use worker::*;
 
-use super::private::D1_BINDING;
+use super::private::{d1_rows, D1_BINDING};
 use crate::config::TrackerConfig;
 
 /// An isolate prunes at most once per this many milliseconds.
@@ -51,31 +50,15 @@ pub const FLAGS_DEFAULT: u32 = 100;
 
 /// The newest `limit` flags, newest first, as the admin API shows them.
 pub async fn recent_flags(db: &D1Database, limit: u32) -> Result<Vec<Value>> {
-    #[derive(Deserialize)]
-    struct Row {
-        username: Option<String>,
-        info_hash: String,
-        reason: String,
-        reported: f64,
-        credited: f64,
-        at: f64,
-    }
-    let rows: Vec<Row> = db
-        .prepare(
+    // Rows as JSON objects: the columns are the API's field names.
+    d1_rows(
+        db.prepare(
             "SELECT u.username, f.info_hash, f.reason, f.reported, f.credited, f.at FROM flags f \
              LEFT JOIN users u ON u.id = f.user_id ORDER BY f.at DESC, f.id DESC LIMIT ?1",
         )
-        .bind(&[limit.into()])?
-        .all()
-        .await?
-        .results()?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            json!({ "username": r.username, "info_hash": r.info_hash, "reason": r.reason,
-                    "reported": r.reported as u64, "credited": r.credited as u64, "at": r.at as u64 })
-        })
-        .collect())
+        .bind(&[limit.into()])?,
+    )
+    .await
 }
 
 /// `?limit=` of the flags listing: absent is the default, else 1-`FLAGS_MAX`.

@@ -17,6 +17,18 @@ use crate::peer::{InfoHash, PeerId};
 
 pub const D1_BINDING: &str = "DB";
 
+/// A statement's rows as JSON objects keyed by column name (integers stay
+/// integers). One deserializer for every ad-hoc query keeps the wasm small:
+/// each `#[derive(Deserialize)]` row struct costs kilobytes.
+pub async fn d1_rows(stmt: D1PreparedStatement) -> Result<Vec<serde_json::Value>> {
+    stmt.all().await?.results()
+}
+
+/// The first row of `d1_rows`, if any.
+pub async fn d1_row(stmt: D1PreparedStatement) -> Result<Option<serde_json::Value>> {
+    stmt.first(None).await
+}
+
 /// What the announce path needs to know about a passkey's owner.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PasskeyEntry {
@@ -54,8 +66,10 @@ thread_local! {
     static CLIENT_BANS: RefCell<Option<(Vec<String>, u64)>> = const { RefCell::new(None) };
     static KV_READS: Cell<usize> = const { Cell::new(0) };
     /// Negative cache: passkeys and info hashes D1 did not know, until when (ms).
-    static UNKNOWN_PASSKEYS: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
-    static UNKNOWN_TORRENTS: RefCell<HashMap<InfoHash, u64>> = RefCell::new(HashMap::new());
+    /// (Same map types as the positive caches, whose entries here mean nothing:
+    /// one copy of the hash map code in the wasm.)
+    static UNKNOWN_PASSKEYS: RefCell<HashMap<String, (PasskeyEntry, u64)>> = RefCell::new(HashMap::new());
+    static UNKNOWN_TORRENTS: RefCell<HashMap<InfoHash, (TorrentEntry, u64)>> = RefCell::new(HashMap::new());
 }
 
 fn now_ms() -> u64 {
@@ -131,27 +145,25 @@ pub fn forget_passkey(passkey: &str) {
 /// D1 read each. A registration through this isolate drops its entry
 /// (`forget_unknown_*`); other isolates may refuse a new passkey or torrent
 /// for up to `NEGATIVE_CACHE` seconds.
-fn is_unknown<K: std::hash::Hash + Eq>(map: &RefCell<HashMap<K, u64>>, key: &K) -> bool {
+fn is_unknown<K: std::hash::Hash + Eq, V>(map: &RefCell<HashMap<K, (V, u64)>>, key: &K) -> bool {
     let now = now_ms();
-    map.borrow().get(key).is_some_and(|exp| *exp > now)
+    map.borrow().get(key).is_some_and(|(_, exp)| *exp > now)
 }
 
-/// Remembers an unknown key. Bounded: when full, expired entries go, and
-/// if none had expired, all of them (a flood only ever costs reads again).
-fn note_unknown<K: std::hash::Hash + Eq>(config: &TrackerConfig, map: &RefCell<HashMap<K, u64>>, key: K) {
+/// Remembers an unknown key. Bounded: when full, the map starts afresh
+/// (a flood only ever costs reads again).
+fn note_unknown<K: std::hash::Hash + Eq, V>(config: &TrackerConfig, map: &RefCell<HashMap<K, (V, u64)>>, key: K, filler: V) {
     if config.negative_cache == 0 {
         return;
     }
-    let now = now_ms();
     let mut map = map.borrow_mut();
     if map.len() >= NEGATIVE_MAX {
-        map.retain(|_, exp| *exp > now);
-        if map.len() >= NEGATIVE_MAX {
-            map.clear();
-        }
+        map.clear();
     }
-    map.insert(key, now + config.negative_cache as u64 * 1000);
+    map.insert(key, (filler, now_ms() + config.negative_cache as u64 * 1000));
 }
+
+const UNKNOWN_USER: PasskeyEntry = PasskeyEntry { user: 0, banned: true, may_leech: false };
 
 /// A passkey was just issued through this isolate: it is no longer unknown here.
 pub fn forget_unknown_passkey(passkey: &str) {
@@ -188,7 +200,7 @@ pub async fn resolve_passkey(env: &Env, config: &TrackerConfig, passkey: &str) -
         .first(None)
         .await?;
     let Some(u) = row else {
-        UNKNOWN_PASSKEYS.with(|m| note_unknown(config, m, passkey.to_string()));
+        UNKNOWN_PASSKEYS.with(|m| note_unknown(config, m, passkey.to_string(), UNKNOWN_USER));
         return Ok(None);
     };
     let entry = u.entry(config);
@@ -226,20 +238,10 @@ async fn stale_passkeys(db: &D1Database, written: &[(f64, String)]) -> Result<Ve
     }
     let placeholders = (1..=written.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
     let binds: Vec<JsValue> = written.iter().map(|(id, _)| JsValue::from(*id)).collect();
-    #[derive(Deserialize)]
-    struct Current {
-        id: f64,
-        passkey: String,
-    }
-    let rows: Vec<Current> = db
-        .prepare(format!("SELECT id, passkey FROM users WHERE id IN ({placeholders})"))
-        .bind(&binds)?
-        .all()
-        .await?
-        .results()?;
+    let rows = d1_rows(db.prepare(format!("SELECT id, passkey FROM users WHERE id IN ({placeholders})")).bind(&binds)?).await?;
     Ok(written
         .iter()
-        .filter(|(id, key)| !rows.iter().any(|r| r.id == *id && r.passkey == *key))
+        .filter(|(id, key)| !rows.iter().any(|r| r["id"].as_f64() == Some(*id) && r["passkey"].as_str() == Some(key)))
         .map(|(_, key)| key.clone())
         .collect())
 }
@@ -312,7 +314,7 @@ pub async fn registered_torrent(env: &Env, config: &TrackerConfig, hash: &InfoHa
     }
     let db = env.d1(D1_BINDING)?;
     let Some(entry) = torrent_in_d1(&db, hash).await? else {
-        UNKNOWN_TORRENTS.with(|m| note_unknown(config, m, *hash));
+        UNKNOWN_TORRENTS.with(|m| note_unknown(config, m, *hash, TorrentEntry { freeleech: false }));
         return Ok(None);
     };
     kv.put(&torrent_key(hash), serde_json::to_string(&entry)?)?.execute().await?;

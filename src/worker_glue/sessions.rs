@@ -12,6 +12,7 @@
 use serde::Deserialize;
 use worker::*;
 
+use super::private::d1_row;
 use crate::accounts;
 use crate::config::TrackerConfig;
 
@@ -48,32 +49,31 @@ pub async fn resolve_token(db: &D1Database, config: &TrackerConfig, token: &str)
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Ok(TokenLookup::Unknown);
     }
-    #[derive(Deserialize)]
-    struct Row {
-        created_at: f64,
-        id: f64,
-        username: String,
-        passkey: String,
-        uploaded: f64,
-        downloaded: f64,
-        banned: f64,
-    }
     let hash = accounts::token_hash(token);
-    let row: Option<Row> = db
-        .prepare(
+    let row = d1_row(
+        db.prepare(
             "SELECT t.created_at, u.id, u.username, u.passkey, u.uploaded, u.downloaded, u.banned FROM tokens t \
              JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
         )
-        .bind(&[hash.as_str().into()])?
-        .first(None)
-        .await?;
+        .bind(&[hash.as_str().into()])?,
+    )
+    .await?;
     let Some(row) = row else { return Ok(TokenLookup::Unknown) };
-    if accounts::token_expired(row.created_at as u64, now() as u64, config.token_ttl) {
+    let created_at = row["created_at"].as_f64().unwrap_or(0.0);
+    if accounts::token_expired(created_at as u64, now() as u64, config.token_ttl) {
         db.prepare("DELETE FROM tokens WHERE token_hash = ?1").bind(&[hash.into()])?.run().await?;
         return Ok(TokenLookup::Expired);
     }
-    let Row { id, username, passkey, uploaded, downloaded, banned, .. } = row;
-    Ok(TokenLookup::Valid(UserRow { id, username, passkey, uploaded, downloaded, banned }))
+    let num = |k: &str| row[k].as_f64().unwrap_or(0.0);
+    let text = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+    Ok(TokenLookup::Valid(UserRow {
+        id: num("id"),
+        username: text("username"),
+        passkey: text("passkey"),
+        uploaded: num("uploaded"),
+        downloaded: num("downloaded"),
+        banned: num("banned"),
+    }))
 }
 
 /// A new token for `user_id` (sign-in). The user's expired tokens are

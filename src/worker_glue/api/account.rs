@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use worker::*;
 
 use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiResult, UserRow};
-use super::super::private::{self, passkey_key, random};
+use super::super::private::{self, d1_row, passkey_key, random};
 use super::super::sessions;
 use super::super::KV_BINDING;
 use crate::accounts::{self, ratio};
@@ -110,15 +110,10 @@ pub(super) async fn change_password(req: &mut Request, env: &Env, config: &Track
     let user = authenticate(req, env, config).await?;
     let c: Change = read_json(req).await?;
     accounts::validate_password(&c.new_password).map_err(|m| bad(400, m))?;
-    #[derive(Deserialize)]
-    struct Row {
-        password_hash: String,
-    }
     let db = db(env)?;
-    let row: Option<Row> =
-        db.prepare("SELECT password_hash FROM users WHERE id = ?1").bind(&[user.id.into()])?.first(None).await?;
-    let row = row.ok_or_else(|| bad(401, "invalid or expired token"))?;
-    if !accounts::verify_password(&row.password_hash, &c.password) {
+    let row = d1_row(db.prepare("SELECT password_hash FROM users WHERE id = ?1").bind(&[user.id.into()])?).await?;
+    let stored = row.as_ref().and_then(|r| r["password_hash"].as_str()).ok_or_else(|| bad(401, "invalid or expired token"))?;
+    if !accounts::verify_password(stored, &c.password) {
         return Err(bad(401, "wrong password"));
     }
     let hash = accounts::hash_password(&c.new_password, &random::<16>()?, config.password_rounds);

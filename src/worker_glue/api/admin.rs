@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use worker::*;
 
 use super::{bad, bearer, db, now, ok, read_json, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
-use super::super::private::{self, random, torrent_key, CLIENT_BANS_KEY};
+use super::super::private::{self, d1_row, random, torrent_key, CLIENT_BANS_KEY};
 use super::super::{ledger, sessions, torrent_files, KV_BINDING};
 use crate::accounts::{self, ratio};
 use crate::config::{TrackerConfig, TrackerMode};
@@ -116,19 +116,13 @@ async fn adjust(req: &mut Request, env: &Env, config: &TrackerConfig, db: &D1Dat
 /// A registered torrent's hashes, addressed by either: (v1, v2 if any).
 async fn torrent_hashes(db: &D1Database, hex: &str) -> std::result::Result<(InfoHash, Option<InfoHash>), ApiError> {
     let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
-    #[derive(Deserialize)]
-    struct Row {
-        info_hash: String,
-        v2_hash: Option<String>,
-    }
-    let row: Option<Row> = db
-        .prepare("SELECT info_hash, v2_hash FROM torrents WHERE info_hash = ?1 OR v2_hash = ?1")
-        .bind(&[hash.to_hex().into()])?
-        .first(None)
-        .await?;
+    let row = d1_row(
+        db.prepare("SELECT info_hash, v2_hash FROM torrents WHERE info_hash = ?1 OR v2_hash = ?1").bind(&[hash.to_hex().into()])?,
+    )
+    .await?;
     let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
-    let v1 = InfoHash::from_hex(&row.info_hash).ok_or_else(|| bad(404, "no such torrent"))?;
-    Ok((v1, row.v2_hash.as_deref().and_then(InfoHash::from_hex)))
+    let v1 = row["info_hash"].as_str().and_then(InfoHash::from_hex).ok_or_else(|| bad(404, "no such torrent"))?;
+    Ok((v1, row["v2_hash"].as_str().and_then(InfoHash::from_hex)))
 }
 
 /// Drops the KV entries of both hashes and this isolate's copies; other

@@ -169,7 +169,10 @@ fn bearer(req: &Request) -> Option<String> {
 /// The user a bearer token belongs to (`sessions::resolve_token`).
 async fn authenticate(req: &Request, env: &Env, config: &TrackerConfig) -> std::result::Result<UserRow, ApiError> {
     let token = bearer(req).ok_or_else(|| bad(401, "missing bearer token"))?;
-    match sessions::resolve_token(&db(env)?, config, &token).await? {
+    // Boxed: this future is polled in one place instead of being copied
+    // into every endpoint's state machine.
+    let db = db(env)?;
+    match Box::pin(sessions::resolve_token(&db, config, &token)).await? {
         TokenLookup::Valid(user) if user.banned != 0.0 => Err(bad(403, "account banned")),
         TokenLookup::Valid(user) => Ok(user),
         TokenLookup::Expired => Err(bad(401, "token expired: sign in again")),
