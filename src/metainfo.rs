@@ -15,10 +15,11 @@ use crate::peer::InfoHash;
 /// Deepest nesting accepted (real torrents use 5-6 levels).
 pub const MAX_DEPTH: usize = 64;
 
-/// Most values in one torrent. Each parsed value takes ~32 bytes, so 4 MiB
-/// of `le` (2M empty lists) would need 64 MB and more while its list grows:
-/// half an isolate's memory. A 4 MiB torrent of real files holds at most
-/// ~170k files of ~5 values each.
+/// Most values in one torrent. Each parsed value takes ~32 bytes, so 10 MiB
+/// of `le` (5M empty lists, under the 10 MiB upload limit) would need 160 MB
+/// and more while its list grows: more than an isolate's memory. A 10 MiB
+/// torrent of real files (~140 bytes of path and length per file) holds
+/// ~75k files of ~5 values each, well under this bound.
 pub const MAX_VALUES: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
