@@ -76,6 +76,15 @@ pub struct TrackerConfig {
     pub stats_flush: u32,
     /// Seconds the stats object reuses swarm totals read from the scrape counters (`STATS_REFRESH`).
     pub stats_refresh: u32,
+    /// Private mode: seconds an API token stays valid after sign-in (`TOKEN_TTL`).
+    pub token_ttl: u32,
+    /// Private mode: seconds an isolate remembers an unknown passkey or an
+    /// unregistered info hash (`NEGATIVE_CACHE`, 0 = never).
+    pub negative_cache: u32,
+    /// Private mode: served .torrent files keep `url-list`/`httpseeds` (`KEEP_WEB_SEEDS`).
+    pub keep_web_seeds: bool,
+    /// Private mode: seconds flags and credit batch ids are kept (`FLAG_RETENTION`).
+    pub flag_retention: u32,
 }
 
 impl Default for TrackerConfig {
@@ -106,6 +115,10 @@ impl Default for TrackerConfig {
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
             stats_refresh: 30,
+            token_ttl: 2_592_000,
+            negative_cache: 30,
+            keep_web_seeds: false,
+            flag_retention: 7_776_000,
         }
     }
 }
@@ -198,6 +211,11 @@ impl TrackerConfig {
             },
             stats_flush: num("STATS_FLUSH", d.stats_flush, 1, 3_600)?,
             stats_refresh: num("STATS_REFRESH", d.stats_refresh, 0, 3_600)?,
+            token_ttl: num("TOKEN_TTL", d.token_ttl, 60, 31_536_000)?,
+            negative_cache: num("NEGATIVE_CACHE", d.negative_cache, 0, 300)?,
+            keep_web_seeds: flag("KEEP_WEB_SEEDS", d.keep_web_seeds)?,
+            // At least a day: a credit batch retried after its id was pruned would count twice.
+            flag_retention: num("FLAG_RETENTION", d.flag_retention, 86_400, 315_360_000)?,
         };
         Ok(config)
     }

@@ -120,7 +120,7 @@ test('blocked torrents: peers dropped, announces refused, scrape empty, the bloc
     await eventually(async () => scrapeEntry((await scrape(t.base, [infoHash])).body, infoHash)?.incomplete === 3);
     const hex = infoHash.toString('hex');
     const blocked = await admin(t.base, 'POST', '/blocked', { info_hash: hex });
-    assert.deepEqual(blocked, { status: 200, data: { info_hash: hex, blocked: true } });
+    assert.deepEqual(blocked, { status: 200, data: { info_hash: hex, blocked: true, hashes: [hex] } });
     assert.equal(failure(await announce(t.base, { infoHash, peerId: peerId('b9'), event: 'started' })), 'this torrent is blocked on this tracker');
     assert.equal(scrapeEntry((await scrape(t.base, [infoHash])).body, infoHash)?.incomplete ?? 0, 0);
     assert.deepEqual((await admin(t.base, 'GET', '/blocked')).data, { blocked: [hex] });
