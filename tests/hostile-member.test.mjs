@@ -65,10 +65,11 @@ async function settled(who, up, down) {
   }, { ms: 15000 });
 }
 
+/** What an admin sees: `GET /api/admin/flags`, this member's, oldest first. */
 async function flags(name) {
-  const db = await t.mf.getD1Database('DB');
-  const rows = await db.prepare('SELECT f.reason, f.reported, f.credited FROM flags f JOIN users u ON u.id = f.user_id WHERE u.username = ?1 ORDER BY f.id').bind(name).all();
-  return rows.results;
+  const r = await api('GET', '/admin/flags?limit=1000', { token: ADMIN_TOKEN });
+  assert.equal(r.status, 200, JSON.stringify(r.data));
+  return r.data.flags.filter((f) => f.username === name).reverse();
 }
 
 test('upload out of thin air: alternating started 0 / 2^53-1 credits nothing and is flagged', async () => {
