@@ -9,6 +9,7 @@ pub mod config;
 pub mod flags;
 pub mod logging;
 pub mod metainfo;
+pub mod pace;
 pub mod peer;
 pub mod query;
 pub mod response;
