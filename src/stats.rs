@@ -28,6 +28,7 @@ pub enum Failure {
     PeerIdBusy,
     AccountLookupFailed,
     SwarmUnavailable,
+    SwarmOverloaded,
     ScrapeUnavailable,
     RateLimited,
     AnnounceTooSoon,
@@ -36,7 +37,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub const ALL: [Failure; 19] = [
+    pub const ALL: [Failure; 20] = [
         Failure::InvalidQuery,
         Failure::InvalidAnnounce,
         Failure::InvalidScrape,
@@ -51,6 +52,7 @@ impl Failure {
         Failure::PeerIdBusy,
         Failure::AccountLookupFailed,
         Failure::SwarmUnavailable,
+        Failure::SwarmOverloaded,
         Failure::ScrapeUnavailable,
         Failure::RateLimited,
         Failure::AnnounceTooSoon,
@@ -74,6 +76,7 @@ impl Failure {
             Failure::PeerIdBusy => "peer_id_busy",
             Failure::AccountLookupFailed => "account_lookup_failed",
             Failure::SwarmUnavailable => "swarm_unavailable",
+            Failure::SwarmOverloaded => "swarm_overloaded",
             Failure::ScrapeUnavailable => "scrape_unavailable",
             Failure::RateLimited => "rate_limited",
             Failure::AnnounceTooSoon => "announce_too_soon",
@@ -107,7 +110,11 @@ impl Failure {
     pub fn is_server_side(self) -> bool {
         matches!(
             self,
-            Failure::Misconfigured | Failure::AccountLookupFailed | Failure::SwarmUnavailable | Failure::ScrapeUnavailable
+            Failure::Misconfigured
+                | Failure::AccountLookupFailed
+                | Failure::SwarmUnavailable
+                | Failure::SwarmOverloaded
+                | Failure::ScrapeUnavailable
         )
     }
 }

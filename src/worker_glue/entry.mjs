@@ -133,6 +133,9 @@ async function announce(request, env, ctx, url) {
     const hash = plan.slice(1, 41);
     try {
       answer = await env.SWARMS.get(env.SWARMS.idFromName(hash)).fetch(plan.slice(41));
+      // Any answer but 200 is the object failing: the client gets a
+      // tracker answer with `retry in` (below), never the 5xx.
+      if (answer.status !== 200) throw new Error(`swarm answered ${answer.status}`);
       failure = answer.headers.get('x-failure') ?? '';
       exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
       if (exposeCosts) {
@@ -140,7 +143,9 @@ async function announce(request, env, ctx, url) {
         answer.headers.set('x-kv-reads', String(Front.kvReads()));
       }
     } catch (e) {
-      answer = bencoded(Front.swarmUnavailable(hash, String(e)));
+      // Overloaded, reset, a deploy, an exceeded limit: a counted failure
+      // reason with BEP 31 `retry in` (README: Failure behaviour).
+      answer = bencoded(Front.swarmUnavailable(hash, String(e), e?.overloaded === true));
     }
   } else {
     return fullPath(request, env, ctx);

@@ -23,6 +23,7 @@ use crate::response::{self, PeerListFormat};
 use crate::scrape::{self, ScrapeRequest};
 use crate::stats::Failure;
 use crate::swarm::SwarmCounters;
+use crate::unavailable;
 use crate::wire::{Account, SwarmAnnounce};
 
 
@@ -138,7 +139,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
                     Ok(Err((failure, reason))) => return fail(failure, reason),
                     Err(e) => {
                         log::error("private_lookup_failed", serde_json::json!({ "route": "scrape", "error": e.to_string() }));
-                        return fail(Failure::AccountLookupFailed, "scrape temporarily unavailable, retry later");
+                        return fail_retry(Failure::AccountLookupFailed);
                     }
                 }
             }
@@ -243,7 +244,7 @@ async fn announce(
             Ok(Err((failure, reason))) => return fail(failure, reason),
             Err(e) => {
                 log::error("private_lookup_failed", serde_json::json!({ "route": "announce", "error": e.to_string() }));
-                return fail(Failure::AccountLookupFailed, "tracker temporarily unavailable, retry later");
+                return fail_retry(Failure::AccountLookupFailed);
             }
         },
     };
@@ -253,7 +254,11 @@ async fn announce(
             .durable_object(SWARMS_BINDING)?
             .id_from_name(&announce.info_hash.to_hex())?
             .get_stub()?;
-        stub.fetch_with_str(&swarm_url(&msg)).await
+        let resp = stub.fetch_with_str(&swarm_url(&msg)).await?;
+        match resp.status_code() {
+            200 => Ok(resp),
+            status => Err(Error::RustError(format!("swarm answered {status}"))),
+        }
     }
     .await;
     if let Ok(resp) = &reply {
@@ -280,14 +285,23 @@ async fn announce(
             copy.headers_mut().set(KV_READS_HEADER, &private::take_kv_reads().to_string())?;
             Ok(copy)
         }
-        Err(e) => {
-            log::error(
-                "swarm_unavailable",
-                serde_json::json!({ "info_hash": announce.info_hash.to_hex(), "error": e.to_string() }),
-            );
-            fail(Failure::SwarmUnavailable, "tracker temporarily unavailable, retry later")
-        }
+        Err(e) => bencoded(swarm_fault_answer(&announce.info_hash.to_hex(), &e.to_string(), false)),
     }
+}
+
+/// A swarm stub that failed (or answered other than 200): logged, counted
+/// as `swarm_overloaded` or `swarm_unavailable`, answered with `retry in`.
+pub fn swarm_fault_answer(info_hash: &str, error: &str, overloaded: bool) -> Vec<u8> {
+    let failure = unavailable::swarm_fault(error, overloaded);
+    log::error(failure.label(), serde_json::json!({ "info_hash": info_hash, "error": error }));
+    stats::count_failure(failure);
+    unavailable::answer(failure)
+}
+
+/// A fault of the tracker's own (KV, D1): counted, answered with `retry in`.
+fn fail_retry(failure: Failure) -> Result<Response> {
+    stats::count_failure(failure);
+    bencoded(unavailable::answer(failure))
 }
 
 /// What the swarm's object is asked: the validated announce, with the
@@ -351,7 +365,7 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
         Ok(entries) => bencoded(response::scrape(&entries)),
         Err(e) => {
             log::error("scrape_unavailable", serde_json::json!({ "error": e.to_string() }));
-            fail(Failure::ScrapeUnavailable, "scrape temporarily unavailable, retry later")
+            fail_retry(Failure::ScrapeUnavailable)
         }
     }
 }
