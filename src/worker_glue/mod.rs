@@ -10,6 +10,7 @@ mod stats;
 mod stats_object;
 mod socket_gateway;
 mod swarm_object;
+mod totals_shard;
 
 use std::net::IpAddr;
 
