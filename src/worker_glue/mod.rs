@@ -37,6 +37,8 @@ pub const ROWS_WRITTEN_HEADER: &str = "x-rows-written";
 pub const USAGE_HEADER: &str = "x-swarm-usage";
 /// KV reads the Worker made for this request.
 pub const KV_READS_HEADER: &str = "x-kv-reads";
+/// The swarm object's wall-clock time for this request as the Worker saw it (ms).
+pub const DO_MS_HEADER: &str = "x-do-ms";
 /// A swarm's failure answer names its reason here (a `Failure` label).
 pub const FAILURE_HEADER: &str = "x-failure";
 
@@ -250,6 +252,7 @@ async fn announce(
         },
     };
     let msg = swarm_message(&announce, remote_ip(req), config, account);
+    let sent = js_sys::Date::now();
     let reply = async {
         let stub = env
             .durable_object(SWARMS_BINDING)?
@@ -284,6 +287,7 @@ async fn announce(
                 copy.headers_mut().set(USAGE_HEADER, &v)?;
             }
             copy.headers_mut().set(KV_READS_HEADER, &private::take_kv_reads().to_string())?;
+            copy.headers_mut().set(DO_MS_HEADER, &(js_sys::Date::now() - sent).to_string())?;
             Ok(copy)
         }
         Err(e) => bencoded(swarm_fault_answer(&announce.info_hash.to_hex(), &e.to_string(), false)),

@@ -61,6 +61,8 @@ struct RowCost {
     kv_writes: usize,
     /// Reports to a swarm-totals shard (a Durable Object request each).
     stats_reports: usize,
+    /// Wall-clock ms spent in alarms (duration billing; the clock moves on I/O).
+    alarm_ms: f64,
     kv_reads: usize,
     d1_rows_read: usize,
     d1_rows_written: usize,
@@ -117,6 +119,7 @@ impl DurableObject for SwarmObject {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        let started = js_sys::Date::now();
         let now = now_secs();
         self.inner.borrow_mut().alarm_at = None;
         let mut cost = self.ensure_loaded(now, None).await?;
@@ -163,6 +166,7 @@ impl DurableObject for SwarmObject {
         } else {
             cost.written += self.schedule_alarm(now).await?;
         }
+        cost.alarm_ms += js_sys::Date::now() - started;
         self.count(cost);
         Response::ok("")
     }
@@ -646,6 +650,7 @@ impl RowCost {
         self.alarms += other.alarms;
         self.kv_writes += other.kv_writes;
         self.stats_reports += other.stats_reports;
+        self.alarm_ms += other.alarm_ms;
         self.kv_reads += other.kv_reads;
         self.d1_rows_read += other.d1_rows_read;
         self.d1_rows_written += other.d1_rows_written;
