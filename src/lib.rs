@@ -18,6 +18,8 @@ pub mod session_store;
 pub mod stats;
 pub mod store;
 pub mod swarm;
+pub mod swarm_totals;
+pub mod unavailable;
 pub mod webtorrent;
 pub mod wire;
 

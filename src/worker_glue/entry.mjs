@@ -131,16 +131,25 @@ async function announce(request, env, ctx, url) {
     answer = bencoded(plan.slice(1));
   } else if (plan.startsWith('F')) {
     const hash = plan.slice(1, 41);
+    exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
     try {
+      const sent = exposeCosts ? Date.now() : 0;
       answer = await env.SWARMS.get(env.SWARMS.idFromName(hash)).fetch(plan.slice(41));
+      // Any answer but 200 is the object failing: the client gets a
+      // tracker answer with `retry in` (below), never the 5xx.
+      if (answer.status !== 200) throw new Error(`swarm answered ${answer.status}`);
       failure = answer.headers.get('x-failure') ?? '';
-      exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
       if (exposeCosts) {
         answer = new Response(answer.body, answer);
         answer.headers.set('x-kv-reads', String(Front.kvReads()));
+        // The object's wall-clock time for this request, as the Worker
+        // sees it (ms; the cost bench prices duration from it).
+        answer.headers.set('x-do-ms', String(Date.now() - sent));
       }
     } catch (e) {
-      answer = bencoded(Front.swarmUnavailable(hash, String(e)));
+      // Overloaded, reset, a deploy, an exceeded limit: a counted failure
+      // reason with BEP 31 `retry in` (README: Failure behaviour).
+      answer = bencoded(Front.swarmUnavailable(hash, String(e), e?.overloaded === true));
     }
   } else {
     return fullPath(request, env, ctx);
