@@ -7,7 +7,7 @@ use worker::*;
 
 use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiResult, UserRow};
 use super::super::private::{self, d1_row, passkey_key, random};
-use super::super::sessions;
+use super::super::sessions::{self, SignIn};
 use super::super::KV_BINDING;
 use crate::accounts::{self, ratio};
 use crate::config::TrackerConfig;
@@ -65,29 +65,11 @@ pub(super) async fn register(req: &mut Request, env: &Env, config: &TrackerConfi
 
 pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {
     let c: Credentials = read_json(req).await?;
-    #[derive(Deserialize)]
-    struct Row {
-        id: f64,
-        password_hash: String,
-        banned: f64,
+    match sessions::sign_in(&db(env)?, config, &c.username, &c.password).await? {
+        SignIn::Token(token) => ok(200, json!({ "token": token })),
+        SignIn::WrongCredentials => Err(bad(401, "wrong username or password")),
+        SignIn::Banned => Err(bad(403, "account banned")),
     }
-    let row: Option<Row> = db(env)?
-        .prepare("SELECT id, password_hash, banned FROM users WHERE username = ?1")
-        .bind(&[c.username.as_str().into()])?
-        .first(None)
-        .await?;
-    // Unknown users cost the same work as known ones (hashed with the configured rounds).
-    let dummy = accounts::dummy_hash(config.password_rounds);
-    let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(&dummy);
-    if !accounts::verify_password(stored, &c.password) || row.is_none() {
-        return Err(bad(401, "wrong username or password"));
-    }
-    let user = row.ok_or_else(|| bad(401, "wrong username or password"))?;
-    if user.banned != 0.0 {
-        return Err(bad(403, "account banned"));
-    }
-    let token = sessions::issue_token(&db(env)?, config, user.id).await?;
-    ok(200, json!({ "token": token }))
 }
 
 /// Revokes the token the request carries: 204.
