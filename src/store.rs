@@ -159,8 +159,13 @@ pub struct SwarmRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maintenance {
     pub writes: Vec<StoreWrite>,
-    /// Counters to put in KV now (the DO then calls [`SwarmState::published`]).
+    /// Counters to publish now: to the totals behind `/stats`, and to KV as
+    /// `kv` says (the DO then calls [`SwarmState::published`]).
     pub publish: Option<(InfoHash, SwarmCounters)>,
+    /// Whether KV's scrape cache gets them too: `Some(0)` for good (the
+    /// final counters of an emptied swarm: its completed count lives on
+    /// there), `Some(t)` until `t` (someone scraped it lately), `None` not.
+    pub kv: Option<u32>,
     /// The swarm is empty and its final counters are in KV: free storage.
     pub free_storage: bool,
 }
@@ -209,6 +214,9 @@ pub struct SwarmState {
     oldest_seen: Option<u32>,
     /// An operator blocked this torrent.
     pub blocked: bool,
+    /// Someone scraped this torrent lately: keep its KV counters fresh
+    /// until then (`SCRAPE_CACHE`).
+    scrape_wanted_until: u32,
     /// The announce rate and the interval it calls for.
     pub pace: Pace,
 }
@@ -242,6 +250,7 @@ impl SwarmState {
             oldest_seen: None,
             blocked: false,
             pace: Pace::default(),
+            scrape_wanted_until: 0,
         }
     }
 
@@ -520,7 +529,13 @@ impl SwarmState {
             _ => None,
         };
         let free_storage = publish.is_none() && self.can_free();
-        Maintenance { writes, publish, free_storage }
+        // A full scrape lists KV, so with FULL_SCRAPE every swarm publishes.
+        let kv = if self.is_empty() || config.scrape_cache == 0 || config.full_scrape {
+            Some(0)
+        } else {
+            (self.scrape_wanted_until > now).then_some(self.scrape_wanted_until)
+        };
+        Maintenance { writes, publish, kv, free_storage }
     }
 
     /// Nothing left to keep: no peers, no accounting, counters published.
@@ -718,7 +733,14 @@ impl SwarmState {
         Some((CreditBatch { credits, flags }, writes))
     }
 
-    /// Records a successful KV publish; returns the `swarm` row to write.
+    /// A scrape found no counters in KV: the counters to cache there, and
+    /// until when (changes are published to KV until then).
+    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, u32) {
+        self.scrape_wanted_until = now.saturating_add(config.scrape_cache.max(60));
+        (self.counters(), self.scrape_wanted_until)
+    }
+
+    /// Records a successful publish; returns the `swarm` row to write.
     pub fn published(&mut self, counters: SwarmCounters, now: u32) -> Option<StoreWrite> {
         self.published = Some(counters);
         self.published_at = now;

@@ -72,14 +72,16 @@ async function scrape(request, env, ctx, url) {
   } else if (plan.startsWith('K')) {
     const keys = plan.slice(1).split('\n');
     try {
-      let values;
+      let found;
       if (keys.length === 1) {
-        values = (await env.TRACKER_KV.get(keys[0])) ?? '';
+        found = [(await env.TRACKER_KV.get(keys[0])) ?? ''];
       } else {
-        const found = await env.TRACKER_KV.get(keys);
-        values = keys.map((k) => found.get(k) ?? '').join('\n');
+        const got = await env.TRACKER_KV.get(keys);
+        found = keys.map((k) => got.get(k) ?? '');
       }
-      answer = bencoded(Front.scrapeAnswer(plan.slice(1), values));
+      // Not in KV: nobody scraped it lately; its swarm answers and caches it.
+      const values = await Promise.all(found.map((v, i) => (v === '' ? swarmCounters(env, keys[i]) : v)));
+      answer = bencoded(Front.scrapeAnswer(plan.slice(1), values.join('\n')));
     } catch (e) {
       answer = bencoded(Front.scrapeUnavailable(String(e)));
     }
@@ -90,6 +92,18 @@ async function scrape(request, env, ctx, url) {
   }
   after(env, ctx, '');
   return answer;
+}
+
+/** A swarm's counters for a scrape-cache miss (`scrape:<hex>` key); '' if it cannot say. */
+async function swarmCounters(env, key) {
+  const hex = key.slice(key.indexOf(':') + 1);
+  try {
+    const stub = env.SWARMS.get(env.SWARMS.idFromName(hex));
+    const resp = await stub.fetch(`https://swarm/counters/${hex}`);
+    return resp.ok ? await resp.text() : '';
+  } catch {
+    return '';
+  }
 }
 
 // Tracker requests are rate-limited per address (ANNOUNCE_LIMITER). The

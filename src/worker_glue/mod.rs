@@ -347,6 +347,9 @@ fn swarm_message(announce: &AnnounceRequest, remote: IpAddr, config: &TrackerCon
 /// to write or read on either side.
 pub const SWARM_ANNOUNCE_URL: &str = "https://swarm/a?";
 
+/// A scrape's read-through for counters KV does not have: `<this><hex>`.
+pub const SWARM_COUNTERS_URL: &str = "https://swarm/counters/";
+
 fn swarm_url(msg: &SwarmAnnounce) -> String {
     let mut url = String::with_capacity(SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
     push_swarm_url(&mut url, msg);
@@ -379,7 +382,7 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
     let entries = if request.info_hashes.is_empty() {
         full_scrape(&kv).await
     } else {
-        counters_for(&kv, &request.info_hashes).await
+        counters_for(env, &kv, &request.info_hashes).await
     };
     match entries {
         Ok(entries) => bencoded(response::scrape(&entries)),
@@ -392,19 +395,26 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
 
 /// The published counters of each torrent (zero when none are), in one KV read.
 async fn counters_for(
+    env: &Env,
     kv: &kv::KvStore,
     hashes: &[crate::peer::InfoHash],
 ) -> std::result::Result<Vec<(crate::peer::InfoHash, SwarmCounters)>, kv::KvError> {
     let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
     let values = kv.get_bulk(&keys).text().await?;
-    Ok(hashes
-        .iter()
-        .zip(&keys)
-        .map(|(hash, key)| {
-            let counters = values.get(key).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv).unwrap_or_default();
-            (*hash, counters)
-        })
-        .collect())
+    let cached: Vec<Option<SwarmCounters>> =
+        keys.iter().map(|k| values.get(k).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv)).collect();
+    // Not in KV: nobody scraped it lately. Ask each swarm (read-through).
+    let missing = hashes.iter().zip(&cached).filter(|(_, c)| c.is_none()).map(|(h, _)| swarm_counters(env, h));
+    let mut fetched = futures_util::future::join_all(missing).await.into_iter();
+    Ok(hashes.iter().zip(cached).map(|(h, c)| (*h, c.unwrap_or_else(|| fetched.next().flatten().unwrap_or_default()))).collect())
+}
+
+/// A swarm's counters from its object (which caches them in KV); zeros if
+/// it cannot answer (a scrape is advice, never an error for one torrent).
+async fn swarm_counters(env: &Env, hash: &crate::peer::InfoHash) -> Option<SwarmCounters> {
+    let stub = env.durable_object(SWARMS_BINDING).ok()?.id_from_name(&hash.to_hex()).ok()?.get_stub().ok()?;
+    let mut resp = stub.fetch_with_str(&format!("{SWARM_COUNTERS_URL}{}", hash.to_hex())).await.ok()?;
+    SwarmCounters::from_kv(&resp.text().await.ok()?)
 }
 
 /// `Upgrade: websocket`: a WebTorrent client opening its tracker socket.

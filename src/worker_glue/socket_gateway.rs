@@ -245,7 +245,7 @@ impl SocketGateway {
         let entries = if hashes.is_empty() {
             full_scrape(&kv).await.map_err(|e| scrape_down(e.into()))?
         } else {
-            counters_for(&kv, &hashes).await.map_err(|e| scrape_down(e.into()))?
+            counters_for(&self.env, &kv, &hashes).await.map_err(|e| scrape_down(e.into()))?
         };
         send(ws, &webtorrent::scrape_frame(&entries, webtorrent::ws_interval(self.config.interval)));
         Ok(())

@@ -11,7 +11,7 @@ use worker::*;
 
 use serde_json::json;
 
-use super::{config_from, log, FAILURE_HEADER, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER};
+use super::{config_from, log, FAILURE_HEADER, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, SWARM_COUNTERS_URL, USAGE_HEADER};
 use super::private::{self, D1_BINDING};
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId, PeerKey};
@@ -101,6 +101,9 @@ impl DurableObject for SwarmObject {
         if let Some(rest) = url.strip_prefix("https://swarm/admin/") {
             return self.admin(rest).await;
         }
+        if let Some(hex) = url.strip_prefix(SWARM_COUNTERS_URL) {
+            return self.counters(hex).await;
+        }
         if req.path() == "/ws" {
             return self.websocket_peer(&mut req).await;
         }
@@ -142,9 +145,9 @@ impl DurableObject for SwarmObject {
         }
         let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
         if let Some((hash, counters)) = maintenance.publish {
-            cost.kv_writes += 1;
+            cost.kv_writes += maintenance.kv.is_some() as usize;
             cost.stats_reports += 1;
-            match self.publish(&hash, counters).await {
+            match self.publish(&hash, counters, maintenance.kv).await {
                 Ok(()) => {
                     let mut inner = self.inner.borrow_mut();
                     if let Some(w) = inner.swarm.published(counters, now) {
@@ -635,12 +638,51 @@ impl SwarmObject {
         Ok(())
     }
 
-    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters) -> Result<()> {
+    /// Publishes counters to the totals behind `/stats` (idempotent:
+    /// absolute counters) and, as [`store::Maintenance::kv`] says, to KV.
+    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters, kv_until: Option<u32>) -> Result<()> {
+        if let Some(until) = kv_until {
+            self.cache_counters(hash, counters, until).await?;
+        }
+        super::totals_shard::report(&self.env, hash, counters).await
+    }
+
+    /// Writes the scrape cache's KV entry: for good (`until` 0), or until then.
+    async fn cache_counters(&self, hash: &InfoHash, counters: SwarmCounters, until: u32) -> Result<()> {
         let kv = self.env.kv(KV_BINDING)?;
         let text = counters.to_kv();
-        kv.put(&counters_key(hash), text.clone())?.metadata(text)?.execute().await?;
-        // The running totals behind /stats (idempotent: absolute counters).
-        super::totals_shard::report(&self.env, hash, counters).await
+        let put = kv.put(&counters_key(hash), text.clone())?.metadata(text)?;
+        // KV refuses an expiration under 60 s away.
+        let put = if until > 0 { put.expiration(until.max(now_secs() + 60) as u64) } else { put };
+        put.execute().await?;
+        Ok(())
+    }
+
+    /// A scrape that found no counters in KV: this swarm's, cached in KV
+    /// for `SCRAPE_CACHE` seconds and kept fresh there meanwhile. A swarm
+    /// that never existed answers zeros and stores nothing.
+    async fn counters(&self, hex: &str) -> Result<Response> {
+        let Some(hash) = InfoHash::from_hex(hex) else {
+            return Response::error("bad info hash", 400);
+        };
+        let now = now_secs();
+        let mut cost = self.ensure_loaded(now, Some(hash)).await?;
+        let known = {
+            let inner = self.inner.borrow();
+            (inner.swarm.info_hash.is_some() && !inner.swarm.blocked).then_some(())
+        };
+        let counters = match known {
+            Some(()) => {
+                let (c, until) = self.inner.borrow_mut().swarm.scraped(now, &self.config);
+                self.cache_counters(&hash, c, until).await?;
+                cost.kv_writes += 1;
+                c
+            }
+            None => SwarmCounters::default(),
+        };
+        cost.requests += 1;
+        self.count(cost);
+        Response::ok(counters.to_kv())
     }
 
     async fn read_published(&self, hash: &InfoHash) -> Option<SwarmCounters> {
