@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS ledger (chunk INTEGER NOT NULL, part INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, batch TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocked (k INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ws_peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scrape_cache (k INTEGER PRIMARY KEY, until INTEGER NOT NULL);
 ";
 
 /// What an announce to a blocked torrent gets.
@@ -120,6 +121,9 @@ pub enum StoreWrite {
     DropLegacySessions,
     /// Write (`Some(at)`) or delete the `blocked` row.
     Blocked(Option<u32>),
+    /// Until when someone's scrape wants the counters kept fresh in KV
+    /// (the `scrape_cache` row: it must outlive an eviction).
+    ScrapeWanted(u32),
     /// A WebSocket peer's row in `ws_peers` (same layout as `peers`).
     UpsertWsPeer { id: PeerKey, rec: Vec<u8> },
     DeleteWsPeer(PeerKey),
@@ -217,6 +221,9 @@ pub struct SwarmState {
     /// Someone scraped this torrent lately: keep its KV counters fresh
     /// until then (`SCRAPE_CACHE`).
     scrape_wanted_until: u32,
+    /// What KV's cache holds for this swarm, as far as this instance knows
+    /// (after a reload: what was last published).
+    kv_has: Option<SwarmCounters>,
     /// The announce rate and the interval it calls for.
     pub pace: Pace,
 }
@@ -251,6 +258,7 @@ impl SwarmState {
             blocked: false,
             pace: Pace::default(),
             scrape_wanted_until: 0,
+            kv_has: None,
         }
     }
 
@@ -268,6 +276,7 @@ impl SwarmState {
             self.info_hash = Some(row.info_hash);
             self.swarm.set_downloaded(row.downloaded);
             self.published = row.published;
+            self.kv_has = row.published;
             self.published_at = row.published_at;
             self.row_stored = true;
         }
@@ -522,20 +531,30 @@ impl SwarmState {
             self.sessions_written_at = Some(now);
         }
         let counters = self.counters();
+        let kv = self.kv_wanted(now, config);
         let publish = match self.info_hash {
-            Some(hash) if !self.blocked && self.published != Some(counters) && self.publish_due(now, config) <= now => {
-                Some((hash, counters))
-            }
+            Some(hash) if !self.blocked && self.unpublished(kv) && self.publish_due(now, config) <= now => Some((hash, counters)),
             _ => None,
         };
         let free_storage = publish.is_none() && self.can_free();
-        // A full scrape lists KV, so with FULL_SCRAPE every swarm publishes.
-        let kv = if self.is_empty() || config.scrape_cache == 0 || config.full_scrape {
+        Maintenance { writes, publish, kv, free_storage }
+    }
+
+    /// Whether KV's scrape cache should get this swarm's counters: for good
+    /// (`Some(0)`: an emptied swarm's final counters, `SCRAPE_CACHE = 0`,
+    /// or `FULL_SCRAPE`, which lists KV), until someone's scrape lapses, or not.
+    fn kv_wanted(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
+        if self.is_empty() || config.scrape_cache == 0 || config.full_scrape {
             Some(0)
         } else {
             (self.scrape_wanted_until > now).then_some(self.scrape_wanted_until)
-        };
-        Maintenance { writes, publish, kv, free_storage }
+        }
+    }
+
+    /// The totals, or a wanted KV cache entry, lag the counters.
+    fn unpublished(&self, kv: Option<u32>) -> bool {
+        let counters = Some(self.counters());
+        self.published != counters || (kv.is_some() && self.kv_has != counters)
     }
 
     /// Nothing left to keep: no peers, no accounting, counters published.
@@ -735,14 +754,23 @@ impl SwarmState {
 
     /// A scrape found no counters in KV: the counters to cache there, and
     /// until when (changes are published to KV until then).
-    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, u32) {
+    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, u32, StoreWrite) {
         self.scrape_wanted_until = now.saturating_add(config.scrape_cache.max(60));
-        (self.counters(), self.scrape_wanted_until)
+        self.kv_has = Some(self.counters());
+        (self.counters(), self.scrape_wanted_until, StoreWrite::ScrapeWanted(self.scrape_wanted_until))
+    }
+
+    /// Restores `scrape_cache` as storage had it.
+    pub fn load_scrape_wanted(&mut self, until: u32) {
+        self.scrape_wanted_until = until;
     }
 
     /// Records a successful publish; returns the `swarm` row to write.
-    pub fn published(&mut self, counters: SwarmCounters, now: u32) -> Option<StoreWrite> {
+    pub fn published(&mut self, counters: SwarmCounters, now: u32, to_kv: bool) -> Option<StoreWrite> {
         self.published = Some(counters);
+        if to_kv {
+            self.kv_has = Some(counters);
+        }
         self.published_at = now;
         if self.is_empty() {
             // Storage is about to be freed; KV holds the numbers now.
@@ -781,7 +809,7 @@ impl SwarmState {
             let oldest = self.sessions.values().map(|s| s.heard).min().unwrap_or(now);
             at((oldest + timeout + 1).max(now + EXPIRY_SWEEP_GAP.min(timeout)));
         }
-        if self.info_hash.is_some() && !self.blocked && self.published != Some(self.counters()) {
+        if self.info_hash.is_some() && !self.blocked && self.unpublished(self.kv_wanted(now, config)) {
             at(self.publish_due(now, config).max(now));
         }
         if let Some(oldest) = self.oldest_seen.filter(|_| !self.is_empty()) {
@@ -1131,7 +1159,7 @@ mod tests {
         // 50 peer rows plus the swarm row.
         assert_eq!(t.writes, 51);
         let m = s.maintain(1000, &c);
-        s.published(m.publish.unwrap().1, 1000);
+        s.published(m.publish.unwrap().1, 1000, true);
         t.writes = 0;
         for n in 1..=50 {
             let (_, w) = s.announce(&msg(n, 5, AnnounceEvent::Update), 1000 + c.refresh_after - 1, &c);
@@ -1154,7 +1182,7 @@ mod tests {
             t.apply(s.announce(&wide(i, 10, AnnounceEvent::Started), 1000, &c).1, &c);
         }
         let m = s.maintain(1000, &c);
-        s.published(m.publish.unwrap().1, 1000);
+        s.published(m.publish.unwrap().1, 1000, true);
         t.writes = 0;
         let later = 1000 + c.refresh_after;
         for i in 0..n {
@@ -1201,7 +1229,7 @@ mod tests {
         // In memory the exact time counts.
         assert_eq!(s.next_alarm(1100, &c), Some(1100), "unpublished counters are due at once");
         let m = s.maintain(1100, &c);
-        s.published(m.publish.unwrap().1, 1100);
+        s.published(m.publish.unwrap().1, 1100, true);
         // Peer 1 is due at 1121, but sweeps are at least EXPIRY_SWEEP_GAP apart.
         assert_eq!(s.next_alarm(1100, &c), Some(1100 + EXPIRY_SWEEP_GAP));
         let m = s.maintain(1000 + c.peer_timeout() + 1, &c);
@@ -1219,14 +1247,14 @@ mod tests {
         let (hash, counters) = m.publish.unwrap();
         assert_eq!(hash, InfoHash([1; 20]));
         assert_eq!(counters.incomplete, 1);
-        s.published(counters, 1000);
+        s.published(counters, 1000, true);
         // A change inside the window waits for the window's end.
         s.announce(&msg(2, 0, AnnounceEvent::Started), 1010, &c);
         assert_eq!(s.maintain(1010, &c).publish, None);
         assert_eq!(s.next_alarm(1010, &c), Some(1060));
         let m = s.maintain(1060, &c);
         assert_eq!(m.publish.unwrap().1.complete, 1);
-        s.published(m.publish.unwrap().1, 1060);
+        s.published(m.publish.unwrap().1, 1060, true);
         // Nothing changed: nothing to publish.
         assert_eq!(s.maintain(1070, &c).publish, None);
         // Everyone leaves: publish zeros, then free storage.
@@ -1235,7 +1263,7 @@ mod tests {
         let m = s.maintain(1200, &c);
         assert_eq!(m.publish.unwrap().1, SwarmCounters { complete: 0, incomplete: 0, downloaded: 0 });
         assert!(!m.free_storage);
-        assert_eq!(s.published(m.publish.unwrap().1, 1200), None);
+        assert_eq!(s.published(m.publish.unwrap().1, 1200, true), None);
         assert!(s.maintain(1200, &c).free_storage);
     }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { startTracker, ADMIN_TOKEN, announce, escapeBytes, peerId, compactPeers, eventually, text } from './helpers.mjs';
+import { startTracker, ADMIN_TOKEN, announce, scrape, escapeBytes, peerId, compactPeers, eventually, text } from './helpers.mjs';
 import { makeTorrentFromData } from './torrent.mjs';
 import { send, runBattery } from './battery/http.mjs';
 import { NASTY, announceFields, query, announceMutations, scrapeMutations, PATH_TRICKS } from './battery/cases.mjs';
@@ -169,6 +169,8 @@ test('public mode: hundreds of bad requests, each a clear error, state unchanged
     ok(await announce(t.base, { infoHash: H0, peerId: real, event: 'started', left: 10 }, { ip: '10.1.0.1' }));
     ok(await announce(t.base, { infoHash: H0, peerId: seed, event: 'started', left: 0 }, { ip: '10.1.0.2' }));
     const kv = await t.mf.getKVNamespace('TRACKER_KV');
+    // A scrape puts the counters in KV's cache (read-through).
+    await scrape(t.base, [H0]);
     await eventually(async () => (await kv.get(`scrape:${H0.toString('hex')}`)) === '1 1 0');
     const before = { kv: await dumpKv(t), swarms: swarmObjects(t) };
     assert.ok(before.swarms.length > 0);
@@ -333,6 +335,8 @@ test('private mode: hundreds of bad requests and API calls, each a clear error, 
     none(await ann(alice, 'alice-seed', { left: 0, event: 'started' }, '10.2.0.1'));
     none(await ann(carol, 'carol-seed', { left: 0, event: 'started' }, '10.2.0.3'));
     none(await ann(bob, 'bob-leech', { left: data.length, event: 'started' }, '10.2.0.2'));
+    // A member's scrape puts the counters in KV's cache (read-through).
+    await fetch(`${base}/scrape/${alice.passkey}?info_hash=${escapeBytes(T)}`);
     await eventually(async () => (await (await t.mf.getKVNamespace('TRACKER_KV')).get(`scrape:${T.toString('hex')}`)) === '2 1 0');
     const users = [alice, bob, carol];
     const before = await privateViews(t, users);

@@ -140,6 +140,7 @@ impl Tables {
                 // This target sends no WebSocket announces and no blocks, and
                 // starts from empty storage.
                 w @ (StoreWrite::Blocked(_)
+                | StoreWrite::ScrapeWanted(_)
                 | StoreWrite::UpsertWsPeer { .. }
                 | StoreWrite::DeleteWsPeer(_)
                 | StoreWrite::DropLegacySessions) => {
@@ -273,7 +274,7 @@ fuzz_target!(|input: Input| {
                 if let Some((h, counters)) = m.publish {
                     assert_eq!(h, hash);
                     if publish_ok {
-                        if let Some(w) = state.published(counters, now) {
+                        if let Some(w) = state.published(counters, now, m.kv.is_some()) {
                             apply(&mut tables, &mut ledger, &state, vec![w], &config);
                         }
                         free = state.can_free();

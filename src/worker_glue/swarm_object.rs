@@ -150,7 +150,7 @@ impl DurableObject for SwarmObject {
             match self.publish(&hash, counters, maintenance.kv).await {
                 Ok(()) => {
                     let mut inner = self.inner.borrow_mut();
-                    if let Some(w) = inner.swarm.published(counters, now) {
+                    if let Some(w) = inner.swarm.published(counters, now, maintenance.kv.is_some()) {
                         cost.add(self.apply(&mut inner, vec![w])?);
                     }
                     // Checked after the await: a peer may have joined meanwhile.
@@ -354,6 +354,9 @@ impl SwarmObject {
         let blocked = sql.exec("SELECT COUNT(*) AS n FROM blocked", None)?;
         let is_blocked = blocked.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
         cost.read += blocked.rows_read();
+        let wanted = sql.exec("SELECT COALESCE(MAX(until), 0) AS n FROM scrape_cache", None)?;
+        let scrape_wanted = wanted.to_array::<CountRow>()?.first().map(|r| r.n as u32).unwrap_or(0);
+        cost.read += wanted.rows_read();
         let pending = sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?;
         let outbox_pending = pending.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
         cost.read += pending.rows_read();
@@ -394,6 +397,7 @@ impl SwarmObject {
             inner.swarm.resume_from(c, now);
         }
         inner.swarm.blocked = is_blocked;
+        inner.swarm.load_scrape_wanted(scrape_wanted);
         // Debug: a quiet torrent's object is evicted between announces, so
         // at info level this would be a line per announce.
         log::debug(
@@ -476,6 +480,10 @@ impl SwarmObject {
                     vec![(at as i64).into()],
                 )?,
                 StoreWrite::Blocked(None) => sql.exec("DELETE FROM blocked", None)?,
+                StoreWrite::ScrapeWanted(until) => sql.exec(
+                    "INSERT INTO scrape_cache (k, until) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET until = excluded.until",
+                    vec![(until as i64).into()],
+                )?,
                 StoreWrite::UpsertWsPeer { id, rec } => sql.exec(
                     "INSERT INTO ws_peers (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec",
                     vec![id.0.to_vec().into(), rec.into()],
@@ -673,7 +681,12 @@ impl SwarmObject {
         };
         let counters = match known {
             Some(()) => {
-                let (c, until) = self.inner.borrow_mut().swarm.scraped(now, &self.config);
+                let (c, until) = {
+                    let mut inner = self.inner.borrow_mut();
+                    let (c, until, write) = inner.swarm.scraped(now, &self.config);
+                    cost.add(self.apply(&mut inner, vec![write])?);
+                    (c, until)
+                };
                 self.cache_counters(&hash, c, until).await?;
                 cost.kv_writes += 1;
                 c
