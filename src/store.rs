@@ -166,10 +166,13 @@ pub struct Maintenance {
     /// Counters to publish now: to the totals behind `/stats`, and to KV as
     /// `kv` says (the DO then calls [`SwarmState::published`]).
     pub publish: Option<(InfoHash, SwarmCounters)>,
-    /// Whether KV's scrape cache gets them too: `Some(0)` for good (the
-    /// final counters of an emptied swarm: its completed count lives on
-    /// there), `Some(t)` until `t` (someone scraped it lately), `None` not.
+    /// Whether KV's scrape cache gets them too: `Some(0)` for good
+    /// (`SCRAPE_CACHE = 0` or `FULL_SCRAPE`), `Some(t)` until `t` (someone
+    /// scraped it lately), `None` not.
     pub kv: Option<u32>,
+    /// The swarm is empty: these are its final counters, kept in KV for
+    /// good (`final:<hash>`) so its completed count outlives its storage.
+    pub final_counters: bool,
     /// The swarm is empty and its final counters are in KV: free storage.
     pub free_storage: bool,
 }
@@ -307,12 +310,28 @@ impl SwarmState {
 
     /// The downloaded count to start from when storage held nothing: the
     /// last value published to KV before the swarm's storage was freed.
-    pub fn resume_from(&mut self, published: SwarmCounters, now: u32) {
-        if self.info_hash.is_none() && self.is_empty() {
-            self.swarm.set_downloaded(published.downloaded);
-            self.published = Some(published);
-            self.published_at = now;
+    /// Versions before the read-through cache kept them in the scrape
+    /// key itself, for good (`legacy`): until the revived swarm has
+    /// replaced that entry with one that expires, it keeps it fresh as if
+    /// scraped; then the returned write remembers that.
+    pub fn resume_from(&mut self, published: SwarmCounters, legacy: bool, now: u32, config: &TrackerConfig) -> Option<StoreWrite> {
+        if self.info_hash.is_some() || !self.is_empty() {
+            return None;
         }
+        self.swarm.set_downloaded(published.downloaded);
+        self.published = Some(published);
+        self.published_at = now;
+        if !legacy {
+            return None;
+        }
+        let (_, _, wish) = self.scraped(now.saturating_add(config.publish_window), config);
+        Some(wish)
+    }
+
+    /// The swarm has a history (its hash, or final counters it resumed
+    /// from): a scrape may cache its counters. A never-seen hash has none.
+    pub fn known(&self) -> bool {
+        (self.info_hash.is_some() || self.published.is_some()) && !self.blocked
     }
 
     /// Applies an announce; returns the bencoded answer and the writes that
@@ -537,14 +556,14 @@ impl SwarmState {
             _ => None,
         };
         let free_storage = publish.is_none() && self.can_free();
-        Maintenance { writes, publish, kv, free_storage }
+        Maintenance { writes, publish, kv, final_counters: self.is_empty(), free_storage }
     }
 
     /// Whether KV's scrape cache should get this swarm's counters: for good
-    /// (`Some(0)`: an emptied swarm's final counters, `SCRAPE_CACHE = 0`,
-    /// or `FULL_SCRAPE`, which lists KV), until someone's scrape lapses, or not.
+    /// (`Some(0)`: `SCRAPE_CACHE = 0`, or `FULL_SCRAPE`, which lists KV),
+    /// until someone's scrape lapses, or not.
     fn kv_wanted(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
-        if self.is_empty() || config.scrape_cache == 0 || config.full_scrape {
+        if config.scrape_cache == 0 || config.full_scrape {
             Some(0)
         } else {
             (self.scrape_wanted_until > now).then_some(self.scrape_wanted_until)
@@ -1271,7 +1290,7 @@ mod tests {
     fn resumes_downloaded_from_kv_after_storage_was_freed() {
         let c = cfg();
         let mut s = SwarmState::new(1);
-        s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, 5000);
+        s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, false, 5000, &c);
         let (body, writes) = s.announce(&msg(1, 0, AnnounceEvent::Completed), 5000, &c);
         assert!(String::from_utf8_lossy(&body).contains("10:downloadedi8e"));
         assert!(writes.iter().any(|w| matches!(w, StoreWrite::SwarmRow(r) if r.downloaded == 8)));

@@ -25,6 +25,10 @@ use crate::swarm::PeerAnnounce;
 use crate::webtorrent::SwarmWsRequest;
 use crate::wire::SwarmAnnounce;
 
+/// KV key prefix of an emptied swarm's final counters (its completed count
+/// outlives its storage there).
+const FINAL_PREFIX: &str = "final:";
+
 /// If a KV publish fails, try again this much later (seconds).
 const PUBLISH_RETRY: u32 = 10;
 
@@ -147,7 +151,7 @@ impl DurableObject for SwarmObject {
         if let Some((hash, counters)) = maintenance.publish {
             cost.kv_writes += maintenance.kv.is_some() as usize;
             cost.stats_reports += 1;
-            match self.publish(&hash, counters, maintenance.kv).await {
+            match self.publish(&hash, counters, maintenance.kv, maintenance.final_counters).await {
                 Ok(()) => {
                     let mut inner = self.inner.borrow_mut();
                     if let Some(w) = inner.swarm.published(counters, now, maintenance.kv.is_some()) {
@@ -384,7 +388,8 @@ impl SwarmObject {
         let peers = peer_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec));
         let touches = touch_rows.into_iter().map(|t| (t.at as u32, t.ids));
         inner.swarm.restore_ws(ws_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec)));
-        let deletes = inner.swarm.load(row, peers, touches, now, &self.config);
+        let mut deletes = inner.swarm.load(row, peers, touches, now, &self.config);
+        inner.swarm.load_scrape_wanted(scrape_wanted);
         inner.swarm.load_ledger(ledger_rows.iter().map(|r| r.marks.as_slice()), outbox_pending, now);
         if !legacy_sessions.is_empty() || !legacy_marks.is_empty() {
             let sessions = legacy_sessions.into_iter().filter_map(|r| {
@@ -394,10 +399,11 @@ impl SwarmObject {
             inner.swarm.load_legacy_sessions(sessions, &legacy_marks, now);
         }
         if let Some(c) = resume {
-            inner.swarm.resume_from(c, now);
+            if let Some(w) = inner.swarm.resume_from(c.0, c.1, now, &self.config) {
+                deletes.push(w);
+            }
         }
         inner.swarm.blocked = is_blocked;
-        inner.swarm.load_scrape_wanted(scrape_wanted);
         // Debug: a quiet torrent's object is evicted between announces, so
         // at info level this would be a line per announce.
         log::debug(
@@ -648,9 +654,13 @@ impl SwarmObject {
 
     /// Publishes counters to the totals behind `/stats` (idempotent:
     /// absolute counters) and, as [`store::Maintenance::kv`] says, to KV.
-    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters, kv_until: Option<u32>) -> Result<()> {
+    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters, kv_until: Option<u32>, last: bool) -> Result<()> {
         if let Some(until) = kv_until {
             self.cache_counters(hash, counters, until).await?;
+        }
+        if last {
+            let kv = self.env.kv(KV_BINDING)?;
+            kv.put(&format!("{FINAL_PREFIX}{}", hash.to_hex()), counters.to_kv())?.execute().await?;
         }
         super::totals_shard::report(&self.env, hash, counters).await
     }
@@ -675,10 +685,7 @@ impl SwarmObject {
         };
         let now = now_secs();
         let mut cost = self.ensure_loaded(now, Some(hash)).await?;
-        let known = {
-            let inner = self.inner.borrow();
-            (inner.swarm.info_hash.is_some() && !inner.swarm.blocked).then_some(())
-        };
+        let known = self.inner.borrow().swarm.known().then_some(());
         let counters = match known {
             Some(()) => {
                 let (c, until) = {
@@ -698,10 +705,16 @@ impl SwarmObject {
         Response::ok(counters.to_kv())
     }
 
-    async fn read_published(&self, hash: &InfoHash) -> Option<SwarmCounters> {
+    /// The final counters an emptied swarm left in KV (`final:`), or, from
+    /// versions before it, in its scrape key (`true`: legacy).
+    async fn read_published(&self, hash: &InfoHash) -> Option<(SwarmCounters, bool)> {
         let kv = self.env.kv(KV_BINDING).ok()?;
-        let text = kv.get(&counters_key(hash)).text().await.ok().flatten()?;
-        SwarmCounters::from_kv(&text)
+        for (key, legacy) in [(format!("{FINAL_PREFIX}{}", hash.to_hex()), false), (counters_key(hash), true)] {
+            if let Some(text) = kv.get(&key).text().await.ok().flatten() {
+                return SwarmCounters::from_kv(&text).map(|c| (c, legacy));
+            }
+        }
+        None
     }
 
     async fn free_storage(&self) -> Result<()> {
