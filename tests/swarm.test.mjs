@@ -86,7 +86,7 @@ test('a silent peer expires after interval plus grace (alarm)', async () => {
 });
 
 test('storage rows per announce: membership written through, steady re-announces free', async () => {
-  const t = await startTracker({ vars: { REFRESH_AFTER: '2', ENFORCE_MIN_INTERVAL: 'false' } });
+  const t = await startTracker({ vars: { REFRESH_AFTER: '5', ENFORCE_MIN_INTERVAL: 'false' } });
   try {
     const infoHash = randomHash();
     const n = 200;
@@ -102,7 +102,7 @@ test('storage rows per announce: membership written through, steady re-announces
     const steady = await phase(() => ({ left: 5 }));
     // Once storage's copy of a peer's time is REFRESH_AFTER old, a re-announce
     // writes it (a small swarm writes the row itself; large ones batch).
-    await new Promise((r) => setTimeout(r, 2100));
+    await new Promise((r) => setTimeout(r, 5100));
     const refresh = await phase(() => ({ left: 5 }));
     const completed = await phase(() => ({ event: 'completed', left: 0 }));
     const stopped = await phase(() => ({ event: 'stopped', left: 0 }));
