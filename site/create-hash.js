@@ -87,20 +87,20 @@ const nextPow2 = (n) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
 const ZERO_LEAF = new Uint8Array(32);
 
 /**
- * One file of a hybrid torrent: its v1 piece SHA-1s (the last piece padded
- * with zeros unless `last`), its v2 pieces root and piece layer (the
- * SHA-256 merkle roots of each piece's 16 KiB blocks; null when the file
- * fits in one piece, as BEP 52 leaves those out).
+ * Pieces [first, end) of one file of a hybrid torrent (`count` pieces in
+ * all). Returns { pieces: SHA-1 each, 20 bytes (the file's last piece
+ * padded with zeros unless the file is the torrent's `last`), roots:
+ * SHA-256 merkle root of each piece's 16 KiB blocks, 32 bytes }. A file of
+ * one piece gets its pieces root instead: a tree only as wide as its
+ * blocks need (BEP 52).
  */
-export async function hashFileHybrid(blob, pieceLength, { last, progress }) {
-  const size = blob.size;
-  if (size === 0) return { pieces: new Uint8Array(0), root: null, layer: null };
-  const count = Math.ceil(size / pieceLength);
+export async function hashPiecesHybrid(blob, pieceLength, { first = 0, end = Math.ceil(blob.size / pieceLength), last, progress } = {}) {
+  const count = Math.ceil(blob.size / pieceLength);
   const perPiece = pieceLength / BLOCK;
-  const pieces = new Uint8Array(count * 20);
-  const pieceRoots = new Array(count);
-  const allLeaves = count === 1 ? [] : null;
-  await sliced(blob, pieceLength, async (bytes, at) => {
+  const pieces = new Uint8Array((end - first) * 20);
+  const roots = new Uint8Array((end - first) * 32);
+  const range = blob.slice(first * pieceLength, Math.min(end * pieceLength, blob.size));
+  await sliced(range, pieceLength, async (bytes, at) => {
     const jobs = [];
     for (let off = 0; off < bytes.length; off += pieceLength) {
       const index = (at + off) / pieceLength;
@@ -113,46 +113,96 @@ export async function hashFileHybrid(blob, pieceLength, { last, progress }) {
         piece = padded;
       }
       jobs.push(digest('SHA-1', piece).then((h) => pieces.set(h, index * 20)));
-      jobs.push(Promise.all(blocks).then(async (leaves) => {
-        if (allLeaves) allLeaves.push(...leaves);
-        else pieceRoots[index] = await merkleRoot(leaves, perPiece, ZERO_LEAF);
-      }));
+      const width = count === 1 ? nextPow2(blocks.length) : perPiece;
+      jobs.push(Promise.all(blocks).then((leaves) => merkleRoot(leaves, width, ZERO_LEAF)).then((h) => roots.set(h, index * 32)));
     }
     await Promise.all(jobs);
   }, progress);
-  if (allLeaves) {
-    // One piece or less: the tree is as wide as the blocks need, no layer.
-    return { pieces, root: await merkleRoot(allLeaves, nextPow2(allLeaves.length), ZERO_LEAF), layer: null };
-  }
-  const padPiece = await merkleRoot([], perPiece, ZERO_LEAF);
-  const root = await merkleRoot(pieceRoots, nextPow2(count), padPiece);
-  const layer = new Uint8Array(count * 32);
-  pieceRoots.forEach((h, i) => layer.set(h, i * 32));
-  return { pieces, root, layer };
+  return { pieces, roots };
 }
 
 /**
- * Every hash of a hybrid torrent, file by file: { pieces (all v1 SHA-1s),
- * roots (per file, null for an empty one), layers (Map root -> layer) }.
+ * A hybrid file's pieces root and piece layer from all its piece roots
+ * (`roots`, 32 bytes each): the layer only for files over one piece.
  */
-export async function hashHybrid(files, pieceLength, { progress } = {}) {
-  const pieceParts = [];
+export async function fileRoot(roots, pieceLength) {
+  const count = roots.length / 32;
+  if (count === 0) return { root: null, layer: null };
+  if (count === 1) return { root: roots.slice(0, 32), layer: null };
+  const hashes = Array.from({ length: count }, (_, i) => roots.subarray(i * 32, i * 32 + 32));
+  const padPiece = await merkleRoot([], pieceLength / BLOCK, ZERO_LEAF);
+  return { root: await merkleRoot(hashes, nextPow2(count), padPiece), layer: roots };
+}
+
+/**
+ * Splits the pieces of a hybrid torrent's files (each file starts a piece)
+ * into `n` contiguous runs of about equal length. Returns n lists of
+ * segments { file, first, end } (file index, piece range in that file).
+ */
+export function splitHybrid(sizes, pieceLength, n) {
+  const counts = sizes.map((s) => Math.ceil(s / pieceLength));
+  const total = counts.reduce((a, b) => a + b, 0);
+  const runs = [];
+  for (let k = 0; k < n; k++) {
+    const lo = Math.floor((total * k) / n);
+    const hi = Math.floor((total * (k + 1)) / n);
+    const segments = [];
+    let base = 0;
+    counts.forEach((c, file) => {
+      const first = Math.max(lo, base) - base;
+      const end = Math.min(hi, base + c) - base;
+      if (end > first) segments.push({ file, first, end });
+      base += c;
+    });
+    runs.push(segments);
+  }
+  return runs;
+}
+
+/**
+ * Joins the runs' results (in run order: per segment { pieces, roots }) into
+ * { pieces (all v1 SHA-1s), roots (per file, null when empty), layers (Map
+ * root -> piece layer) }.
+ */
+export async function joinHybrid(sizes, pieceLength, runs, results) {
+  const counts = sizes.map((s) => Math.ceil(s / pieceLength));
+  const total = counts.reduce((a, b) => a + b, 0);
+  const pieces = new Uint8Array(total * 20);
+  const pieceRoots = counts.map((c) => new Uint8Array(c * 32));
+  let at = 0;
+  runs.forEach((segments, k) => segments.forEach((seg, i) => {
+    const r = results[k][i];
+    pieces.set(r.pieces, at);
+    at += r.pieces.length;
+    pieceRoots[seg.file].set(r.roots, seg.first * 32);
+  }));
   const roots = [];
   // Keyed by hex: two files with the same bytes share one root and layer.
   const layers = new Map();
-  for (let i = 0; i < files.length; i++) {
-    const r = await hashFileHybrid(files[i].blob, pieceLength, { last: i === files.length - 1, progress });
-    pieceParts.push(r.pieces);
-    roots.push(r.root);
-    if (r.layer) layers.set(hex(r.root), [r.root, r.layer]);
-  }
-  const pieces = new Uint8Array(pieceParts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of pieceParts) {
-    pieces.set(p, at);
-    at += p.length;
+  for (const r of pieceRoots) {
+    const { root, layer } = await fileRoot(r, pieceLength);
+    roots.push(root);
+    if (layer) layers.set(hex(root), [root, layer]);
   }
   return { pieces, roots, layers: new Map(layers.values()) };
+}
+
+/** Runs `segments` of `blobs` (one worker's share of a hybrid torrent). */
+export async function hashSegments(blobs, pieceLength, segments, progress) {
+  const out = [];
+  for (const seg of segments) {
+    const last = seg.file === blobs.length - 1;
+    out.push(await hashPiecesHybrid(blobs[seg.file], pieceLength, { first: seg.first, end: seg.end, last, progress }));
+  }
+  return out;
+}
+
+/** Every hash of a hybrid torrent, in one thread (node tests; one worker). */
+export async function hashHybrid(files, pieceLength, { progress } = {}) {
+  const blobs = files.map((f) => f.blob);
+  const sizes = blobs.map((b) => b.size);
+  const runs = splitHybrid(sizes, pieceLength, 1);
+  return joinHybrid(sizes, pieceLength, runs, [await hashSegments(blobs, pieceLength, runs[0], progress)]);
 }
 
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');

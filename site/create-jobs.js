@@ -1,7 +1,8 @@
-// Runs the hashing in Web Workers (create-worker.js). v1 pieces are split
-// into contiguous ranges, one per worker, so several cores hash at once; a
-// hybrid torrent is hashed file by file in one worker. Cancel terminates
-// the workers at once.
+// Runs the hashing in Web Workers (create-worker.js). The pieces are split
+// into contiguous runs, one per worker, so several cores hash at once (for
+// a hybrid torrent, runs of each file's pieces; the file roots are joined
+// here). Cancel terminates the workers at once.
+import { splitHybrid, joinHybrid } from './create-hash.js';
 
 export class Cancelled extends Error {
   constructor() {
@@ -10,25 +11,28 @@ export class Cancelled extends Error {
   }
 }
 
-/** Workers for v1: one per core, at most 4, and never fewer than 64 pieces each. */
+/** Workers: one per core, at most 4, and never fewer than 64 pieces each. */
 export function workerCount(pieces, cores = navigator.hardwareConcurrency || 1) {
   return Math.max(1, Math.min(cores, 4, Math.floor(pieces / 64)));
 }
 
 /**
- * Starts hashing `plan` (create-torrent.js planFiles). `onBytes(n)` is
+ * Starts hashing `plan` (create-torrent.js planFiles) in `workers` workers
+ * (default: workerCount). `onBytes(n)` is
  * called as bytes are hashed. Returns { done, cancel }: `done` resolves to
  * { pieces, roots?, layers? } or rejects (with Cancelled after cancel()).
  */
 export function startHashing(plan, pieceLength, { hybrid, workers: wanted, onBytes }) {
   const blobs = plan.files.map((f) => f.blob);
-  const total = blobs.reduce((n, b) => n + b.size, 0);
+  const sizes = blobs.map((b) => b.size);
+  const total = sizes.reduce((n, s) => n + s, 0);
   const count = Math.ceil(total / pieceLength);
+  const n = wanted ?? workerCount(count);
   const jobs = [];
+  const runs = hybrid ? splitHybrid(sizes, pieceLength, n) : null;
   if (hybrid) {
-    jobs.push({ kind: 'hybrid', blobs, pieceLength });
+    for (const segments of runs) jobs.push({ kind: 'hybrid', blobs, pieceLength, segments });
   } else {
-    const n = wanted ?? workerCount(count);
     for (let k = 0; k < n; k++) {
       jobs.push({ kind: 'v1', blobs, pieceLength, first: Math.floor((count * k) / n), end: Math.floor((count * (k + 1)) / n) });
     }
@@ -52,7 +56,7 @@ export function startHashing(plan, pieceLength, { hybrid, workers: wanted, onByt
   }));
   const stop = () => running.forEach((w) => w.terminate());
   const done = Promise.race([Promise.all(results), aborted]).then((parts) => {
-    if (hybrid) return parts[0];
+    if (hybrid) return joinHybrid(sizes, pieceLength, runs, parts);
     const pieces = new Uint8Array(count * 20);
     let at = 0;
     for (const p of parts) {

@@ -2,9 +2,9 @@
 // page's thread, and reports bytes done. The page cancels by terminating it.
 // Message in: { kind: 'v1', blobs, pieceLength, first, end } (pieces
 // [first, end) of the blobs end to end) or { kind: 'hybrid', blobs,
-// pieceLength }. Messages out: { type: 'progress', bytes } (since the last),
+// pieceLength, segments } (create-hash.js splitHybrid). Messages out: { type: 'progress', bytes } (since the last),
 // { type: 'done', result }, { type: 'error', message }.
-import { hashPiecesV1, hashHybrid } from './create-hash.js';
+import { hashPiecesV1, hashSegments } from './create-hash.js';
 
 self.onmessage = async ({ data }) => {
   const progress = (bytes) => self.postMessage({ type: 'progress', bytes });
@@ -13,7 +13,7 @@ self.onmessage = async ({ data }) => {
       const pieces = await hashPiecesV1(new Blob(data.blobs), data.pieceLength, { first: data.first, end: data.end, progress });
       self.postMessage({ type: 'done', result: { pieces } }, [pieces.buffer]);
     } else if (data.kind === 'hybrid') {
-      const result = await hashHybrid(data.blobs.map((blob) => ({ blob })), data.pieceLength, { progress });
+      const result = await hashSegments(data.blobs, data.pieceLength, data.segments, progress);
       self.postMessage({ type: 'done', result });
     } else {
       throw new Error(`unknown job ${data.kind}`);

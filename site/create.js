@@ -12,8 +12,9 @@ const state = { picked: [], privateMode: false, announce: `${location.origin}/an
 async function init() {
   fillPieceSizes();
   $('announce').textContent = state.announce;
-  $('files').addEventListener('change', () => choose(pickedFiles($('files'))));
-  $('folder').addEventListener('change', () => choose(pickedFiles($('folder'))));
+  // The last choice wins: choosing files clears the folder, and back.
+  $('files').addEventListener('change', () => { $('folder').value = ''; choose(pickedFiles($('files'))); });
+  $('folder').addEventListener('change', () => { $('files').value = ''; choose(pickedFiles($('folder'))); });
   wireDrop($('drop'));
   $('create-form').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -133,7 +134,8 @@ async function create() {
     await finish(form, hashes);
     const rate = form.total / 1e6 / seconds;
     $('status').dataset.mbps = rate.toFixed(1);
-    $('status').textContent = `Done: ${formatBytes(form.total)} hashed in ${seconds.toFixed(1)} s (${rate.toFixed(0)} MB/s).`;
+    const speed = seconds >= 0.5 ? ` in ${seconds.toFixed(1)} s (${rate.toFixed(0)} MB/s)` : '';
+    $('status').textContent = `Done: ${formatBytes(form.total)} hashed${speed}.`;
   } catch (e) {
     $('status').textContent = e instanceof Cancelled ? 'Cancelled. Nothing was created.' : '';
     if (!(e instanceof Cancelled)) showError(`Hashing failed: ${e.message}`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import bencode from 'bencode';
 import { encode } from '../site/create-bencode.js';
 import { pickPieceLength, planFiles, buildInfo, buildTorrent, magnet, padLengths } from '../site/create-torrent.js';
-import { hashPiecesV1, hashHybrid } from '../site/create-hash.js';
+import { hashPiecesV1, hashHybrid, splitHybrid, hashSegments, joinHybrid } from '../site/create-hash.js';
 
 const sha1 = (b) => createHash('sha1').update(b).digest();
 
@@ -127,5 +127,19 @@ test('hybrid v1+v2 hashes match libtorrent 2.0 creating the same folder', { skip
     assert.deepEqual(files(ours.info), files(theirs.info));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a hybrid torrent hashed in several runs (workers) gives the same hashes as in one', async () => {
+  const pl = 16384;
+  const blobs = [70000, 0, 16384 * 3, 5, 200000].map((n) => new Blob([randomBytes(n)]));
+  const sizes = blobs.map((b) => b.size);
+  const one = await hashHybrid(blobs.map((blob) => ({ blob })), pl);
+  for (const n of [2, 3, 7]) {
+    const runs = splitHybrid(sizes, pl, n);
+    assert.equal(runs.flat().reduce((c, s) => c + s.end - s.first, 0), Math.ceil(70000 / pl) + 3 + 1 + Math.ceil(200000 / pl));
+    const results = await Promise.all(runs.map((segments) => hashSegments(blobs, pl, segments)));
+    const joined = await joinHybrid(sizes, pl, runs, results);
+    assert.deepEqual(joined, one, `${n} runs`);
   }
 });
