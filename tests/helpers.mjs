@@ -18,6 +18,23 @@ export function wranglerVars() {
   return vars;
 }
 
+/**
+ * The site's static assets as wrangler.toml `[assets]` declares them, in
+ * Miniflare's terms (wrangler dev does the same translation).
+ */
+export function assetsOptions() {
+  const text = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const section = text.split(/^\[assets\]\s*$/m)[1]?.split(/^\[/m)[0] ?? '';
+  const value = (key) => section.match(new RegExp(`^${key}\\s*=\\s*(.+)$`, 'm'))?.[1];
+  const str = (key) => JSON.parse(value(key) ?? 'null');
+  return {
+    directory: join(ROOT, str('directory')),
+    binding: str('binding'),
+    routerConfig: { has_user_worker: true, static_routing: { user_worker: JSON.parse(value('run_worker_first')) } },
+    assetConfig: { html_handling: str('html_handling'), not_found_handling: str('not_found_handling') },
+  };
+}
+
 function compatibilityDate() {
   const text = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
   return text.match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
@@ -43,6 +60,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
     },
     kvNamespaces: ['TRACKER_KV'],
     d1Databases: ['DB'],
+    assets: assetsOptions(),
     // Off unless a test asks: most tests send far more from one address.
     ratelimits: ratelimits ?? {},
     bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },
