@@ -7,7 +7,7 @@ import { pickedFiles, droppedFiles, formatBytes, MAX_FILES } from './create-inpu
 import { startHashing, Cancelled } from './create-jobs.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { picked: [], privateMode: false, announce: `${location.origin}/announce`, job: null, torrent: null, url: null };
+const state = { picked: [], privateMode: false, announce: `${location.origin}/announce`, job: null, torrent: null, url: null, personalUrl: null };
 
 async function init() {
   fillPieceSizes();
@@ -223,18 +223,31 @@ async function register() {
     res = null;
   }
   const body = res ? await res.json().catch(() => ({})) : {};
-  if (res?.status === 201 || res?.status === 409) {
-    $('status').textContent = res.status === 201 ? 'Registered. Download your personal copy and seed it.' : 'Already registered. Download your personal copy and seed it.';
-    const personal = $('personal');
-    personal.href = `/api/torrents/${torrent.infoHash}.torrent`;
-    personal.download = `${$('r-name').textContent}.torrent`;
-    personal.hidden = false;
-    personal.focus();
-  } else {
+  if (res?.status !== 201 && res?.status !== 409) {
     $('status').textContent = '';
     $('register').disabled = false;
     showError(`Registering failed: ${body.error ?? (res ? `HTTP ${res.status}` : 'the tracker could not be reached')}.`);
+    return;
   }
+  // The personal copy (the member's announce URL in it) is fetched with
+  // the same credentials and offered as a download from memory, so an
+  // error shows here in words, not as a failed download.
+  const copy = await fetch(`/api/torrents/${torrent.infoHash}.torrent`, { credentials: 'same-origin', cache: 'no-store' }).catch(() => null);
+  if (!copy?.ok) {
+    $('status').textContent = '';
+    const why = copy ? (await copy.json().catch(() => ({}))).error ?? `HTTP ${copy.status}` : 'the tracker could not be reached';
+    showError(`Registered, but your personal copy could not be fetched: ${why}.`);
+    $('register').disabled = false;
+    return;
+  }
+  if (state.personalUrl) URL.revokeObjectURL(state.personalUrl);
+  state.personalUrl = URL.createObjectURL(new Blob([await copy.arrayBuffer()], { type: 'application/x-bittorrent' }));
+  const personal = $('personal');
+  personal.href = state.personalUrl;
+  personal.download = `${$('r-name').textContent}.torrent`;
+  personal.hidden = false;
+  $('status').textContent = `${res.status === 201 ? 'Registered' : 'Already registered'}. Download your personal copy and seed it.`;
+  personal.focus();
 }
 
 function showError(message) {

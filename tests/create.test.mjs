@@ -59,7 +59,7 @@ async function openCreator(context, query = '') {
   return page;
 }
 
-/** Picks `folder`, creates with `format`, saves the download; returns its path and what the page showed. */
+/** Picks `folder`, creates with `format`, saves the download to `torrentPath`; returns what the page showed. */
 async function createInBrowser(page, folder, format, torrentPath) {
   await page.setInputFiles('#folder', folder);
   assert.equal(await page.inputValue('#name'), 'album');
@@ -81,12 +81,12 @@ async function createInBrowser(page, folder, format, torrentPath) {
  * Checks the .torrent with npm bencode and node:crypto over the same bytes:
  * announce, files, every piece hash, the info hashes the page showed.
  */
-function checkTorrent(torrentPath, files, shown, { hybrid }) {
+function checkTorrent(torrentPath, files, shown, { hybrid, announce = `${tracker.base}/announce` }) {
   const t = bencode.decode(readFileSync(torrentPath));
   const info = t.info;
-  assert.equal(str(t.announce), `${tracker.base}/announce`);
+  assert.equal(str(t.announce), announce);
   assert.equal(str(info.name), 'album');
-  assert.equal(info.private, undefined, 'a public tracker makes public torrents');
+  assert.equal(info.private, announce.includes('/announce/') ? 1 : undefined, 'private torrents on a private tracker only');
   const pl = info['piece length'];
   const total = Object.values(files).reduce((n, b) => n + b.length, 0);
   assert.equal(pl, 16384, `${total} bytes: the smallest piece that keeps to 2,048 pieces`);
@@ -117,14 +117,18 @@ function checkTorrent(torrentPath, files, shown, { hybrid }) {
 }
 
 /** One client seeds `album/` from `seedRoot`, another downloads it; every file's sha256 matches. */
-async function transfer(name, torrentPath, seedRoot, files, { seeder, leecher }) {
+function transfer(name, torrentPath, seedRoot, files, clients) {
+  return transferPair(name, { seedTorrent: torrentPath, leechTorrent: torrentPath }, seedRoot, files, clients);
+}
+
+async function transferPair(name, { seedTorrent, leechTorrent }, seedRoot, files, { seeder = 'libtorrent', leecher = 'aria2' } = {}) {
   const dir = join(OUT, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'leech'), { recursive: true });
   const peers = [];
   try {
-    peers.push(await startPeer(seeder, { torrentPath, dir: seedRoot, seed: true }, join(dir, `seeder-${seeder}.log`)));
-    peers.push(await startPeer(leecher, { torrentPath, dir: join(dir, 'leech') }, join(dir, `leecher-${leecher}.log`)));
+    peers.push(await startPeer(seeder, { torrentPath: seedTorrent, dir: seedRoot, seed: true }, join(dir, `seeder-${seeder}.log`)));
+    peers.push(await startPeer(leecher, { torrentPath: leechTorrent, dir: join(dir, 'leech') }, join(dir, `leecher-${leecher}.log`)));
     const got = (path) => join(dir, 'leech', 'album', path);
     const complete = () => Object.entries(files).every(([path, bytes]) =>
       existsSync(got(path)) && readFileSync(got(path)).length === bytes.length && sha256(readFileSync(got(path))) === sha256(bytes));
@@ -205,5 +209,74 @@ test('hashing can be cancelled, and a form without files says what is missing', 
     assert.deepEqual(context.problems, []);
   } finally {
     await context.close();
+  }
+});
+
+async function api(base, method, path, { token, json } = {}) {
+  const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(json ? { 'content-type': 'application/json' } : {}) };
+  const res = await fetch(`${base}/api${path}`, { method, headers, body: json ? JSON.stringify(json) : undefined });
+  return { status: res.status, buf: Buffer.from(await res.arrayBuffer()) };
+}
+
+async function member(base, username) {
+  const password = `pw-${username}-secret`;
+  assert.equal((await api(base, 'POST', '/users', { json: { username, password } })).status, 201);
+  const token = JSON.parse((await api(base, 'POST', '/login', { json: { username, password } })).buf).token;
+  const me = JSON.parse((await api(base, 'GET', '/me', { token })).buf);
+  return { token, announce: me.announce_url };
+}
+
+const PRIVATE = { TRACKER_MODE: 'private', PASSWORD_ROUNDS: '1000', INTERVAL: '10', MIN_INTERVAL: '5', PUBLISH_WINDOW: '1', CREDIT_FLUSH: '1' };
+
+test('private: a member creates, registers in one click, and seeds the personal copy to another member', { skip, timeout: 300000 }, async () => {
+  const priv = await startTracker({ vars: PRIVATE });
+  const root = join(work, 'private');
+  const { dir, files } = makeAlbum(root);
+  // Signed out: the page asks for a sign-in and creates nothing.
+  const anonymous = await newContext(browser);
+  const alice = await member(priv.base, 'alice');
+  const bob = await member(priv.base, 'bob');
+  // Signed in. The page's requests carry the member's credentials: the
+  // session cookie in the site, a bearer token here (the API takes both).
+  const context = await newContext(browser, { acceptDownloads: true, extraHTTPHeaders: { authorization: `Bearer ${alice.token}` } });
+  try {
+    const out = await anonymous.newPage();
+    await out.goto(`${priv.base}/create`);
+    await out.waitForSelector('body[data-ready="true"]');
+    assert.equal(await out.isVisible('#signin'), true);
+    assert.equal(await out.isEnabled('#create'), false);
+    await checkAxe(out, '/create (private, signed out)');
+
+    const page = await context.newPage();
+    await page.goto(`${priv.base}/create`);
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.textContent('#announce'), `${priv.base}/announce/<your passkey>`);
+    assert.equal(await page.isVisible('#webseeds'), false, 'no web seeds on a private tracker');
+    const made = join(root, 'made.torrent');
+    const shown = await createInBrowser(page, dir, 'v1', made);
+    checkTorrent(made, files, shown, { hybrid: false, announce: alice.announce });
+    await checkAxe(page, '/create (private, result)');
+    await screenshot(page, 'create-private-desktop');
+
+    await page.click('#register');
+    await page.waitForSelector('#personal:not([hidden])');
+    assert.match(await page.textContent('#status'), /^Registered\./);
+    const personal = join(root, 'alice.torrent');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#personal')]);
+    await download.saveAs(personal);
+    const copy = bencode.decode(readFileSync(personal));
+    assert.equal(str(copy.announce), alice.announce);
+    assert.equal(sha1(bencode.encode(copy.info)).toString('hex'), shown.infoHash, 'the personal copy is the same torrent');
+    assert.deepEqual(context.problems, []);
+
+    const bobs = join(root, 'bob.torrent');
+    const fetched = await api(priv.base, 'GET', `/torrents/${shown.infoHash}.torrent`, { token: bob.token });
+    assert.equal(fetched.status, 200);
+    writeFileSync(bobs, fetched.buf);
+    await transferPair('private-libtorrent-seeds-aria2-leeches', { seedTorrent: personal, leechTorrent: bobs }, root, files);
+  } finally {
+    await anonymous.close();
+    await context.close();
+    await priv.close();
   }
 });
