@@ -160,6 +160,9 @@ test('public: a v1 torrent made in the browser moves a folder from libtorrent to
       await page.setViewportSize(viewport);
       await screenshot(page, `create-${width}`);
     }
+    // The page at a medium width, for the README (docs/create.png).
+    await page.setViewportSize({ width: 800, height: 900 });
+    await page.locator('main').screenshot({ path: join(ROOT, 'test-results', 'create-main.png') });
     assert.deepEqual(context.problems, [], 'no script error, no CSP violation');
     await transfer('v1-libtorrent-seeds-aria2-leeches', torrentPath, root, files, { seeder: 'libtorrent', leecher: 'aria2' });
   } finally {
