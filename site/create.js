@@ -141,7 +141,10 @@ async function create() {
     if (!(e instanceof Cancelled)) showError(`Hashing failed: ${e.message}`);
   } finally {
     state.job = null;
+    const hadFocus = document.activeElement === $('cancel');
     running(false);
+    // Cancel disappears: focus goes back to Create, not to the page's top.
+    if (hadFocus) $('create').focus();
   }
 }
 

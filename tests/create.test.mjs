@@ -187,7 +187,7 @@ test('public: a hybrid v1+v2 torrent made in the browser moves a folder between 
   }
 });
 
-test('hashing can be cancelled, and a form without files says what is missing', { skip, timeout: 120000 }, async () => {
+test('files dropped on the page are taken; hashing can be cancelled; a form without files says what is missing', { skip, timeout: 120000 }, async () => {
   const root = join(work, 'cancel');
   mkdirSync(root, { recursive: true });
   // A sparse 4 GiB file: no disk, and seconds of hashing to cancel in.
@@ -199,6 +199,15 @@ test('hashing can be cancelled, and a form without files says what is missing', 
     const page = await openCreator(context);
     await page.click('#create');
     assert.equal(await page.textContent('#error'), 'Choose files or a folder first.');
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['hello'], 'a.txt'));
+      dt.items.add(new File(['world!'], 'b.txt'));
+      document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() => document.getElementById('chosen').textContent === '2 files, 11 bytes.');
+    assert.equal(await page.inputValue('#name'), 'new torrent', 'loose files get a name to edit');
+    assert.equal(await page.textContent('#error'), '');
     await page.setInputFiles('#files', big);
     assert.equal(await page.inputValue('#name'), 'big.iso');
     await page.click('#create');
@@ -209,6 +218,7 @@ test('hashing can be cancelled, and a form without files says what is missing', 
     assert.equal(await page.textContent('#status'), 'Cancelled. Nothing was created.');
     assert.equal(await page.isVisible('#result'), false);
     assert.equal(await page.isEnabled('#create'), true);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'create', 'focus returns to Create');
     assert.deepEqual(context.problems, []);
   } finally {
     await context.close();
