@@ -113,9 +113,29 @@ async function applyMigrations(db) {
   for (const name of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
     if (done.has(name)) continue;
     const sql = readFileSync(join(dir, name), 'utf8').replace(/--.*$/gm, '');
-    const statements = sql.split(';').map((x) => x.trim()).filter(Boolean);
+    const statements = sqlStatements(sql);
     await db.batch([...statements.map((x) => db.prepare(x)), db.prepare('INSERT INTO d1_migrations (name) VALUES (?)').bind(name)]);
   }
+}
+
+/** Splits a migration into statements; a trigger's body (BEGIN ... END;) stays whole. */
+function sqlStatements(sql) {
+  const out = [];
+  let current = '';
+  let inTrigger = false;
+  for (const line of sql.split('\n')) {
+    const t = line.trim();
+    if (!t) continue;
+    current += `${line}\n`;
+    if (/^CREATE\s+TRIGGER\b/i.test(t)) inTrigger = true;
+    if (inTrigger ? /^END;$/i.test(t) : t.endsWith(';')) {
+      out.push(current.trim().replace(/;$/, ''));
+      current = '';
+      inTrigger = false;
+    }
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
 }
 
 /** Percent-encodes every byte, the way most clients send binary ids. */

@@ -610,6 +610,9 @@ impl SwarmObject {
         let kv = self.env.kv(KV_BINDING)?;
         let text = counters.to_kv();
         kv.put(&counters_key(hash), text.clone())?.metadata(text)?.execute().await?;
+        if self.config.mode == crate::config::TrackerMode::Private {
+            private::mirror_counts(&self.env, hash, counters).await;
+        }
         Ok(())
     }
 

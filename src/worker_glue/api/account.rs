@@ -13,8 +13,6 @@ use crate::accounts::{self, ratio};
 use crate::config::TrackerConfig;
 use crate::metainfo;
 use crate::peer::InfoHash;
-use crate::scrape::counters_key;
-use crate::swarm::SwarmCounters;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,15 +65,24 @@ pub(super) async fn register(req: &mut Request, env: &Env, config: &TrackerConfi
 }
 
 pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {
+    let (token, _) = issue_token(req, env, config).await?;
+    ok(200, json!({ "token": token }))
+}
+
+/// Checks the credentials in the body and stores a new API token for the
+/// member: (token, username). The bearer API hands the token out; the site
+/// puts it in a cookie (`session.rs`).
+pub(super) async fn issue_token(req: &mut Request, env: &Env, config: &TrackerConfig) -> std::result::Result<(String, String), ApiError> {
     let c: Credentials = read_json(req).await?;
     #[derive(Deserialize)]
     struct Row {
         id: f64,
+        username: String,
         password_hash: String,
         banned: f64,
     }
     let row: Option<Row> = db(env)?
-        .prepare("SELECT id, password_hash, banned FROM users WHERE username = ?1")
+        .prepare("SELECT id, username, password_hash, banned FROM users WHERE username = ?1")
         .bind(&[c.username.as_str().into()])?
         .first(None)
         .await?;
@@ -95,7 +102,7 @@ pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) 
         .bind(&[accounts::token_hash(&token).into(), user.id.into(), now().into()])?
         .run()
         .await?;
-    ok(200, json!({ "token": token }))
+    Ok((token, user.username))
 }
 
 fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> {
@@ -108,6 +115,7 @@ fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> 
         "passkey": u.passkey,
         "announce_url": format!("{}/announce/{}", origin(req)?, u.passkey),
         "may_leech": config.ratio_rule().may_leech(up, down),
+        "admin": u.is_admin != 0.0,
     }))
 }
 
@@ -172,58 +180,6 @@ pub(super) async fn upload(req: &mut Request, env: &Env, config: &TrackerConfig)
             "magnet": metainfo::magnet(&meta.info_hash, &meta.name, &tracker),
         }),
     )
-}
-
-#[derive(Deserialize)]
-struct TorrentRow {
-    info_hash: String,
-    name: String,
-    size: f64,
-    freeleech: f64,
-    created_at: f64,
-}
-
-pub(super) async fn list_torrents(req: &Request, env: &Env) -> ApiResult {
-    let user = authenticate(req, env).await?;
-    let rows: Vec<TorrentRow> = db(env)?
-        .prepare("SELECT info_hash, name, size, freeleech, created_at FROM torrents ORDER BY created_at DESC LIMIT 100")
-        .all()
-        .await?
-        .results()?;
-    let keys: Vec<String> = rows
-        .iter()
-        .filter_map(|r| InfoHash::from_hex(&r.info_hash))
-        .map(|h| counters_key(&h))
-        .collect();
-    let counters = if keys.is_empty() {
-        Default::default()
-    } else {
-        env.kv(KV_BINDING)?.get_bulk(&keys).text().await.map_err(Error::from)?
-    };
-    let tracker = format!("{}/announce/{}", origin(req)?, user.passkey);
-    let list: Vec<Value> = rows
-        .iter()
-        .filter_map(|r| {
-            let hash = InfoHash::from_hex(&r.info_hash)?;
-            let c = counters
-                .get(&counters_key(&hash))
-                .and_then(|v| v.as_deref())
-                .and_then(SwarmCounters::from_kv)
-                .unwrap_or_default();
-            Some(json!({
-                "info_hash": r.info_hash,
-                "name": r.name,
-                "size": r.size as u64,
-                "seeders": c.complete,
-                "leechers": c.incomplete,
-                "completed": c.downloaded,
-                "freeleech": r.freeleech != 0.0,
-                "added": r.created_at as u64,
-                "magnet": metainfo::magnet(&hash, &r.name, &tracker),
-            }))
-        })
-        .collect();
-    ok(200, json!({ "torrents": list }))
 }
 
 pub(super) async fn download(req: &Request, env: &Env, file: &str) -> ApiResult {

@@ -5,6 +5,8 @@
 
 mod account;
 mod admin;
+mod catalog;
+mod session;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -31,18 +33,28 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
     let admin_action = segments.first() == Some(&"admin") && method.as_str() != "GET";
     let method_name = method.as_str().to_string();
+    // A state-changing request from another site is refused before anything else.
+    let refused = match method.as_str() {
+        "GET" | "HEAD" => Ok(()),
+        _ => session::check_origin(&req),
+    };
     let result = match (method.as_str(), segments.as_slice()) {
+        _ if refused.is_err() => Err(refused.err().unwrap_or(ApiError(403, String::new()))),
         (m @ ("GET" | "POST" | "DELETE"), ["admin", rest @ ..]) => admin::admin(&mut req, env, config, m, rest).await,
         _ if config.mode != TrackerMode::Private => {
             Err(bad(404, "the account API exists in private mode only (TRACKER_MODE=private)"))
         }
         ("POST", ["users"]) => account::register(&mut req, env, config).await,
         ("POST", ["login"]) => account::login(&mut req, env, config).await,
+        ("POST", ["session"]) => session::sign_in(&mut req, env, config).await,
+        ("DELETE", ["session"]) => session::sign_out(&req, env).await,
         ("GET", ["me"]) => account::me(&req, env, config).await,
         ("POST", ["me", "passkey"]) => account::reset_passkey(&req, env, config).await,
+        ("POST", ["me", "password"]) => session::change_password(&mut req, env, config).await,
         ("POST", ["torrents"]) => account::upload(&mut req, env, config).await,
-        ("GET", ["torrents"]) => account::list_torrents(&req, env).await,
+        ("GET", ["torrents"]) => catalog::list(&req, env).await,
         ("GET", ["torrents", file]) if file.ends_with(".torrent") => account::download(&req, env, file).await,
+        ("GET", ["torrents", hash]) => catalog::detail(&req, env, hash).await,
         _ => Err(ApiError(404, "no such API endpoint".into())),
     };
     if admin_action {
@@ -165,6 +177,9 @@ struct UserRow {
     uploaded: f64,
     downloaded: f64,
     banned: f64,
+    /// Selected where the admin role matters (`authenticate`, the admin user list).
+    #[serde(default)]
+    is_admin: f64,
 }
 
 fn bearer(req: &Request) -> Option<String> {
@@ -172,12 +187,14 @@ fn bearer(req: &Request) -> Option<String> {
     h.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-/// The user a bearer token belongs to.
+/// The user a bearer token, or the site's session cookie, belongs to.
 async fn authenticate(req: &Request, env: &Env) -> std::result::Result<UserRow, ApiError> {
-    let token = bearer(req).ok_or_else(|| bad(401, "missing bearer token"))?;
+    let token = bearer(req)
+        .or_else(|| session::cookie_token(req))
+        .ok_or_else(|| bad(401, "missing bearer token (or sign in on the site)"))?;
     let row: Option<UserRow> = db(env)?
         .prepare(
-            "SELECT u.id, u.username, u.passkey, u.uploaded, u.downloaded, u.banned FROM tokens t \
+            "SELECT u.id, u.username, u.passkey, u.uploaded, u.downloaded, u.banned, u.is_admin FROM tokens t \
              JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
         )
         .bind(&[accounts::token_hash(&token).into()])?
