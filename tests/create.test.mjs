@@ -245,24 +245,25 @@ test('private: a member creates, registers in one click, and seeds the personal 
   const priv = await startTracker({ vars: PRIVATE });
   const root = join(work, 'private');
   const { dir, files } = makeAlbum(root);
-  // Signed out: the page asks for a sign-in and creates nothing.
-  const anonymous = await newContext(browser);
   const alice = await member(priv.base, 'alice');
   const bob = await member(priv.base, 'bob');
-  // Signed in. The page's requests carry the member's credentials: the
-  // session cookie in the site, a bearer token here (the API takes both).
-  const context = await newContext(browser, { acceptDownloads: true, extraHTTPHeaders: { authorization: `Bearer ${alice.token}` } });
+  const context = await newContext(browser, { acceptDownloads: true });
   try {
-    const out = await anonymous.newPage();
-    await out.goto(`${priv.base}/create`);
-    await out.waitForSelector('body[data-ready="true"]');
-    assert.equal(await out.isVisible('#signin'), true);
-    assert.equal(await out.isEnabled('#create'), false);
-    await checkAxe(out, '/create (private, signed out)');
-
+    // Signed out: the page asks for a sign-in and creates nothing.
     const page = await context.newPage();
     await page.goto(`${priv.base}/create`);
     await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.isVisible('#signin'), true);
+    assert.equal(await page.isEnabled('#create'), false);
+    await checkAxe(page, '/create (private, signed out)');
+    // Signed in with the site's session cookie (HttpOnly: the page never sees it).
+    const signedIn = await page.evaluate(async (body) => (await fetch('/api/session', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    })).status, { username: 'alice', password: 'pw-alice-secret' });
+    assert.equal(signedIn, 200);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.isVisible('#signin'), false);
     assert.equal(await page.textContent('#announce'), `${priv.base}/announce/<your passkey>`);
     assert.equal(await page.isVisible('#webseeds'), false, 'no web seeds on a private tracker');
     const made = join(root, 'made.torrent');
@@ -288,7 +289,6 @@ test('private: a member creates, registers in one click, and seeds the personal 
     writeFileSync(bobs, fetched.buf);
     await transferPair('private-libtorrent-seeds-aria2-leeches', { seedTorrent: personal, leechTorrent: bobs }, root, files);
   } finally {
-    await anonymous.close();
     await context.close();
     await priv.close();
   }
