@@ -16,7 +16,7 @@ CREATE INDEX torrents_size ON torrents(size, info_hash);
 CREATE INDEX torrents_seeders ON torrents(seeders, info_hash);
 CREATE INDEX torrents_leechers ON torrents(leechers, info_hash);
 CREATE INDEX torrents_completed ON torrents(completed, info_hash);
-CREATE INDEX torrents_uploader ON torrents(uploader, created_at);
+CREATE INDEX torrents_uploader ON torrents(uploader, created_at, info_hash);
 -- Search by name: FTS5 over the name, with the info hash to join on (not
 -- indexed for search). Kept in step by triggers; names never change.
 CREATE VIRTUAL TABLE torrents_fts USING fts5(name, info_hash UNINDEXED, tokenize='unicode61 remove_diacritics 2');

@@ -74,6 +74,24 @@ pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) 
 /// puts it in a cookie (`session.rs`).
 pub(super) async fn issue_token(req: &mut Request, env: &Env, config: &TrackerConfig) -> std::result::Result<(String, String), ApiError> {
     let c: Credentials = read_json(req).await?;
+    let (id, username) = check_password(env, config, &c.username, &c.password).await?;
+    let token = accounts::token_from(&random::<32>()?);
+    db(env)?
+        .prepare("INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3)")
+        .bind(&[accounts::token_hash(&token).into(), id.into(), now().into()])?
+        .run()
+        .await?;
+    Ok((token, username))
+}
+
+/// The member (id, username) these credentials belong to: 401 if they are
+/// wrong, 403 if the account is banned.
+pub(super) async fn check_password(
+    env: &Env,
+    config: &TrackerConfig,
+    username: &str,
+    password: &str,
+) -> std::result::Result<(f64, String), ApiError> {
     #[derive(Deserialize)]
     struct Row {
         id: f64,
@@ -83,26 +101,20 @@ pub(super) async fn issue_token(req: &mut Request, env: &Env, config: &TrackerCo
     }
     let row: Option<Row> = db(env)?
         .prepare("SELECT id, username, password_hash, banned FROM users WHERE username = ?1")
-        .bind(&[c.username.as_str().into()])?
+        .bind(&[username.into()])?
         .first(None)
         .await?;
     // Unknown users cost the same work as known ones (hashed with the configured rounds).
     let dummy = accounts::dummy_hash(config.password_rounds);
     let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(&dummy);
-    if !accounts::verify_password(stored, &c.password) || row.is_none() {
+    if !accounts::verify_password(stored, password) || row.is_none() {
         return Err(bad(401, "wrong username or password"));
     }
     let user = row.ok_or_else(|| bad(401, "wrong username or password"))?;
     if user.banned != 0.0 {
         return Err(bad(403, "account banned"));
     }
-    let token = accounts::token_from(&random::<32>()?);
-    db(env)?
-        .prepare("INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3)")
-        .bind(&[accounts::token_hash(&token).into(), user.id.into(), now().into()])?
-        .run()
-        .await?;
-    Ok((token, user.username))
+    Ok((user.id, user.username))
 }
 
 fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> {

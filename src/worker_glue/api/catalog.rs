@@ -13,10 +13,13 @@ use super::{authenticate, bad, db, ok, origin, ApiError, ApiResult};
 use crate::listing::{self, Bind, Sort};
 use crate::metainfo;
 use crate::peer::InfoHash;
+use crate::query::QueryPairs;
 
 /// Files listed on a torrent's page, at most (the count is always given).
 const MAX_FILES: usize = 1000;
 
+/// A list row; the detail query also fills the last three (one row type
+/// keeps the wasm small: each type D1 decodes costs its own code).
 #[derive(Deserialize)]
 struct Row {
     info_hash: String,
@@ -27,6 +30,12 @@ struct Row {
     seeders: f64,
     leechers: f64,
     completed: f64,
+    #[serde(default)]
+    v2_hash: Option<String>,
+    #[serde(default)]
+    uploader: Option<String>,
+    #[serde(default, with = "serde_bytes")]
+    torrent: Vec<u8>,
 }
 
 impl Row {
@@ -59,10 +68,15 @@ impl Row {
 /// `GET /api/torrents?q=&sort=&order=&after=&limit=&mine=1`
 pub(super) async fn list(req: &Request, env: &Env) -> ApiResult {
     let user = authenticate(req, env).await?;
-    let url = req.url()?;
-    let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let mut query = listing::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|e| ApiError(400, e))?;
-    if pairs.iter().any(|(k, v)| k == "mine" && v == "1") {
+    // The tracker's own query splitter (already in the wasm); `+` from a
+    // form is a word separator to the search like any other punctuation.
+    let url = req.inner().url();
+    let raw = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let pairs = QueryPairs::parse(raw.as_bytes()).map_err(|e| ApiError(400, e.to_string()))?;
+    let text: Vec<(&str, &str)> =
+        pairs.iter().filter_map(|(k, v)| Some((std::str::from_utf8(k).ok()?, std::str::from_utf8(v).ok()?))).collect();
+    let mut query = listing::parse(text.iter().copied()).map_err(|e| ApiError(400, e))?;
+    if text.contains(&("mine", "1")) {
         query.uploader = Some(user.id as u64);
     }
     let (sql, binds) = listing::sql(&query);
@@ -89,35 +103,21 @@ pub(super) async fn list(req: &Request, env: &Env) -> ApiResult {
 pub(super) async fn detail(req: &Request, env: &Env, hex: &str) -> ApiResult {
     let user = authenticate(req, env).await?;
     let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected /api/torrents/<40 hex info hash>"))?;
-    #[derive(Deserialize)]
-    struct Detail {
-        v2_hash: Option<String>,
-        uploader: Option<String>,
-        #[serde(with = "serde_bytes")]
-        torrent: Vec<u8>,
-    }
-    let db = db(env)?;
-    let key = [JsValue::from(hash.to_hex())];
-    let row: Option<Row> = db
-        .prepare(&format!("SELECT {} FROM torrents t WHERE t.info_hash = ?1", listing::COLUMNS))
-        .bind(&key)?
+    let row: Option<Row> = db(env)?
+        .prepare(&format!(
+            "SELECT {}, t.v2_hash, u.username AS uploader, t.torrent FROM torrents t \
+             LEFT JOIN users u ON u.id = t.uploader WHERE t.info_hash = ?1",
+            listing::COLUMNS
+        ))
+        .bind(&[hash.to_hex().into()])?
         .first(None)
         .await?;
     let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
-    let d: Option<Detail> = db
-        .prepare(
-            "SELECT t.v2_hash, u.username AS uploader, t.torrent FROM torrents t \
-             LEFT JOIN users u ON u.id = t.uploader WHERE t.info_hash = ?1",
-        )
-        .bind(&key)?
-        .first(None)
-        .await?;
-    let d = d.ok_or_else(|| bad(404, "no such torrent"))?;
     let tracker = format!("{}/announce/{}", origin(req)?, user.passkey);
     let mut out = row.json(&tracker).ok_or_else(|| bad(404, "no such torrent"))?;
-    let (files, count) = metainfo::files(&d.torrent, MAX_FILES).unwrap_or_default();
-    out["v2_hash"] = json!(d.v2_hash);
-    out["uploader"] = json!(d.uploader);
+    let (files, count) = metainfo::files(&row.torrent, MAX_FILES).unwrap_or_default();
+    out["v2_hash"] = json!(row.v2_hash);
+    out["uploader"] = json!(row.uploader);
     out["files"] = files.into_iter().map(|(path, size)| json!({ "path": path, "size": size })).collect();
     out["file_count"] = json!(count);
     ok(200, out)

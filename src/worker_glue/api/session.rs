@@ -65,26 +65,20 @@ pub(super) async fn change_password(req: &mut Request, env: &Env, config: &Track
     let user = authenticate(req, env).await?;
     let c: Change = read_json(req).await?;
     accounts::validate_password(&c.new_password).map_err(|m| bad(400, m))?;
-    #[derive(Deserialize)]
-    struct Row {
-        password_hash: String,
-    }
-    let db = db(env)?;
-    let row: Option<Row> =
-        db.prepare("SELECT password_hash FROM users WHERE id = ?1").bind(&[user.id.into()])?.first(None).await?;
-    let row = row.ok_or_else(|| bad(401, "sign in again"))?;
-    if !accounts::verify_password(&row.password_hash, &c.password) {
-        return Err(bad(403, "the current password is wrong"));
-    }
+    account::check_password(env, config, &user.username, &c.password).await.map_err(|e| match e {
+        ApiError(401, _) => bad(403, "the current password is wrong"),
+        e => e,
+    })?;
     let hash = accounts::hash_password(&c.new_password, &random::<16>()?, config.password_rounds);
     let current = super::bearer(req).or_else(|| cookie_token(req)).unwrap_or_default();
-    db.batch(vec![
-        db.prepare("UPDATE users SET password_hash = ?1 WHERE id = ?2").bind(&[hash.into(), user.id.into()])?,
-        // Every other session ends; this one goes on.
-        db.prepare("DELETE FROM tokens WHERE user_id = ?1 AND token_hash != ?2")
-            .bind(&[user.id.into(), accounts::token_hash(&current).into()])?,
-    ])
-    .await?;
+    let db = db(env)?;
+    // Every other session ends first (this one goes on): should the update
+    // then fail, the member is only signed out elsewhere.
+    db.prepare("DELETE FROM tokens WHERE user_id = ?1 AND token_hash != ?2")
+        .bind(&[user.id.into(), accounts::token_hash(&current).into()])?
+        .run()
+        .await?;
+    db.prepare("UPDATE users SET password_hash = ?1 WHERE id = ?2").bind(&[hash.into(), user.id.into()])?.run().await?;
     ok(200, json!({ "password_changed": true }))
 }
 
