@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use edge_tracker::config::TrackerConfig;
-use edge_tracker::peer::{PeerAddr, PeerId};
+use edge_tracker::peer::{PeerAddr, PeerId, PeerKey};
 use edge_tracker::store::{decode_peer, encode_peer, SwarmState};
 use edge_tracker::swarm::{Peer, Swarm};
 
@@ -39,6 +39,7 @@ fn peer(n: u32) -> Peer {
     id[..4].copy_from_slice(&n.to_be_bytes());
     id[4..8].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_be_bytes());
     Peer {
+        key: PeerKey(id),
         id: PeerId(id),
         addr: PeerAddr::new([10, (n >> 16) as u8, (n >> 8) as u8, n as u8].into(), 6881),
         last_seen: 1_000,

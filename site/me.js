@@ -56,8 +56,11 @@ start(async () => {
     ev.preventDefault();
     const f = ev.target;
     const status = $('password-status');
+    const fresh = f.elements.new_password.value;
     try {
-      await api('POST', '/me/password', { json: { password: f.elements.password.value, new_password: f.elements.new_password.value } });
+      // A new password ends every session, this one too: sign in again with it.
+      await api('POST', '/me/password', { json: { password: f.elements.password.value, new_password: fresh } });
+      await api('POST', '/session', { json: { username: me.username, password: fresh } });
       f.reset();
       say(status, 'Password changed. Other browsers are signed out.');
     } catch (e) {

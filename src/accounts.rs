@@ -89,6 +89,12 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether a token created at `created_at` is past its `ttl` at `now`
+/// (Unix seconds). A clock that went back keeps the token valid.
+pub fn token_expired(created_at: u64, now: u64, ttl: u32) -> bool {
+    now.saturating_sub(created_at) >= ttl as u64
+}
+
 /// Minimum ratio after a download allowance.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RatioRule {
@@ -154,6 +160,14 @@ mod tests {
     }
 
     #[test]
+    fn tokens_expire_after_their_ttl() {
+        assert!(!token_expired(1000, 1000, 60));
+        assert!(!token_expired(1000, 1059, 60));
+        assert!(token_expired(1000, 1060, 60));
+        assert!(!token_expired(2000, 1000, 60));
+    }
+
+    #[test]
     fn ratio_rule() {
         let r = RatioRule { min_ratio: 0.5, allowance: 100 };
         assert!(r.may_leech(0, 100), "inside the allowance");
@@ -161,5 +175,79 @@ mod tests {
         assert!(r.may_leech(51, 101));
         assert_eq!(ratio(1, 0), None);
         assert_eq!(ratio(1, 2), Some(0.5));
+    }
+}
+
+/// The KV write-back rule for passkeys (`resolve_passkey` and
+/// `refresh_users` in the Worker glue), checked over every interleaving of
+/// a reset with concurrent cache write-backs.
+#[cfg(test)]
+mod write_back_model {
+    /// Shared state: the user's passkey in D1, whether KV holds an entry for "old".
+    #[derive(Clone, Copy)]
+    struct World {
+        d1_is_old: bool,
+        kv_has_old: bool,
+    }
+
+    /// A write-back of "old": W1 reads D1, W2 puts KV, W3 re-reads D1, W4 deletes if revoked.
+    #[derive(Clone, Copy, Default)]
+    struct Reader {
+        step: usize,
+        found: bool,
+        still_current: bool,
+    }
+
+    const RESET_STEPS: usize = 2;
+
+    fn reader_step(r: &mut Reader, w: &mut World, recheck: bool) {
+        match r.step {
+            0 => r.found = w.d1_is_old,
+            1 if r.found => w.kv_has_old = true,
+            2 if r.found && recheck => r.still_current = w.d1_is_old,
+            3 if r.found && recheck && !r.still_current => w.kv_has_old = false,
+            _ => {}
+        }
+        r.step += 1;
+    }
+
+    /// Runs every interleaving of one reset (R1: D1 gets the new passkey, R2:
+    /// KV deletes the old entry) with `readers`; returns how many left the
+    /// old passkey in KV.
+    fn stale_outcomes(readers: usize, recheck: bool) -> usize {
+        fn go(world: World, reset: usize, rs: &mut Vec<Reader>, recheck: bool, stale: &mut usize) {
+            let steps = if recheck { 4 } else { 2 };
+            let mut moved = false;
+            if reset < RESET_STEPS {
+                let mut w = world;
+                if reset == 0 { w.d1_is_old = false } else { w.kv_has_old = false }
+                go(w, reset + 1, rs, recheck, stale);
+                moved = true;
+            }
+            for i in 0..rs.len() {
+                if rs[i].step < steps {
+                    let (saved, mut w) = (rs[i], world);
+                    reader_step(&mut rs[i], &mut w, recheck);
+                    go(w, reset, rs, recheck, stale);
+                    rs[i] = saved;
+                    moved = true;
+                }
+            }
+            if !moved && world.kv_has_old {
+                *stale += 1;
+            }
+        }
+        let mut stale = 0;
+        go(World { d1_is_old: true, kv_has_old: false }, 0, &mut vec![Reader::default(); readers], recheck, &mut stale);
+        stale
+    }
+
+    #[test]
+    fn a_reset_passkey_never_survives_a_write_back() {
+        for readers in 1..=2 {
+            assert_eq!(stale_outcomes(readers, true), 0, "{readers} concurrent write-backs");
+        }
+        // Without the re-read (the old rule) some interleavings revive it.
+        assert!(stale_outcomes(1, false) > 0);
     }
 }

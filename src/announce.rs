@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::peer::{parse_ip, InfoHash, PeerAddr, PeerId};
+use crate::peer::{client_key, parse_ip, ClientKey, InfoHash, PeerAddr, PeerId};
 use crate::query::QueryPairs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,9 @@ pub struct AnnounceRequest {
     pub numwant: Option<u32>,
     /// `ip=` / `ipv6=` as sent; used only when the operator trusts them.
     pub claimed_ip: Option<IpAddr>,
+    /// The digest of BEP 3 `key`: lets a client keep its swarm entry when
+    /// its address changes (see [`crate::peer::PeerKey`]).
+    pub key: Option<ClientKey>,
 }
 
 /// Why an announce was refused; the text becomes the `failure reason`.
@@ -79,6 +82,9 @@ pub enum AnnounceError {
 /// session). Totals travel through D1 and JSON as f64, exact only up to
 /// here; no real client reports more.
 pub const MAX_COUNTER: u64 = (1 << 53) - 1;
+
+/// Longest `key` taken as one (real clients send 4-20 bytes).
+pub const MAX_KEY_LEN: usize = 64;
 
 /// The parameters an announce acts on; each must have one value. (`ip` and
 /// `ipv6` are left out: BEP 7 clients on several interfaces may repeat them,
@@ -135,6 +141,9 @@ impl AnnounceRequest {
             .or_else(|| q.first("ip"))
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(parse_ip);
+        // The first value: some clients repeat it per interface (BEP 7).
+        // Empty or oversized keys (not sent by any real client) count as none.
+        let key = q.first("key").filter(|k| (1..=MAX_KEY_LEN).contains(&k.len())).map(client_key);
         Ok(AnnounceRequest {
             info_hash,
             peer_id,
@@ -147,11 +156,17 @@ impl AnnounceRequest {
             no_peer_id,
             numwant,
             claimed_ip,
+            key,
         })
     }
 
     /// The address the peer is listed under: the connecting address, or the
     /// claimed one when `trust_client_ip` is set.
+    /// The swarm entry this announce speaks for (`user` in private mode).
+    pub fn entry_key(&self, addr: &PeerAddr, user: Option<u64>) -> crate::peer::PeerKey {
+        crate::peer::PeerKey::entry(user, &self.peer_id, addr, self.key.as_ref())
+    }
+
     pub fn peer_addr(&self, remote: IpAddr, trust_client_ip: bool) -> PeerAddr {
         let ip = match (trust_client_ip, self.claimed_ip) {
             (true, Some(ip)) => ip,

@@ -57,9 +57,16 @@ pub struct TrackerConfig {
     pub require_private_flag: bool,
     /// Private mode: PBKDF2 rounds for new passwords (`PASSWORD_ROUNDS`).
     pub password_rounds: u32,
-    /// Refuse a plain re-announce that comes sooner than `min_interval`
-    /// (`ENFORCE_MIN_INTERVAL`); events always pass.
+    /// A plain re-announce sooner than `min_interval` is answered from
+    /// memory (counts and a fresh peer list) without being applied: it
+    /// writes nothing and credits nothing until the next accepted one
+    /// (`ENFORCE_MIN_INTERVAL`; false applies every announce). Events,
+    /// role and address changes always apply.
     pub enforce_min_interval: bool,
+    /// Private mode: most bytes per second one session may be credited,
+    /// per counter (`MAX_CREDIT_RATE`, default 10 Gbit/s); a larger delta
+    /// credits nothing and is flagged.
+    pub max_credit_rate: u64,
     /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
     /// get peers but are not listed.
     pub max_peers: u32,
@@ -69,6 +76,15 @@ pub struct TrackerConfig {
     pub stats_flush: u32,
     /// Seconds the stats object reuses swarm totals read from the scrape counters (`STATS_REFRESH`).
     pub stats_refresh: u32,
+    /// Private mode: seconds an API token stays valid after sign-in (`TOKEN_TTL`).
+    pub token_ttl: u32,
+    /// Private mode: seconds an isolate remembers an unknown passkey or an
+    /// unregistered info hash (`NEGATIVE_CACHE`, 0 = never).
+    pub negative_cache: u32,
+    /// Private mode: served .torrent files keep `url-list`/`httpseeds` (`KEEP_WEB_SEEDS`).
+    pub keep_web_seeds: bool,
+    /// Private mode: seconds flags and credit batch ids are kept (`FLAG_RETENTION`).
+    pub flag_retention: u32,
 }
 
 impl Default for TrackerConfig {
@@ -94,10 +110,15 @@ impl Default for TrackerConfig {
             require_private_flag: true,
             password_rounds: crate::accounts::PBKDF2_ROUNDS,
             enforce_min_interval: true,
+            max_credit_rate: 1_250_000_000,
             max_peers: 500_000,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
             stats_refresh: 30,
+            token_ttl: 2_592_000,
+            negative_cache: 30,
+            keep_web_seeds: false,
+            flag_retention: 7_776_000,
         }
     }
 }
@@ -175,6 +196,14 @@ impl TrackerConfig {
             require_private_flag: flag("REQUIRE_PRIVATE_FLAG", d.require_private_flag)?,
             password_rounds: num("PASSWORD_ROUNDS", d.password_rounds, 1_000, 2_000_000)?,
             enforce_min_interval: flag("ENFORCE_MIN_INTERVAL", d.enforce_min_interval)?,
+            max_credit_rate: match get("MAX_CREDIT_RATE").as_deref().map(str::trim) {
+                None | Some("") => d.max_credit_rate,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(ConfigError { name: "MAX_CREDIT_RATE", value: v.to_string() })?,
+            },
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
             log_level: match get("LOG_LEVEL").as_deref().map(str::trim) {
                 None | Some("") => d.log_level,
@@ -182,6 +211,11 @@ impl TrackerConfig {
             },
             stats_flush: num("STATS_FLUSH", d.stats_flush, 1, 3_600)?,
             stats_refresh: num("STATS_REFRESH", d.stats_refresh, 0, 3_600)?,
+            token_ttl: num("TOKEN_TTL", d.token_ttl, 60, 31_536_000)?,
+            negative_cache: num("NEGATIVE_CACHE", d.negative_cache, 0, 300)?,
+            keep_web_seeds: flag("KEEP_WEB_SEEDS", d.keep_web_seeds)?,
+            // At least a day: a credit batch retried after its id was pruned would count twice.
+            flag_retention: num("FLAG_RETENTION", d.flag_retention, 86_400, 315_360_000)?,
         };
         Ok(config)
     }

@@ -6,6 +6,7 @@ pub mod accounting;
 pub mod accounts;
 pub mod announce;
 pub mod config;
+pub mod flags;
 pub mod listing;
 pub mod logging;
 pub mod metainfo;
@@ -20,6 +21,9 @@ pub mod store;
 pub mod swarm;
 pub mod webtorrent;
 pub mod wire;
+
+#[cfg(test)]
+mod integrity_tests;
 
 #[cfg(target_arch = "wasm32")]
 mod worker_glue;

@@ -15,10 +15,11 @@ use crate::peer::InfoHash;
 /// Deepest nesting accepted (real torrents use 5-6 levels).
 pub const MAX_DEPTH: usize = 64;
 
-/// Most values in one torrent. Each parsed value takes ~32 bytes, so 4 MiB
-/// of `le` (2M empty lists) would need 64 MB and more while its list grows:
-/// half an isolate's memory. A 4 MiB torrent of real files holds at most
-/// ~170k files of ~5 values each.
+/// Most values in one torrent. Each parsed value takes ~32 bytes, so 10 MiB
+/// of `le` (5M empty lists, under the 10 MiB upload limit) would need 160 MB
+/// and more while its list grows: more than an isolate's memory. A 10 MiB
+/// torrent of real files (~140 bytes of path and length per file) holds
+/// ~75k files of ~5 values each, well under this bound.
 pub const MAX_VALUES: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +270,24 @@ fn file_tree_size(v: &Value<'_>) -> u64 {
 /// The same torrent with `announce` set to `url` and `announce-list`
 /// replaced by that one URL; the info dictionary is copied byte for byte.
 pub fn with_announce(bytes: &[u8], url: &str) -> Result<Vec<u8>, MetainfoError> {
+    rewrite(bytes, url, &[])
+}
+
+/// Top-level keys that name web seeds (BEP 19 `url-list`, BEP 17 `httpseeds`):
+/// clients fetch pieces from those servers, which then see their addresses.
+pub const WEB_SEED_KEYS: [&[u8]; 2] = [b"url-list", b"httpseeds"];
+
+/// The torrent as a member downloads it: their announce URL (as
+/// `with_announce`) and, unless `keep_web_seeds`, no web seeds, so the
+/// uploader's server never learns who downloads. The info dictionary (and
+/// so the info hash) is untouched.
+pub fn for_member(bytes: &[u8], url: &str, keep_web_seeds: bool) -> Result<Vec<u8>, MetainfoError> {
+    rewrite(bytes, url, if keep_web_seeds { &[] } else { &WEB_SEED_KEYS })
+}
+
+/// Copies the top-level dictionary without `announce`, `announce-list` and
+/// the `drop` keys, then adds the announce keys for `url`, in sorted order.
+fn rewrite(bytes: &[u8], url: &str, drop: &[&[u8]]) -> Result<Vec<u8>, MetainfoError> {
     let top = parse(bytes)?;
     let Value::Dict(entries) = &top else { return err("not a dictionary") };
     let mut announce = Vec::new();
@@ -276,18 +295,19 @@ pub fn with_announce(bytes: &[u8], url: &str) -> Result<Vec<u8>, MetainfoError> 
     let mut list = b"ll".to_vec();
     bstr(&mut list, url.as_bytes());
     list.extend_from_slice(b"ee");
-    let mut out: Vec<(&[u8], Vec<u8>)> = entries
+    let mut out: Vec<(&[u8], &[u8])> = entries
         .iter()
-        .filter(|(k, _, _)| *k != b"announce" && *k != b"announce-list")
-        .map(|(k, _, raw)| (*k, raw.to_vec()))
+        .filter(|(k, _, _)| *k != b"announce" && *k != b"announce-list" && !drop.contains(k))
+        .map(|(k, _, raw)| (*k, *raw))
         .collect();
-    out.push((b"announce", announce));
-    out.push((b"announce-list", list));
+    out.push((b"announce", &announce));
+    out.push((b"announce-list", &list));
     out.sort_by(|a, b| a.0.cmp(b.0));
-    let mut buf = b"d".to_vec();
+    let mut buf = Vec::with_capacity(bytes.len() + 2 * url.len() + 32);
+    buf.push(b'd');
     for (k, v) in out {
         bstr(&mut buf, k);
-        buf.extend_from_slice(&v);
+        buf.extend_from_slice(v);
     }
     buf.push(b'e');
     Ok(buf)
@@ -436,6 +456,28 @@ mod tests {
         let top = parse(&out).unwrap();
         assert_eq!(top.get("announce").and_then(Value::bytes), Some(&b"https://t.example/announce/abc"[..]));
         assert!(matches!(top.get("announce-list"), Some(Value::List(l)) if l.len() == 1));
+    }
+
+    #[test]
+    fn web_seeds_are_stripped_unless_kept() {
+        let info = "4:infod6:lengthi10e4:name1:a12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let t = format!("d8:announce9:http://x/7:comment2:hi9:httpseedsl12:http://seed/e{info}8:url-listl13:http://mirroree");
+        let url = "https://t.example/announce/abc";
+        let out = for_member(t.as_bytes(), url, false).unwrap();
+        let top = parse(&out).unwrap();
+        assert!(top.get("url-list").is_none() && top.get("httpseeds").is_none());
+        assert_eq!(top.get("comment").and_then(Value::bytes), Some(&b"hi"[..]));
+        assert_eq!(inspect(&out).unwrap().info_hash, inspect(t.as_bytes()).unwrap().info_hash);
+        let expected = format!("d8:announce30:{url}13:announce-listll30:{url}ee7:comment2:hi{info}e");
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        // Kept on request, and a single-string url-list is kept as it was.
+        let kept = for_member(t.as_bytes(), url, true).unwrap();
+        assert!(parse(&kept).unwrap().get("url-list").is_some() && parse(&kept).unwrap().get("httpseeds").is_some());
+        let single = format!("d{info}8:url-list13:http://mirrore");
+        assert!(String::from_utf8(for_member(single.as_bytes(), url, true).unwrap()).unwrap().ends_with("8:url-list13:http://mirrore"));
+        // Web seed keys inside the info dictionary cannot be removed without changing the hash: untouched.
+        let inner = format!("d4:infod6:lengthi10e4:name1:a12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaa8:url-list1:xee");
+        assert_eq!(inspect(&for_member(inner.as_bytes(), url, false).unwrap()).unwrap().info_hash, inspect(inner.as_bytes()).unwrap().info_hash);
     }
 
     #[test]

@@ -30,6 +30,76 @@ impl fmt::Display for InfoHash {
     }
 }
 
+/// Which swarm entry or ledger session an announce speaks for: a digest
+/// of who may speak for it, so no one can borrow another's.
+///
+/// - A swarm entry ([`PeerKey::entry`]) is the peer id plus its address
+///   family plus either the client's BEP 3 `key` (a secret it never shows
+///   other peers) or, without one, its IP. An announce with a known peer id
+///   from another address, without the matching key, is another entry:
+///   it can neither move nor stop the original. In private mode the user
+///   is part of the key too, so members never share an entry.
+/// - A private-mode session ([`PeerKey::session`]) is the user plus the
+///   peer id: both families and any address change of one client feed
+///   one baseline, and no other member can touch it.
+///
+/// SHA-1 keeps crafted inputs from landing on someone else's key (a second
+/// preimage); WebTorrent peers, addressed by peer id in that protocol, use
+/// [`PeerKey::raw`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey(pub [u8; 20]);
+
+/// The digest of a client's BEP 3 `key` parameter as the swarm sees it.
+pub type ClientKey = [u8; 8];
+
+impl PeerKey {
+    /// The entry of `peer_id` announcing from `addr`, for `user` (private
+    /// mode) with the client's `key` if it sent one.
+    pub fn entry(user: Option<u64>, peer_id: &PeerId, addr: &PeerAddr, key: Option<&ClientKey>) -> Self {
+        use sha1::{Digest, Sha1};
+        let mut h = Sha1::new();
+        h.update(b"entry\0");
+        h.update(user.map_or([0xff; 8], u64::to_be_bytes));
+        h.update(peer_id.0);
+        h.update([addr.is_ipv4() as u8]);
+        match key {
+            Some(k) => {
+                h.update(b"k");
+                h.update(k);
+            }
+            None => {
+                h.update(b"a");
+                h.update(addr.ip_bytes());
+            }
+        }
+        PeerKey(h.finalize().into())
+    }
+
+    /// The ledger session of `user`'s client `peer_id`.
+    pub fn session(user: u64, peer_id: &PeerId) -> Self {
+        use sha1::{Digest, Sha1};
+        let mut h = Sha1::new();
+        h.update(b"session\0");
+        h.update(user.to_be_bytes());
+        h.update(peer_id.0);
+        PeerKey(h.finalize().into())
+    }
+
+    /// The peer id itself: WebTorrent peers, and rows stored before keys.
+    pub fn raw(peer_id: &PeerId) -> Self {
+        PeerKey(peer_id.0)
+    }
+}
+
+/// The digest of a `key` parameter's bytes (any length a client sends).
+pub fn client_key(raw: &[u8]) -> ClientKey {
+    use sha1::{Digest, Sha1};
+    let d: [u8; 20] = Sha1::digest(raw).into();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
 /// A peer's address: IPv4 kept as an IPv4-mapped IPv6 address, so every
 /// peer has the same fixed size (18 bytes) in memory and in storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,6 +129,11 @@ impl PeerAddr {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The 16 address bytes (IPv4 as IPv4-mapped IPv6).
+    pub fn ip_bytes(&self) -> [u8; 16] {
+        self.ip
     }
 
     pub fn is_ipv4(&self) -> bool {

@@ -149,7 +149,7 @@ mod tests {
     use crate::peer::{PeerAddr, PeerId};
 
     fn peer(ip: &str, port: u16, tag: u8) -> Peer {
-        Peer { id: PeerId([tag; 20]), addr: PeerAddr::new(ip.parse().unwrap(), port), last_seen: 0, stored_seen: 0, completed: false, heard: true }
+        Peer { key: crate::peer::PeerKey([tag; 20]), id: PeerId([tag; 20]), addr: PeerAddr::new(ip.parse().unwrap(), port), last_seen: 0, stored_seen: 0, completed: false, heard: true }
     }
 
     const C: SwarmCounters = SwarmCounters { complete: 1, incomplete: 2, downloaded: 3 };

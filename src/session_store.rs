@@ -19,7 +19,7 @@
 //! SQLite's row size cap.
 
 use crate::accounting::{Credit, Session};
-use crate::peer::PeerId;
+use crate::peer::PeerKey;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledger (chunk INTEGER NOT NULL, part INTEGER NOT NULL, recs BLOB NOT NULL,
@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS ledger (chunk INTEGER NOT NULL, part INTEGER NOT NULL
 pub struct SessionRecord {
     pub session: Session,
     pub credited: Credit,
+    /// When the session last announced (memory only: a steady re-announce
+    /// writes nothing). Read back as the baseline's time; the swarm gives
+    /// reloaded sessions a full timeout.
+    pub heard: u32,
 }
 
 impl SessionRecord {
@@ -56,9 +60,11 @@ impl SessionRecord {
             return None;
         }
         let n = |i: usize| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let last_seen = u32::from_be_bytes(b[40..44].try_into().ok()?);
         Some(SessionRecord {
-            session: Session { user: n(0), uploaded: n(1), downloaded: n(2), last_seen: u32::from_be_bytes(b[40..44].try_into().ok()?) },
+            session: Session { user: n(0), uploaded: n(1), downloaded: n(2), last_seen },
             credited: Credit { uploaded: n(3), downloaded: n(4) },
+            heard: last_seen,
         })
     }
 }
@@ -68,10 +74,18 @@ impl SessionRecord {
 /// next batch; see `SwarmState::new_session`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRecord {
-    pub id: PeerId,
+    /// The session's key ([`PeerKey::session`]); a record written before
+    /// sessions were keyed by user holds the bare peer id (`legacy`).
+    pub id: PeerKey,
     pub session: Option<SessionRecord>,
     pub mark: Option<Credit>,
+    pub legacy: bool,
 }
+
+/// Record flag bits: a session, a mark, and "keyed by user and peer id".
+const HAS_SESSION: u8 = 1;
+const HAS_MARK: u8 = 2;
+const KEYED: u8 = 4;
 
 /// id (20), flags (1), session (44), mark (16).
 pub const RECORD_LEN: usize = 20 + 1 + SessionRecord::ENCODED_LEN + 16;
@@ -83,7 +97,7 @@ const SHRINK_AT: usize = 512;
 const MAX_CHUNKS: u32 = 1_024;
 
 /// The chunk a peer id belongs to (FNV-1a: stable across restarts).
-pub fn chunk_of(id: &PeerId, chunks: u32) -> u32 {
+pub fn chunk_of(id: &PeerKey, chunks: u32) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in id.0 {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
@@ -101,7 +115,7 @@ pub fn encode_chunk(chunks: u32, records: Vec<ChunkRecord>) -> Vec<Vec<u8>> {
             out.extend_from_slice(&chunks.to_be_bytes());
             for r in part {
                 out.extend_from_slice(&r.id.0);
-                out.push(r.session.is_some() as u8 | (r.mark.is_some() as u8) << 1);
+                out.push(if r.session.is_some() { HAS_SESSION } else { 0 } | if r.mark.is_some() { HAS_MARK } else { 0 } | KEYED);
                 match r.session {
                     Some(s) => s.encode_into(&mut out),
                     None => out.extend_from_slice(&[0; SessionRecord::ENCODED_LEN]),
@@ -125,15 +139,15 @@ pub fn decode_row(b: &[u8]) -> Option<(u32, Vec<ChunkRecord>)> {
     let records = body
         .chunks_exact(RECORD_LEN)
         .map(|r| {
-            let id = PeerId(r[..20].try_into().ok()?);
+            let id = PeerKey(r[..20].try_into().ok()?);
             let flags = r[20];
-            let session = if flags & 1 != 0 { Some(SessionRecord::decode(&r[21..21 + SessionRecord::ENCODED_LEN])?) } else { None };
+            let session = if flags & HAS_SESSION != 0 { Some(SessionRecord::decode(&r[21..21 + SessionRecord::ENCODED_LEN])?) } else { None };
             let m = &r[21 + SessionRecord::ENCODED_LEN..];
-            let mark = (flags & 2 != 0).then(|| Credit {
+            let mark = (flags & HAS_MARK != 0).then(|| Credit {
                 uploaded: u64::from_be_bytes(m[..8].try_into().unwrap_or_default()),
                 downloaded: u64::from_be_bytes(m[8..16].try_into().unwrap_or_default()),
             });
-            Some(ChunkRecord { id, session, mark })
+            Some(ChunkRecord { id, session, mark, legacy: flags & KEYED == 0 })
         })
         .collect::<Option<Vec<_>>>()?;
     Some((chunks, records))
@@ -209,7 +223,7 @@ impl SessionChunks {
         self.chunks
     }
 
-    pub fn mark_dirty(&mut self, id: &PeerId) {
+    pub fn mark_dirty(&mut self, id: &PeerKey) {
         self.dirty.insert(chunk_of(id, self.chunks));
     }
 
@@ -268,12 +282,14 @@ mod tests {
 
     fn rec(n: u8, session: bool, mark: bool) -> ChunkRecord {
         ChunkRecord {
-            id: PeerId([n; 20]),
+            id: PeerKey([n; 20]),
             session: session.then_some(SessionRecord {
                 session: Session { user: n as u64, uploaded: 10, downloaded: 20, last_seen: 7 },
                 credited: Credit { uploaded: 30, downloaded: 40 },
+                heard: 7,
             }),
             mark: mark.then_some(Credit { uploaded: 5, downloaded: 6 }),
+            legacy: false,
         }
     }
 
@@ -287,7 +303,7 @@ mod tests {
         assert_eq!(back, records);
 
         let many: Vec<ChunkRecord> = (0..RECORDS_PER_ROW + 5)
-            .map(|i| ChunkRecord { id: PeerId([(i % 251) as u8; 20].map(|b| b ^ (i / 251) as u8)), ..rec(0, true, false) })
+            .map(|i| ChunkRecord { id: PeerKey([(i % 251) as u8; 20].map(|b| b ^ (i / 251) as u8)), ..rec(0, true, false) })
             .collect();
         let rows = encode_chunk(1, many);
         assert_eq!(rows.len(), 2);
@@ -299,20 +315,20 @@ mod tests {
     fn chunk_count_follows_the_swarm_size() {
         let mut c = SessionChunks::default();
         assert!(c.take_plan(10).is_none(), "nothing dirty, nothing written");
-        c.mark_dirty(&PeerId([1; 20]));
+        c.mark_dirty(&PeerKey([1; 20]));
         let p = c.take_plan(10).unwrap();
         assert_eq!((p.chunks, p.dirty.len(), p.drop_from), (1, 1, None));
-        c.mark_dirty(&PeerId([1; 20]));
+        c.mark_dirty(&PeerKey([1; 20]));
         let p = c.take_plan(20_000).unwrap();
         assert_eq!((p.chunks, p.dirty.len(), p.drop_from), (8, 8, None), "grows and rewrites every chunk");
-        c.mark_dirty(&PeerId([2; 20]));
+        c.mark_dirty(&PeerKey([2; 20]));
         let p = c.take_plan(5_000).unwrap();
         assert_eq!(p.chunks, 8, "no flapping between the thresholds");
         assert_eq!(p.dirty.len(), 1);
-        c.mark_dirty(&PeerId([2; 20]));
+        c.mark_dirty(&PeerKey([2; 20]));
         let p = c.take_plan(100).unwrap();
         assert_eq!((p.chunks, p.dirty.len(), p.drop_from), (1, 1, Some(1)), "shrinks and drops the rest");
-        assert!(chunk_of(&PeerId([9; 20]), 1) == 0);
-        assert!((0..64u8).all(|n| chunk_of(&PeerId([n; 20]), 8) < 8));
+        assert!(chunk_of(&PeerKey([9; 20]), 1) == 0);
+        assert!((0..64u8).all(|n| chunk_of(&PeerKey([n; 20]), 8) < 8));
     }
 }

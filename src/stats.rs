@@ -25,18 +25,16 @@ pub enum Failure {
     ClientBanned,
     UnregisteredTorrent,
     RatioTooLow,
-    PeerIdBusy,
     AccountLookupFailed,
     SwarmUnavailable,
     ScrapeUnavailable,
     RateLimited,
-    AnnounceTooSoon,
     TorrentBlocked,
     Other,
 }
 
 impl Failure {
-    pub const ALL: [Failure; 19] = [
+    pub const ALL: [Failure; 17] = [
         Failure::InvalidQuery,
         Failure::InvalidAnnounce,
         Failure::InvalidScrape,
@@ -48,12 +46,10 @@ impl Failure {
         Failure::ClientBanned,
         Failure::UnregisteredTorrent,
         Failure::RatioTooLow,
-        Failure::PeerIdBusy,
         Failure::AccountLookupFailed,
         Failure::SwarmUnavailable,
         Failure::ScrapeUnavailable,
         Failure::RateLimited,
-        Failure::AnnounceTooSoon,
         Failure::TorrentBlocked,
         Failure::Other,
     ];
@@ -71,12 +67,10 @@ impl Failure {
             Failure::ClientBanned => "client_banned",
             Failure::UnregisteredTorrent => "unregistered_torrent",
             Failure::RatioTooLow => "ratio_too_low",
-            Failure::PeerIdBusy => "peer_id_busy",
             Failure::AccountLookupFailed => "account_lookup_failed",
             Failure::SwarmUnavailable => "swarm_unavailable",
             Failure::ScrapeUnavailable => "scrape_unavailable",
             Failure::RateLimited => "rate_limited",
-            Failure::AnnounceTooSoon => "announce_too_soon",
             Failure::TorrentBlocked => "torrent_blocked",
             Failure::Other => "other",
         }
@@ -92,10 +86,6 @@ impl Failure {
         let contains = |needle: &str| reason.windows(needle.len()).any(|w| w == needle.as_bytes());
         Some(if contains(crate::store::RATIO_REFUSAL) {
             Failure::RatioTooLow
-        } else if contains(crate::store::PEER_ID_BUSY) {
-            Failure::PeerIdBusy
-        } else if contains(crate::store::TOO_SOON) {
-            Failure::AnnounceTooSoon
         } else if contains(crate::store::BLOCKED_REFUSAL) {
             Failure::TorrentBlocked
         } else {
@@ -445,7 +435,6 @@ mod tests {
     fn swarm_failures_are_recognised() {
         use crate::response::failure;
         assert_eq!(Failure::of_swarm_answer(&failure(crate::store::RATIO_REFUSAL)), Some(Failure::RatioTooLow));
-        assert_eq!(Failure::of_swarm_answer(&failure(crate::store::PEER_ID_BUSY)), Some(Failure::PeerIdBusy));
         assert_eq!(Failure::of_swarm_answer(&failure("malformed swarm request")), Some(Failure::Other));
         assert_eq!(Failure::of_swarm_answer(b"d8:completei0e10:incompletei1e8:intervali1800e5:peers0:e"), None);
     }

@@ -30,15 +30,17 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 
 use crate::accounting::{self, Credit, Session};
+pub use crate::flags::CreditBatch;
+use crate::flags::{self, Balance, Flag};
 pub use crate::session_store::SessionRecord;
 use crate::session_store::{self, ChunkRecord, SessionChunks};
 use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
-use crate::peer::{InfoHash, PeerAddr, PeerId};
+use crate::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use crate::response::{self, PeerListFormat};
 use crate::swarm::{Peer, PeerAnnounce, PeerChange, Swarm, SwarmCounters};
 use crate::webtorrent::{SocketRef, SwarmWsReply};
-use crate::wire::SwarmAnnounce;
+use crate::wire::{Account, SwarmAnnounce};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
@@ -55,9 +57,6 @@ CREATE TABLE IF NOT EXISTS ws_peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WIT
 /// What an announce to a blocked torrent gets.
 pub const BLOCKED_REFUSAL: &str = "this torrent is blocked on this tracker";
 
-/// How a refused too-early re-announce's reason begins.
-pub const TOO_SOON: &str = "announcing too often";
-
 /// What a newcomer to a full swarm is told (it still gets peers).
 pub const FULL_WARNING: &str = "swarm is full: you get peers but are not listed until a slot frees";
 
@@ -73,31 +72,38 @@ pub const EXPIRY_SWEEP_GAP: u32 = 60;
 /// directly (cheaper than a ring row plus an alarm for one peer).
 pub const DENSE_SWARM: usize = 1_000;
 
-/// A `peers` row value: address (18), stored last_seen (4), flags (1).
+/// A `peers` row (keyed by the entry's [`PeerKey`]) value: address (18),
+/// stored last_seen (4), flags (1), the client's peer id (20).
 pub fn encode_peer(peer: &Peer, seeder: bool) -> Vec<u8> {
-    let mut rec = Vec::with_capacity(23);
+    let mut rec = Vec::with_capacity(43);
     rec.extend_from_slice(&peer.addr.encode());
     rec.extend_from_slice(&peer.stored_seen.to_be_bytes());
     rec.push(seeder as u8 | (peer.completed as u8) << 1);
+    rec.extend_from_slice(&peer.id.0);
     rec
 }
 
-pub fn decode_peer(id: &[u8], rec: &[u8]) -> Option<(Peer, bool)> {
-    let id = PeerId(id.try_into().ok()?);
-    if rec.len() != 23 {
-        return None;
-    }
+/// Reads a `peers` row. Rows written before entry keys (23 bytes) are
+/// keyed by the bare peer id; the peer's next announce from the same
+/// address adopts them ([`SwarmState::announce`]).
+pub fn decode_peer(key: &[u8], rec: &[u8]) -> Option<(Peer, bool)> {
+    let key = PeerKey(key.try_into().ok()?);
+    let id = match rec.len() {
+        43 => PeerId(rec[23..43].try_into().ok()?),
+        23 => PeerId(key.0),
+        _ => return None,
+    };
     let addr = PeerAddr::decode(&rec[..18])?;
     let last_seen = u32::from_be_bytes(rec[18..22].try_into().ok()?);
     let flags = rec[22];
-    Some((Peer { id, addr, last_seen, stored_seen: last_seen, completed: flags & 2 != 0, heard: false }, flags & 1 != 0))
+    Some((Peer { key, id, addr, last_seen, stored_seen: last_seen, completed: flags & 2 != 0, heard: false }, flags & 1 != 0))
 }
 
 /// A write the Durable Object must make durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreWrite {
-    UpsertPeer { id: PeerId, rec: Vec<u8> },
-    DeletePeer(PeerId),
+    UpsertPeer { id: PeerKey, rec: Vec<u8> },
+    DeletePeer(PeerKey),
     /// Replace the touch ring slot `slot` (merging with what it holds for
     /// the same window; see [`merge_touch_row`]).
     Touches { slot: u32, at: u32, ids: Vec<u8> },
@@ -114,12 +120,9 @@ pub enum StoreWrite {
     /// Write (`Some(at)`) or delete the `blocked` row.
     Blocked(Option<u32>),
     /// A WebSocket peer's row in `ws_peers` (same layout as `peers`).
-    UpsertWsPeer { id: PeerId, rec: Vec<u8> },
-    DeleteWsPeer(PeerId),
+    UpsertWsPeer { id: PeerKey, rec: Vec<u8> },
+    DeleteWsPeer(PeerKey),
 }
-
-/// A batch of credits for D1: `[user, uploaded, downloaded]` per user.
-pub type CreditBatch = Vec<[u64; 3]>;
 
 /// Encodes the flushed marks as older versions stored them (one row).
 pub fn encode_marks(marks: &HashMap<PeerId, Credit>) -> Vec<u8> {
@@ -167,17 +170,22 @@ pub struct SwarmState {
     pub swarm: Swarm,
     /// WebTorrent peers: offers go only to them, and they count with `swarm`.
     pub ws: Swarm,
-    pending_touches: Vec<PeerId>,
+    pending_touches: Vec<PeerKey>,
     published: Option<SwarmCounters>,
     published_at: u32,
     /// Whether the `swarm` row exists in storage.
     row_stored: bool,
     rng: SmallRng,
-    /// Private mode: each peer's baseline and credited bytes.
-    sessions: HashMap<PeerId, SessionRecord>,
+    /// Private mode: each session's baseline and credited bytes, by
+    /// [`PeerKey::session`] (user and peer id).
+    sessions: HashMap<PeerKey, SessionRecord>,
     /// Private mode: the part of each session's credit already in an outbox
     /// batch (stored beside the session in its chunk).
-    marks: HashMap<PeerId, Credit>,
+    marks: HashMap<PeerKey, Credit>,
+    /// Private mode: flags for admins, sent with the next credit batch.
+    pending_flags: Vec<Flag>,
+    /// Private mode: uploads and downloads credited here since loading.
+    balance: Balance,
     /// Private mode: which chunks of `sessions` and `marks` storage lacks.
     chunks: SessionChunks,
     /// Private mode: when an announce last wrote session chunks. Writes are
@@ -202,8 +210,6 @@ pub struct SwarmState {
     pub blocked: bool,
 }
 
-/// A second client announcing with a peer id another session holds.
-pub const PEER_ID_BUSY: &str = "peer id busy, retry later";
 /// Why a private-mode announce was refused by the swarm.
 pub const RATIO_REFUSAL: &str =
     "your ratio is below the minimum: you may keep seeding, but not start new downloads";
@@ -223,6 +229,8 @@ impl SwarmState {
             rng,
             sessions: HashMap::new(),
             marks: HashMap::new(),
+            pending_flags: Vec::new(),
+            balance: Balance::default(),
             chunks: SessionChunks::default(),
             sessions_written_at: None,
             credit_due_at: None,
@@ -260,7 +268,7 @@ impl SwarmState {
             if at >= cutoff {
                 for id in ids.chunks_exact(20) {
                     if let Ok(id) = id.try_into() {
-                        self.swarm.touch(&PeerId(id), at);
+                        self.swarm.touch(&PeerKey(id), at);
                     }
                 }
             }
@@ -290,102 +298,27 @@ impl SwarmState {
         if self.blocked {
             return (response::failure(BLOCKED_REFUSAL), writes);
         }
-        if let Some(wait) = self.too_soon(&msg.peer, now, config) {
-            let reason = format!(
-                "{TOO_SOON}: min interval is {} s, wait {wait} s more (or send an event)",
-                config.min_interval
-            );
-            return (response::failure_retry(&reason, wait), writes);
+        if let Some(seeder) = self.early(&msg.peer, now, config) {
+            // Answered like any announce, but not applied: nothing written,
+            // nothing credited (the next accepted one credits the delta).
+            return (self.answer(msg, seeder, config, None), writes);
         }
         if let Some(account) = msg.account {
-            let known_leecher = matches!(self.swarm.get(&msg.peer.peer_id), Some((_, false)));
-            let starts_leeching = msg.peer.left > 0 && msg.peer.event != AnnounceEvent::Stopped && !known_leecher;
-            if starts_leeching && !account.may_leech {
-                return (response::failure(RATIO_REFUSAL), writes);
-            }
-            let previous = self.sessions.get(&msg.peer.peer_id).copied();
-            let (credit, session) = accounting::credit(
-                previous.map(|p| p.session),
-                account.user,
-                msg.uploaded,
-                msg.downloaded,
-                account.freeleech,
-                now,
-            );
-            let changed = previous.map(|p| (p.session.user, p.session.uploaded, p.session.downloaded))
-                != Some((session.user, session.uploaded, session.downloaded));
-            if changed {
-                let id = msg.peer.peer_id;
-                // Credit stays with the user who earned it: a peer id taken
-                // over by another user keeps its unflushed credit in the old record.
-                let mut record = match previous {
-                    Some(p) if p.session.user == account.user => p,
-                    Some(p) => {
-                        if !self.fully_flushed(&id, &p) {
-                            // Flush first; refuse this announce to retry later.
-                            return (response::failure(PEER_ID_BUSY), writes);
-                        }
-                        self.new_session(&id, session)
-                    }
-                    None => self.new_session(&id, session),
-                };
-                record.session = session;
-                // Saturating: hostile counters must not wrap a total (or panic).
-                record.credited.uploaded = record.credited.uploaded.saturating_add(credit.uploaded);
-                record.credited.downloaded = record.credited.downloaded.saturating_add(credit.downloaded);
-                if !credit.is_zero() {
-                    self.unflushed = true;
-                    self.credit_due_at.get_or_insert(now.saturating_add(config.credit_flush));
-                }
-                self.sessions.insert(id, record);
-                self.chunks.mark_dirty(&id);
-            }
-            let window_open = self.sessions_written_at.is_none_or(|at| now >= at.saturating_add(config.flush_delay));
-            if msg.peer.event == AnnounceEvent::Stopped || (window_open && self.chunks.is_dirty()) {
-                // `stopped` is a session's last report (or repeats an
-                // unwritten one): nothing would bring it back.
-                if self.persist_sessions(&mut writes) {
-                    self.sessions_written_at = Some(now);
-                }
+            if let Err(refusal) = self.account_announce(msg, account, now, config, &mut writes) {
+                return (response::failure(refusal), writes);
             }
         }
+        self.adopt_legacy_entry(&msg.peer, &mut writes);
         if self.is_full_for(&msg.peer, config) {
             // Existing peers are never pushed out: a flood of new ids must
             // not evict real peers. The newcomer still gets peers.
-            let seeder = msg.peer.left == 0;
-            let peers = self.swarm.select(&msg.peer.peer_id, seeder, msg.numwant as usize, &mut self.rng);
-            let body = response::announce(
-                self.swarm.counters(),
-                config.interval,
-                config.min_interval,
-                &peers,
-                msg.format,
-                Some(FULL_WARNING),
-            );
-            return (body, writes);
+            return (self.answer(msg, msg.peer.left == 0, config, Some(FULL_WARNING)), writes);
         }
         let outcome = self.swarm.announce_with_refresh(&msg.peer, now, config.refresh_after);
         if self.oldest_seen.is_none() && !self.swarm.is_empty() {
             self.oldest_seen = Some(now);
         }
-        match outcome.change {
-            PeerChange::Stored { peer, seeder } => {
-                writes.push(StoreWrite::UpsertPeer { id: peer.id, rec: encode_peer(&peer, seeder) })
-            }
-            PeerChange::Removed(id) => writes.push(StoreWrite::DeletePeer(id)),
-            PeerChange::Touched(id) if !self.pending_touches.is_empty() || self.swarm.len() >= DENSE_SWARM => {
-                self.pending_touches.push(id);
-                if self.pending_touches.len() >= MAX_TOUCHES_PER_ROW {
-                    writes.extend(self.flush_touches(now, config));
-                }
-            }
-            PeerChange::Touched(id) => {
-                if let Some((peer, seeder)) = self.swarm.get(&id) {
-                    writes.push(StoreWrite::UpsertPeer { id, rec: encode_peer(peer, seeder) });
-                }
-            }
-            PeerChange::Fresh | PeerChange::Unchanged => {}
-        }
+        self.store_change(outcome.change, now, config, &mut writes);
         if self.info_hash.is_none() {
             self.info_hash = Some(msg.info_hash);
         }
@@ -393,36 +326,141 @@ impl SwarmState {
             writes.push(StoreWrite::SwarmRow(self.row()));
             self.row_stored = true;
         }
-        let peers = self.swarm.select(&msg.peer.peer_id, outcome.seeder, msg.numwant as usize, &mut self.rng);
-        let body = response::announce(
-            self.counters(),
-            config.interval,
-            config.min_interval,
-            &peers,
-            PeerListFormat { ..msg.format },
-            None,
-        );
-        (body, writes)
+        (self.answer(msg, outcome.seeder, config, None), writes)
     }
 
-    /// Seconds a plain re-announce must still wait, if it came too soon.
-    /// Events, role and address changes always pass; so does a peer whose
-    /// last announce this instance did not see (its time may be assumed).
-    fn too_soon(&self, a: &crate::swarm::PeerAnnounce, now: u32, config: &TrackerConfig) -> Option<u32> {
+    /// Counts, intervals and a fresh random peer list for the announcer.
+    /// Private peer lists never carry peer ids: they would let a member
+    /// announce as another.
+    fn answer(&mut self, msg: &SwarmAnnounce, seeder: bool, config: &TrackerConfig, warning: Option<&str>) -> Vec<u8> {
+        let format = PeerListFormat { no_peer_id: msg.format.no_peer_id || msg.account.is_some(), ..msg.format };
+        let p = &msg.peer;
+        let peers = self.swarm.select((&p.key, &p.peer_id), seeder, msg.numwant as usize, &mut self.rng);
+        response::announce(self.counters(), config.interval, config.min_interval, &peers, format, warning)
+    }
+
+    /// The write a change to the HTTP swarm needs: rows through, refreshes
+    /// batched in dense swarms.
+    fn store_change(&mut self, change: PeerChange, now: u32, config: &TrackerConfig, writes: &mut Vec<StoreWrite>) {
+        match change {
+            PeerChange::Stored { peer, seeder } => {
+                writes.push(StoreWrite::UpsertPeer { id: peer.key, rec: encode_peer(&peer, seeder) })
+            }
+            PeerChange::Removed(key) => writes.push(StoreWrite::DeletePeer(key)),
+            PeerChange::Touched(key) if !self.pending_touches.is_empty() || self.swarm.len() >= DENSE_SWARM => {
+                self.pending_touches.push(key);
+                if self.pending_touches.len() >= MAX_TOUCHES_PER_ROW {
+                    writes.extend(self.flush_touches(now, config));
+                }
+            }
+            PeerChange::Touched(key) => {
+                if let Some((peer, seeder)) = self.swarm.get(&key) {
+                    writes.push(StoreWrite::UpsertPeer { id: key, rec: encode_peer(peer, seeder) });
+                }
+            }
+            PeerChange::Fresh | PeerChange::Unchanged => {}
+        }
+    }
+
+    /// Private mode: the ratio rule and the ledger. `Err` is the refusal.
+    fn account_announce(
+        &mut self,
+        msg: &SwarmAnnounce,
+        account: Account,
+        now: u32,
+        config: &TrackerConfig,
+        writes: &mut Vec<StoreWrite>,
+    ) -> Result<(), &'static str> {
+        let key = PeerKey::session(account.user, &msg.peer.peer_id);
+        let previous = self.sessions.get(&key).copied();
+        // A download in progress is this user's own session on this torrent.
+        let starts_leeching = msg.peer.left > 0 && msg.peer.event != AnnounceEvent::Stopped && previous.is_none();
+        if starts_leeching && !account.may_leech {
+            return Err(RATIO_REFUSAL);
+        }
+        let rules = accounting::Rules { max_rate: config.max_credit_rate, freeleech: account.freeleech };
+        let a = accounting::credit(previous.map(|p| p.session), account.user, msg.uploaded, msg.downloaded, now, rules);
+        for r in a.refused.iter().flatten() {
+            self.flag(flags::refusal(account.user, r, now), now, config);
+        }
+        self.balance.add(a.transfer.uploaded, a.transfer.downloaded);
+        let counters = |s: &Session| (s.user, s.uploaded, s.downloaded);
+        if previous.map(|p| counters(&p.session)) != Some(counters(&a.session)) {
+            let mut record = previous.unwrap_or_else(|| self.new_session(&key, a.session));
+            // The baseline's time moves with the baseline: the rate bound
+            // measures bytes since it was set.
+            record.session = a.session;
+            record.heard = now;
+            // Saturating: hostile counters must not wrap a total (or panic).
+            record.credited.uploaded = record.credited.uploaded.saturating_add(a.credit.uploaded);
+            record.credited.downloaded = record.credited.downloaded.saturating_add(a.credit.downloaded);
+            if !a.credit.is_zero() {
+                self.unflushed = true;
+                self.credit_due_at.get_or_insert(now.saturating_add(config.credit_flush));
+            }
+            self.sessions.insert(key, record);
+            self.chunks.mark_dirty(&key);
+        } else if let Some(record) = self.sessions.get_mut(&key) {
+            record.heard = now;
+        }
+        let window_open = self.sessions_written_at.is_none_or(|at| now >= at.saturating_add(config.flush_delay));
+        // Written before the answer: `stopped` (a session's last report, or
+        // a repeat of an unwritten one: nothing would bring it back), a new
+        // baseline (see `Accepted::fresh`), and a refusal (taken back by a
+        // crash, the refused bytes would pass as a slower delta).
+        let must_write = msg.peer.event == AnnounceEvent::Stopped || a.fresh || a.refused.iter().any(Option::is_some);
+        if must_write || (window_open && self.chunks.is_dirty()) {
+            if self.persist_sessions(writes) {
+                self.sessions_written_at = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a flag for the next credit batch (bounded).
+    fn flag(&mut self, flag: Flag, now: u32, config: &TrackerConfig) {
+        if self.pending_flags.len() < flags::MAX_PENDING {
+            self.pending_flags.push(flag);
+            self.credit_due_at.get_or_insert(now.saturating_add(config.credit_flush));
+        }
+    }
+
+    /// A row stored before entry keys is keyed by the bare peer id: the
+    /// same peer id announcing from the same IP takes it over, under its
+    /// key now. (Anyone else's announce is another entry.)
+    fn adopt_legacy_entry(&mut self, a: &PeerAnnounce, writes: &mut Vec<StoreWrite>) {
+        let legacy = PeerKey::raw(&a.peer_id);
+        if legacy == a.key || self.swarm.get(&a.key).is_some() {
+            return;
+        }
+        let Some((old, seeder)) = self.swarm.get(&legacy).map(|(p, s)| (*p, s)) else { return };
+        if old.id != a.peer_id || old.addr.ip_bytes() != a.addr.ip_bytes() {
+            return;
+        }
+        let peer = Peer { key: a.key, ..old };
+        self.swarm.rekey(&legacy, peer, seeder);
+        writes.push(StoreWrite::DeletePeer(legacy));
+        writes.push(StoreWrite::UpsertPeer { id: a.key, rec: encode_peer(&peer, seeder) });
+    }
+
+    /// `Some(seeder)` when a plain re-announce came sooner than the min
+    /// interval allows. Events, role and address changes always apply; so
+    /// does a peer whose last announce this instance did not see (its time
+    /// may be assumed).
+    pub fn early(&self, a: &PeerAnnounce, now: u32, config: &TrackerConfig) -> Option<bool> {
         if a.event != AnnounceEvent::Update {
             return None;
         }
-        let (peer, seeder) = self.swarm.get(&a.peer_id)?;
+        let (peer, seeder) = self.swarm.get(&a.key)?;
         let steady = seeder == (a.left == 0) && peer.addr == a.addr && peer.heard;
-        let ready_at = peer.last_seen.saturating_add(config.min_reannounce());
-        (steady && now < ready_at).then(|| ready_at - now)
+        (steady && now < peer.last_seen.saturating_add(config.min_reannounce())).then_some(seeder)
     }
 
     /// A newcomer would take the swarm past `MAX_PEERS`.
-    fn is_full_for(&self, a: &crate::swarm::PeerAnnounce, config: &TrackerConfig) -> bool {
+    fn is_full_for(&self, a: &PeerAnnounce, config: &TrackerConfig) -> bool {
         self.swarm.len() >= config.max_peers as usize
             && a.event != AnnounceEvent::Stopped
-            && self.swarm.get(&a.peer_id).is_none()
+            && self.swarm.get(&a.key).is_none()
     }
 
     /// An operator blocks the torrent: every peer is dropped and later
@@ -489,10 +527,10 @@ impl SwarmState {
     /// Forgets baselines of peers gone for longer than the timeout, once
     /// all their credit is on its way to D1; a peer in the swarm keeps its.
     fn expire_sessions(&mut self, cutoff: u32) {
-        let gone: Vec<PeerId> = self
+        let gone: Vec<PeerKey> = self
             .sessions
             .iter()
-            .filter(|(id, s)| s.session.last_seen < cutoff && self.swarm.get(id).is_none() && self.fully_flushed(id, s))
+            .filter(|(id, s)| s.heard < cutoff && self.fully_flushed(id, s))
             .map(|(id, _)| *id)
             .collect();
         // Their marks stay until the next batch: see `new_session`.
@@ -511,13 +549,13 @@ impl SwarmState {
         for (id, s) in &self.sessions {
             let chunk = session_store::chunk_of(id, plan.chunks);
             if plan.dirty.contains(chunk) {
-                groups[chunk as usize].push(ChunkRecord { id: *id, session: Some(*s), mark: self.marks.get(id).copied() });
+                groups[chunk as usize].push(ChunkRecord { id: *id, session: Some(*s), mark: self.marks.get(id).copied(), legacy: false });
             }
         }
         for (id, m) in &self.marks {
             let chunk = session_store::chunk_of(id, plan.chunks);
             if plan.dirty.contains(chunk) && !self.sessions.contains_key(id) {
-                groups[chunk as usize].push(ChunkRecord { id: *id, session: None, mark: Some(*m) });
+                groups[chunk as usize].push(ChunkRecord { id: *id, session: None, mark: Some(*m), legacy: false });
             }
         }
         for chunk in plan.dirty.iter() {
@@ -538,26 +576,23 @@ impl SwarmState {
     /// zero: the mark stays (in memory and storage) until the next batch,
     /// and after a reload a mark above the new credit would swallow it.
     /// Found by fuzzing (swarm_state).
-    fn new_session(&self, id: &PeerId, session: Session) -> SessionRecord {
-        SessionRecord { session, credited: self.marks.get(id).copied().unwrap_or_default() }
+    fn new_session(&self, id: &PeerKey, session: Session) -> SessionRecord {
+        SessionRecord { session, credited: self.marks.get(id).copied().unwrap_or_default(), heard: session.last_seen }
     }
 
-    fn fully_flushed(&self, id: &PeerId, s: &SessionRecord) -> bool {
+    fn fully_flushed(&self, id: &PeerKey, s: &SessionRecord) -> bool {
         self.marks.get(id).copied().unwrap_or_default() == s.credited
     }
 
     /// Restores private-mode state from the `ledger` rows.
-    pub fn load_ledger<'a>(&mut self, rows: impl IntoIterator<Item = &'a [u8]>, outbox_pending: bool) {
+    /// Reloaded sessions count as heard at `now`: one that never comes
+    /// back is forgotten a timeout later.
+    pub fn load_ledger<'a>(&mut self, rows: impl IntoIterator<Item = &'a [u8]>, outbox_pending: bool, now: u32) {
         let mut chunks = None;
         for (n, records) in rows.into_iter().filter_map(session_store::decode_row) {
             chunks = Some(chunks.map_or(n, |c: u32| c.max(n)));
             for r in records {
-                if let Some(s) = r.session {
-                    self.sessions.insert(r.id, s);
-                }
-                if let Some(m) = r.mark {
-                    self.marks.insert(r.id, m);
-                }
+                self.load_record(r);
             }
         }
         if let Some(n) = chunks {
@@ -565,24 +600,59 @@ impl SwarmState {
         }
         self.outbox_pending |= outbox_pending;
         self.unflushed = self.sessions.iter().any(|(id, s)| !self.fully_flushed(id, s));
+        self.sessions.values_mut().for_each(|s| s.heard = s.heard.max(now));
+    }
+
+    /// Puts one stored record in place. A record from before sessions were
+    /// keyed by user is moved to its key (both chunks rewritten); a bare
+    /// mark of one is dropped (its credit is already in a batch).
+    fn load_record(&mut self, r: ChunkRecord) {
+        let key = match (r.legacy, r.session) {
+            (false, _) => r.id,
+            (true, Some(s)) => PeerKey::session(s.session.user, &PeerId(r.id.0)),
+            (true, None) => {
+                self.chunks.mark_dirty(&r.id);
+                return;
+            }
+        };
+        if r.legacy {
+            self.chunks.mark_dirty(&r.id);
+            self.chunks.mark_dirty(&key);
+        }
+        if let Some(s) = r.session {
+            self.sessions.insert(key, s);
+        }
+        if let Some(m) = r.mark {
+            self.marks.insert(key, m);
+        }
     }
 
     /// Restores private-mode state from an older version's tables (a row
-    /// per session and one marks row); the next write moves it to chunks.
-    pub fn load_legacy_sessions(&mut self, sessions: impl IntoIterator<Item = (PeerId, SessionRecord)>, marks: &[u8]) {
-        self.sessions.extend(sessions);
-        self.marks.extend(decode_marks(marks));
+    /// per session and one marks row, keyed by peer id); the next write
+    /// moves it to chunks, keyed by user and peer id.
+    pub fn load_legacy_sessions(&mut self, sessions: impl IntoIterator<Item = (PeerId, SessionRecord)>, marks: &[u8], now: u32) {
+        let marks = decode_marks(marks);
+        for (id, s) in sessions {
+            let mark = marks.get(&id).copied();
+            self.load_record(ChunkRecord { id: PeerKey(id.0), session: Some(s), mark, legacy: true });
+        }
         self.chunks.loaded_legacy();
         self.unflushed = self.sessions.iter().any(|(id, s)| !self.fully_flushed(id, s));
+        self.sessions.values_mut().for_each(|s| s.heard = s.heard.max(now));
     }
 
-    pub fn session(&self, id: &PeerId) -> Option<SessionRecord> {
-        self.sessions.get(id).copied()
+    /// The session of `user`'s client `peer_id`.
+    pub fn session(&self, user: u64, peer_id: &PeerId) -> Option<SessionRecord> {
+        self.session_at(&PeerKey::session(user, peer_id))
     }
 
-    /// Credit earned but not yet in an outbox batch.
+    pub fn session_at(&self, key: &PeerKey) -> Option<SessionRecord> {
+        self.sessions.get(key).copied()
+    }
+
+    /// Credit earned (or flags raised) but not yet in an outbox batch.
     pub fn credits_pending(&self) -> bool {
-        self.outbox_pending || self.unflushed
+        self.outbox_pending || self.unflushed || !self.pending_flags.is_empty()
     }
 
     /// Whether the alarm at `now` should send credit to D1: some is
@@ -595,7 +665,14 @@ impl SwarmState {
     /// chunk writes that record it as taken (the new marks). The caller
     /// stores both in one step (outbox row + chunks), then sends the batch
     /// to D1.
-    pub fn take_credit_batch(&mut self) -> Option<(CreditBatch, Vec<StoreWrite>)> {
+    pub fn take_credit_batch(&mut self, now: u32) -> Option<(CreditBatch, Vec<StoreWrite>)> {
+        let top = self.sessions.values().max_by_key(|s| s.credited.uploaded).map(|s| s.session.user);
+        if let Some(f) = self.balance.check(top, now) {
+            if self.pending_flags.len() < flags::MAX_PENDING {
+                self.pending_flags.push(f);
+            }
+        }
+        let flags = std::mem::take(&mut self.pending_flags);
         let mut per_user: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
         for (id, s) in &self.sessions {
             let mark = self.marks.get(id).copied().unwrap_or_default();
@@ -609,9 +686,10 @@ impl SwarmState {
         }
         if per_user.is_empty() {
             self.unflushed = false;
-            return None;
+            self.credit_due_at = None;
+            return (!flags.is_empty()).then(|| (CreditBatch { credits: Vec::new(), flags }, Vec::new()));
         }
-        let marks: HashMap<PeerId, Credit> = self.sessions.iter().map(|(id, s)| (*id, s.credited)).collect();
+        let marks: HashMap<PeerKey, Credit> = self.sessions.iter().map(|(id, s)| (*id, s.credited)).collect();
         for (id, m) in &self.marks {
             if marks.get(id) != Some(m) {
                 self.chunks.mark_dirty(id);
@@ -628,7 +706,8 @@ impl SwarmState {
         self.credit_due_at = None;
         let mut writes = Vec::new();
         self.persist_sessions(&mut writes);
-        Some((per_user.into_iter().map(|(u, (up, down))| [u, up, down]).collect(), writes))
+        let credits = per_user.into_iter().map(|(u, (up, down))| [u, up, down]).collect();
+        Some((CreditBatch { credits, flags }, writes))
     }
 
     /// Records a successful KV publish; returns the `swarm` row to write.
@@ -668,7 +747,7 @@ impl SwarmState {
         }
         if !self.sessions.is_empty() && self.is_empty() {
             // Baselines of departed peers are kept until their timeout.
-            let oldest = self.sessions.values().map(|s| s.session.last_seen).min().unwrap_or(now);
+            let oldest = self.sessions.values().map(|s| s.heard).min().unwrap_or(now);
             at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
         }
         if self.info_hash.is_some() && !self.blocked && self.published != Some(self.counters()) {
@@ -753,7 +832,7 @@ impl SwarmState {
         }
         match outcome.change {
             PeerChange::Stored { peer, seeder } => {
-                writes.push(StoreWrite::UpsertWsPeer { id: peer.id, rec: encode_peer(&peer, seeder) })
+                writes.push(StoreWrite::UpsertWsPeer { id: peer.key, rec: encode_peer(&peer, seeder) })
             }
             PeerChange::Removed(id) => writes.push(StoreWrite::DeleteWsPeer(id)),
             // Small swarms write a refresh through; WebSocket swarms are small.
@@ -775,7 +854,7 @@ impl SwarmState {
             Vec::new()
         } else {
             self.ws
-                .select(&peer.peer_id, outcome.seeder, numwant, &mut self.rng)
+                .select((&peer.key, &peer.peer_id), outcome.seeder, numwant, &mut self.rng)
                 .into_iter()
                 .map(|p| (p.id.0, SocketRef::from_addr(&p.addr)))
                 .collect()
@@ -787,17 +866,18 @@ impl SwarmState {
     /// from another socket.
     pub fn ws_leave(&mut self, peer_id: &PeerId, at: SocketRef) -> (SwarmWsReply, Vec<StoreWrite>) {
         let mut writes = Vec::new();
-        if matches!(self.ws.get(peer_id), Some((p, _)) if p.addr == at.to_addr()) {
-            let stop = PeerAnnounce { peer_id: *peer_id, addr: at.to_addr(), left: u64::MAX, event: AnnounceEvent::Stopped };
+        let key = PeerKey::raw(peer_id);
+        if matches!(self.ws.get(&key), Some((p, _)) if p.addr == at.to_addr()) {
+            let stop = PeerAnnounce { key, peer_id: *peer_id, addr: at.to_addr(), left: u64::MAX, event: AnnounceEvent::Stopped };
             self.ws.announce(&stop, 0);
-            writes.push(StoreWrite::DeleteWsPeer(*peer_id));
+            writes.push(StoreWrite::DeleteWsPeer(key));
         }
         (self.ws_reply(Vec::new()), writes)
     }
 
     /// Where a WebSocket peer's socket is, to route an answer to it.
     pub fn ws_locate(&self, peer_id: &PeerId) -> SwarmWsReply {
-        let targets = self.ws.get(peer_id).map(|(p, _)| (p.id.0, SocketRef::from_addr(&p.addr))).into_iter().collect();
+        let targets = self.ws.get(&PeerKey::raw(peer_id)).map(|(p, _)| (p.id.0, SocketRef::from_addr(&p.addr))).into_iter().collect();
         self.ws_reply(targets)
     }
 
@@ -849,35 +929,30 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_reannounce_before_min_interval_is_refused_but_events_pass() {
-        let c = TrackerConfig { min_interval: 100, ..cfg() };
-        let c = TrackerConfig { enforce_min_interval: true, ..c };
+    fn an_early_reannounce_is_answered_but_not_applied_and_events_apply() {
+        let c = TrackerConfig { min_interval: 100, enforce_min_interval: true, ..cfg() };
         let mut s = SwarmState::new(1);
         let (body, _) = s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
         assert!(failure_of(&body).is_none());
-        // 50 s later: too soon (90 s is the floor), nothing written.
+        s.announce(&msg(2, 0, AnnounceEvent::Started), 1000, &c);
+        // 50 s later (90 s is the floor): a normal answer, nothing written.
         let (body, writes) = s.announce(&msg(1, 10, AnnounceEvent::Update), 1050, &c);
-        let reason = failure_of(&body).expect("refused");
-        assert!(reason.contains("wait 40 s more") && reason.ends_with("8:retry ini1ee"), "{reason}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(failure_of(&body).is_none(), "{text}");
+        assert!(text.contains("8:completei1e") && text.contains("8:intervali100e") && text.contains("5:peers6:"), "{text}");
         assert!(writes.is_empty());
-        // Events and role changes pass at once.
-        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Completed), 1051, &c);
-        assert!(failure_of(&body).is_none());
+        assert_eq!(s.swarm.get(&key_of(1)).unwrap().0.last_seen, 1000, "not applied");
+        // Events and role changes apply at once.
+        let (_, w) = s.announce(&msg(1, 0, AnnounceEvent::Completed), 1051, &c);
+        assert!(!w.is_empty());
         assert_eq!(s.swarm.counters().downloaded, 1);
-        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Update), 1140, &c);
-        assert!(failure_of(&body).is_some(), "89 s after the completion is too soon");
-        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Update), 1141, &c);
-        assert!(failure_of(&body).is_none(), "90 s after it is within the 10% slack");
-        // After a reload the peer's time may be assumed: never refuse it then.
-        let mut t = Tables::default();
-        let (_, w) = s.announce(&msg(2, 10, AnnounceEvent::Started), 1141, &c);
-        t.apply(w, &c);
-        let mut reloaded = t.reload(1142, &c);
-        let (body, _) = reloaded.announce(&msg(2, 10, AnnounceEvent::Update), 1143, &c);
-        assert!(failure_of(&body).is_none());
-        // With enforcement off, anything goes.
-        let (body, _) = s.announce(&msg(1, 0, AnnounceEvent::Update), 1142, &cfg());
-        assert!(failure_of(&body).is_none());
+        // Private mode: an early report is credited with the next accepted one.
+        let mut t = s;
+        t.announce(&private(3, 10, AnnounceEvent::Started, 0, 0, true), 2000, &c);
+        t.announce(&private(3, 10, AnnounceEvent::Update, 40, 0, true), 2010, &c);
+        assert_eq!(t.session(3, &PeerId([3; 20])).unwrap().credited.uploaded, 0, "early: not taken yet");
+        t.announce(&private(3, 10, AnnounceEvent::Update, 50, 0, true), 2100, &c);
+        assert_eq!(t.session(3, &PeerId([3; 20])).unwrap().credited.uploaded, 50);
     }
 
     #[test]
@@ -893,7 +968,7 @@ mod tests {
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("5:peers18:") && text.contains(FULL_WARNING), "{text}");
         assert_eq!(s.swarm.len(), 3);
-        assert!(s.swarm.get(&PeerId([9; 20])).is_none());
+        assert!(s.swarm.get(&key_of(9)).is_none());
         // Members keep announcing; when one leaves, the newcomer gets in.
         let (body, _) = s.announce(&msg(2, 10, AnnounceEvent::Update), 1001, &c);
         assert!(!String::from_utf8_lossy(&body).contains("warning"));
@@ -927,12 +1002,27 @@ mod tests {
         assert!(failure_of(&body).is_none());
     }
 
+    /// The swarm entry of public peer `n` (as [`msg`] announces it).
+    fn key_of(n: u8) -> PeerKey {
+        msg(n, 0, AnnounceEvent::Update).peer.key
+    }
+
+    /// `m` sent by `user` (private mode): the entry key follows.
+    fn as_user(mut m: SwarmAnnounce, user: u64, may_leech: bool) -> SwarmAnnounce {
+        m.account = Some(crate::wire::Account { user, may_leech, freeleech: false });
+        m.peer.key = PeerKey::entry(Some(user), &m.peer.peer_id, &m.peer.addr, None);
+        m
+    }
+
     fn msg(n: u8, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
+        let peer_id = PeerId([n; 20]);
+        let addr = PeerAddr::new([127, 0, 0, n].into(), 6881);
         SwarmAnnounce {
             info_hash: InfoHash([1; 20]),
             peer: PeerAnnounce {
-                peer_id: PeerId([n; 20]),
-                addr: PeerAddr::new([127, 0, 0, n].into(), 6881),
+                key: PeerKey::entry(None, &peer_id, &addr, None),
+                peer_id,
+                addr,
                 left,
                 event,
             },
@@ -947,8 +1037,8 @@ mod tests {
     /// A fake of the Durable Object's tables, applying writes as the glue does.
     #[derive(Default)]
     struct Tables {
-        peers: std::collections::BTreeMap<PeerId, Vec<u8>>,
-        ws_peers: std::collections::BTreeMap<PeerId, Vec<u8>>,
+        peers: std::collections::BTreeMap<PeerKey, Vec<u8>>,
+        ws_peers: std::collections::BTreeMap<PeerKey, Vec<u8>>,
         touches: std::collections::BTreeMap<u32, (u32, Vec<u8>)>,
         row: Option<SwarmRow>,
         writes: usize,
@@ -993,6 +1083,7 @@ mod tests {
     fn wide(n: u32, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
         let mut m = msg(1, left, event);
         m.peer.peer_id.0[..4].copy_from_slice(&n.to_be_bytes());
+        m.peer.key = PeerKey::raw(&m.peer.peer_id);
         m
     }
 
@@ -1074,7 +1165,7 @@ mod tests {
         let just_before = 1000 + c.peer_timeout() + c.refresh_after - 1;
         assert!(SwarmState::new(1).load(t.row, peers(&t), vec![], just_before, &c).is_empty());
         let deletes = SwarmState::new(1).load(t.row, peers(&t), vec![], just_before + 1, &c);
-        assert_eq!(deletes, vec![StoreWrite::DeletePeer(PeerId([1; 20]))]);
+        assert_eq!(deletes, vec![StoreWrite::DeletePeer(key_of(1))]);
         // In memory the exact time counts.
         assert_eq!(s.next_alarm(1100, &c), Some(1100), "unpublished counters are due at once");
         let m = s.maintain(1100, &c);
@@ -1082,7 +1173,7 @@ mod tests {
         // Peer 1 is due at 1121, but sweeps are at least EXPIRY_SWEEP_GAP apart.
         assert_eq!(s.next_alarm(1100, &c), Some(1100 + EXPIRY_SWEEP_GAP));
         let m = s.maintain(1000 + c.peer_timeout() + 1, &c);
-        assert!(m.writes.contains(&StoreWrite::DeletePeer(PeerId([1; 20]))));
+        assert!(m.writes.contains(&StoreWrite::DeletePeer(key_of(1))));
         assert_eq!(s.swarm.len(), 1);
     }
 
@@ -1136,12 +1227,7 @@ mod tests {
     }
 
     fn private(n: u8, left: u64, event: AnnounceEvent, up: u64, down: u64, may_leech: bool) -> SwarmAnnounce {
-        SwarmAnnounce {
-            uploaded: up,
-            downloaded: down,
-            account: Some(crate::wire::Account { user: n as u64, may_leech, freeleech: false }),
-            ..msg(n, left, event)
-        }
+        as_user(SwarmAnnounce { uploaded: up, downloaded: down, ..msg(n, left, event) }, n as u64, may_leech)
     }
 
     /// A fake of the `ledger` table.
@@ -1164,14 +1250,15 @@ mod tests {
             }
         }
 
-        fn session(&self, id: PeerId) -> Option<SessionRecord> {
-            self.0.values().flat_map(|r| session_store::decode_row(r).unwrap().1).find(|r| r.id == id)?.session
+        fn session(&self, user: u64, id: PeerId) -> Option<SessionRecord> {
+            let key = PeerKey::session(user, &id);
+            self.0.values().flat_map(|r| session_store::decode_row(r).unwrap().1).find(|r| r.id == key)?.session
         }
 
         /// A fresh object over this storage (the old one died).
         fn reload(&self) -> SwarmState {
             let mut r = SwarmState::new(2);
-            r.load_ledger(self.0.values().map(|v| v.as_slice()), false);
+            r.load_ledger(self.0.values().map(|v| v.as_slice()), false, 0);
             r
         }
     }
@@ -1191,37 +1278,37 @@ mod tests {
         t.apply(&w);
         let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
         assert_eq!(session_writes(&w), 0, "later ones are written behind: {w:?}");
-        assert_eq!(s.session(&id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
+        assert_eq!(s.session(1, &id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
         assert!(s.next_alarm(1001, &c).is_some_and(|t| t <= 1000 + c.flush_delay), "by the alarm at the window's end");
         assert!(!s.credit_flush_due(1005), "that alarm leaves credit for CREDIT_FLUSH");
         assert!(s.credit_flush_due(1001 + c.credit_flush));
         let m = s.maintain(1005, &c);
         assert_eq!(session_writes(&m.writes), 1, "one row for the whole swarm: {:?}", m.writes);
         t.apply(&m.writes);
-        assert_eq!(t.session(id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
+        assert_eq!(t.session(1, id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
         // A retry of the same announce credits and dirties nothing.
         let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1011, &c);
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(session_writes(&s.maintain(1011, &c).writes), 0);
-        let (batch, w) = s.take_credit_batch().unwrap();
-        assert_eq!(batch, vec![[1, 10, 50]]);
+        let (batch, w) = s.take_credit_batch(0).unwrap();
+        assert_eq!(batch.credits, vec![[1, 10, 50]]);
         assert_eq!(session_writes(&w), 1, "the new marks go with the outbox row");
         t.apply(&w);
-        assert!(s.take_credit_batch().is_none(), "taken credit is not taken twice");
+        assert!(s.take_credit_batch(0).is_none(), "taken credit is not taken twice");
         // Stopped credits the rest and is written before the answer.
         let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1020, &c);
         assert_eq!(session_writes(&w), 1, "{w:?}");
         t.apply(&w);
-        assert_eq!(t.session(id).unwrap().credited, Credit { uploaded: 30, downloaded: 100 });
+        assert_eq!(t.session(1, id).unwrap().credited, Credit { uploaded: 30, downloaded: 100 });
         let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1021, &c);
         assert_eq!(session_writes(&w), 0, "a retried stop credits nothing");
         assert!(s.credits_pending());
         assert_eq!(s.next_alarm(1021, &c).map(|t| t <= 1021 + c.credit_flush), Some(true));
-        let (batch, w) = s.take_credit_batch().unwrap();
-        assert_eq!(batch, vec![[1, 20, 50]]);
+        let (batch, w) = s.take_credit_batch(0).unwrap();
+        assert_eq!(batch.credits, vec![[1, 20, 50]]);
         t.apply(&w);
         // Reloaded from its rows, the state owes nothing more.
-        assert!(t.reload().take_credit_batch().is_none());
+        assert!(t.reload().take_credit_batch(0).is_none());
     }
 
     /// Counters are cumulative: an object that dies before its write-behind
@@ -1237,72 +1324,62 @@ mod tests {
         s.announce(&private(1, 30, AnnounceEvent::Update, 20, 70, true), 1006, &c);
         // The object dies before its alarm: storage has the announce of 1001.
         let mut r = t.reload();
-        assert_eq!(r.session(&PeerId([1; 20])).unwrap().session.uploaded, 10);
+        assert_eq!(r.session(1, &PeerId([1; 20])).unwrap().session.uploaded, 10);
         for state in [&mut s, &mut r] {
             state.announce(&private(1, 0, AnnounceEvent::Update, 30, 90, true), 1100, &c);
-            assert_eq!(state.take_credit_batch().unwrap().0, vec![[1, 30, 90]]);
+            assert_eq!(state.take_credit_batch(0).unwrap().0.credits, vec![[1, 30, 90]]);
         }
     }
 
     /// Found by fuzzing (swarm_state): a session whose counters restart
     /// near u64::MAX overflowed its credited total (a panic in a debug
-    /// build, a wrapped total in release).
+    /// build, a wrapped total in release). Without a rate bound, totals
+    /// saturate.
     #[test]
     fn hostile_counters_saturate_instead_of_overflowing() {
-        let c = cfg();
+        let c = TrackerConfig { max_credit_rate: u64::MAX, ..cfg() };
         let mut s = SwarmState::new(1);
-        for (at, up) in [(1000, u64::MAX), (1001, 1), (1002, u64::MAX)] {
+        for (at, up) in [(1000, 0), (1001, u64::MAX), (1002, 1), (1003, u64::MAX)] {
             s.announce(&private(1, 0, AnnounceEvent::Update, up, up, true), at, &c);
         }
-        assert_eq!(s.session(&PeerId([1; 20])).unwrap().credited, Credit { uploaded: u64::MAX, downloaded: u64::MAX });
-        // Two peers of one user, each near the top: one batch entry, saturated.
-        s.announce(&private(2, 0, AnnounceEvent::Update, u64::MAX, 0, true), 1003, &c);
-        let mut m = private(2, 0, AnnounceEvent::Update, u64::MAX, 0, true);
-        m.account = Some(crate::wire::Account { user: 1, may_leech: true, freeleech: false });
-        m.peer.peer_id = PeerId([3; 20]);
+        assert_eq!(s.session(1, &PeerId([1; 20])).unwrap().credited, Credit { uploaded: u64::MAX, downloaded: u64::MAX });
+        // Two clients of one user, each near the top: one batch entry, saturated.
+        let mut m = private(3, 0, AnnounceEvent::Update, 0, 0, true);
+        m = as_user(m, 1, true);
         s.announce(&m, 1004, &c);
-        let (batch, _) = s.take_credit_batch().unwrap();
-        assert!(batch.contains(&[1, u64::MAX, u64::MAX]), "{batch:?}");
+        m.uploaded = u64::MAX;
+        s.announce(&m, 1005, &c);
+        let (batch, _) = s.take_credit_batch(0).unwrap();
+        assert!(batch.credits.contains(&[1, u64::MAX, u64::MAX]), "{batch:?}");
     }
 
-    /// Found by fuzzing (swarm_state): a peer id whose flushed session was
-    /// replaced (another user) or expired kept its old mark in storage;
-    /// after a crash that mark swallowed the new session's credit.
+    /// Found by fuzzing (swarm_state): a session that expired kept its old
+    /// mark in storage; after a crash that mark swallowed the credit of
+    /// the same client's next session.
     #[test]
-    fn credit_of_a_reused_peer_id_survives_a_reload() {
+    fn credit_of_a_returning_session_survives_a_reload() {
         let c = cfg();
-        let taken_over = |s: &mut SwarmState| {
-            let mut m = private(1, 0, AnnounceEvent::Update, 5, 0, true);
-            m.account = Some(crate::wire::Account { user: 2, may_leech: true, freeleech: false });
-            let mut w = s.announce(&m, 1010, &c).1;
-            w.extend(s.maintain(1010, &c).writes);
-            w
-        };
-        let expired_and_back = |s: &mut SwarmState| {
-            let mut w = s.announce(&private(1, 0, AnnounceEvent::Stopped, 10, 0, true), 1001, &c).1;
-            let m = s.maintain(1001 + c.peer_timeout() + 1, &c);
-            assert!(s.session(&PeerId([1; 20])).is_none(), "the session ended");
-            w.extend(m.writes);
-            w.extend(s.announce(&private(1, 0, AnnounceEvent::Started, 5, 0, true), 1200, &c).1);
-            w.extend(s.maintain(1200, &c).writes);
-            w
-        };
-        for (reuse, user) in [(&taken_over as &dyn Fn(&mut SwarmState) -> Vec<StoreWrite>, 2), (&expired_and_back, 1)] {
-            let mut s = SwarmState::new(1);
-            let mut t = LedgerTable::default();
-            s.announce(&private(1, 0, AnnounceEvent::Started, 10, 0, true), 1000, &c);
-            let (batch, w) = s.take_credit_batch().unwrap();
-            assert_eq!(batch, vec![[1, 10, 0]]);
-            t.apply(&w);
-            s.outbox_pending = false;
-            t.apply(&reuse(&mut s));
-            // The object dies after the new session was written.
-            let mut r = t.reload();
-            assert_eq!(r.take_credit_batch().map(|b| b.0), Some(vec![[user, 5, 0]]));
-            assert!(r.take_credit_batch().is_none());
-            // Without the crash, the same.
-            assert_eq!(s.take_credit_batch().map(|b| b.0), Some(vec![[user, 5, 0]]));
-        }
+        let mut s = SwarmState::new(1);
+        let mut t = LedgerTable::default();
+        s.announce(&private(1, 0, AnnounceEvent::Started, 0, 0, true), 999, &c);
+        s.announce(&private(1, 0, AnnounceEvent::Update, 10, 0, true), 1000, &c);
+        let (batch, w) = s.take_credit_batch(0).unwrap();
+        assert_eq!(batch.credits, vec![[1, 10, 0]]);
+        t.apply(&w);
+        s.outbox_pending = false;
+        t.apply(&s.announce(&private(1, 0, AnnounceEvent::Stopped, 10, 0, true), 1001, &c).1);
+        t.apply(&s.maintain(1001 + c.peer_timeout() + 1, &c).writes);
+        assert!(s.session(1, &PeerId([1; 20])).is_none(), "the session ended");
+        // Back with a new session: its first report is a baseline.
+        t.apply(&s.announce(&private(1, 0, AnnounceEvent::Started, 5, 0, true), 1200, &c).1);
+        t.apply(&s.announce(&private(1, 0, AnnounceEvent::Update, 10, 0, true), 1210, &c).1);
+        t.apply(&s.maintain(1210, &c).writes);
+        // The object dies after the new session was written.
+        let mut r = t.reload();
+        assert_eq!(r.take_credit_batch(0).map(|b| b.0.credits), Some(vec![[1, 5, 0]]));
+        assert!(r.take_credit_batch(0).is_none());
+        // Without the crash, the same.
+        assert_eq!(s.take_credit_batch(0).map(|b| b.0.credits), Some(vec![[1, 5, 0]]));
     }
 
     /// Sessions stored by an older version (a row each, one marks row) load
@@ -1313,15 +1390,16 @@ mod tests {
         let rec = SessionRecord {
             session: Session { user: 1, uploaded: 10, downloaded: 0, last_seen: 1000 },
             credited: Credit { uploaded: 10, downloaded: 0 },
+            heard: 1000,
         };
         let marks = encode_marks(&[(PeerId([1; 20]), Credit { uploaded: 4, downloaded: 0 })].into_iter().collect());
         let mut s = SwarmState::new(1);
-        s.load_legacy_sessions([(PeerId([1; 20]), rec)], &marks);
+        s.load_legacy_sessions([(PeerId([1; 20]), rec)], &marks, 1000);
         let m = s.maintain(1001, &c);
         assert!(m.writes.contains(&StoreWrite::DropLegacySessions), "{:?}", m.writes);
         let mut t = LedgerTable::default();
         t.apply(&m.writes);
-        assert_eq!(t.reload().take_credit_batch().unwrap().0, vec![[1, 6, 0]]);
+        assert_eq!(t.reload().take_credit_batch(0).unwrap().0.credits, vec![[1, 6, 0]]);
     }
 
     #[test]
@@ -1341,13 +1419,17 @@ mod tests {
 
     #[test]
     fn peer_row_round_trip() {
-        let p = Peer { id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, stored_seen: 77, completed: true, heard: false };
-        assert_eq!(decode_peer(&p.id.0, &encode_peer(&p, true)), Some((p, true)));
+        let p = Peer { key: PeerKey([4; 20]), id: PeerId([3; 20]), addr: PeerAddr::new("::1".parse().unwrap(), 9), last_seen: 77, stored_seen: 77, completed: true, heard: false };
+        assert_eq!(decode_peer(&p.key.0, &encode_peer(&p, true)), Some((p, true)));
+        // A row from before entry keys: keyed by the bare peer id.
+        let old = &encode_peer(&p, true)[..23];
+        let legacy = Peer { key: PeerKey(p.id.0), ..p };
+        assert_eq!(decode_peer(&p.id.0, old), Some((legacy, true)));
         assert_eq!(decode_peer(&[1; 3], &encode_peer(&p, true)), None);
     }
 
     fn ws_peer(n: u8, gateway: u16, left: u64, event: AnnounceEvent) -> PeerAnnounce {
-        PeerAnnounce { peer_id: PeerId([n; 20]), addr: SocketRef { gateway, socket: n as u64 }.to_addr(), left, event }
+        PeerAnnounce { key: PeerKey([n; 20]), peer_id: PeerId([n; 20]), addr: SocketRef { gateway, socket: n as u64 }.to_addr(), left, event }
     }
 
     #[test]
@@ -1392,7 +1474,7 @@ mod tests {
         let (_, w) = s.ws_leave(&PeerId([10; 20]), SocketRef { gateway: 1, socket: 10 });
         assert!(w.is_empty());
         let (r, w) = s.ws_leave(&PeerId([10; 20]), SocketRef { gateway: 7, socket: 10 });
-        assert_eq!(w, vec![StoreWrite::DeleteWsPeer(PeerId([10; 20]))]);
+        assert_eq!(w, vec![StoreWrite::DeleteWsPeer(PeerKey([10; 20]))]);
         assert_eq!((r.complete, r.incomplete), (2, 1));
     }
 
@@ -1409,7 +1491,7 @@ mod tests {
         assert_eq!(t.reload(120, &c).counters(), SwarmCounters { complete: 1, incomplete: 0, downloaded: 1 });
         // Silent past the timeout: gone, and storage follows.
         let m = s.maintain(110 + c.peer_timeout() + 1, &c);
-        assert!(m.writes.contains(&StoreWrite::DeleteWsPeer(PeerId([1; 20]))));
+        assert!(m.writes.contains(&StoreWrite::DeleteWsPeer(PeerKey([1; 20]))));
         assert!(s.is_empty());
         assert_eq!(s.counters().downloaded, 1);
     }

@@ -15,11 +15,14 @@ use rand::Rng;
 use siphasher::sip::SipHasher13;
 
 use crate::announce::AnnounceEvent;
-use crate::peer::{PeerAddr, PeerId};
+use crate::peer::{PeerAddr, PeerId, PeerKey};
 
 /// One peer as the swarm keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
+    /// The entry's key (see [`PeerKey`]): the swarm's index.
+    pub key: PeerKey,
+    /// The client's own peer id, as it sent it.
     pub id: PeerId,
     pub addr: PeerAddr,
     /// Unix seconds of the peer's last announce.
@@ -36,6 +39,8 @@ pub struct Peer {
 /// The part of an announce the swarm needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAnnounce {
+    /// The entry this announce speaks for.
+    pub key: PeerKey,
     pub peer_id: PeerId,
     pub addr: PeerAddr,
     pub left: u64,
@@ -49,11 +54,11 @@ pub enum PeerChange {
     Stored { peer: Peer, seeder: bool },
     /// Only `last_seen` moved, and storage's copy is now too old: a steady
     /// re-announce whose time must be written (batched or through).
-    Touched(PeerId),
+    Touched(PeerKey),
     /// Only `last_seen` moved and storage's copy is recent enough: nothing to write.
     Fresh,
     /// The peer left (`stopped`): delete its row.
-    Removed(PeerId),
+    Removed(PeerKey),
     /// `stopped` from a peer we did not know.
     Unchanged,
 }
@@ -166,7 +171,7 @@ impl Swarm {
         self.downloaded = n;
     }
 
-    pub fn get(&self, id: &PeerId) -> Option<(&Peer, bool)> {
+    pub fn get(&self, id: &PeerKey) -> Option<(&Peer, bool)> {
         let slot = self.lookup(id)?;
         Some((self.at(slot), slot.seeder()))
     }
@@ -182,11 +187,11 @@ impl Swarm {
     pub fn announce_with_refresh(&mut self, a: &PeerAnnounce, now: u32, refresh_after: u32) -> AnnounceOutcome {
         let seeder = a.left == 0;
         if a.event == AnnounceEvent::Stopped {
-            let slot = self.lookup(&a.peer_id);
+            let slot = self.lookup(&a.key);
             // A leecher leaving with left=0 finished first (aria2 exits so).
             let completed = matches!(slot, Some(s) if !s.seeder() && !self.at(s).completed) && seeder;
-            let change = match self.remove(&a.peer_id) {
-                Some(_) => PeerChange::Removed(a.peer_id),
+            let change = match self.remove(&a.key) {
+                Some(_) => PeerChange::Removed(a.key),
                 None => PeerChange::Unchanged,
             };
             if completed {
@@ -194,7 +199,7 @@ impl Swarm {
             }
             return AnnounceOutcome { change, completed, seeder };
         }
-        match self.lookup(&a.peer_id) {
+        match self.lookup(&a.key) {
             Some(slot) => {
                 let old = *self.at(slot);
                 // A leecher that reaches left=0 has finished, whether or not
@@ -207,6 +212,7 @@ impl Swarm {
                 let stored = completed || old.addr != a.addr || slot.seeder() != seeder;
                 let refresh = !stored && now.saturating_sub(old.stored_seen) >= refresh_after;
                 let peer = Peer {
+                    key: a.key,
                     id: a.peer_id,
                     addr: a.addr,
                     last_seen: now,
@@ -217,7 +223,7 @@ impl Swarm {
                 if slot.seeder() == seeder {
                     *self.at_mut(slot) = peer;
                 } else {
-                    self.remove(&a.peer_id);
+                    self.remove(&a.key);
                     self.insert(peer, seeder);
                 }
                 if completed {
@@ -226,7 +232,7 @@ impl Swarm {
                 let change = if stored {
                     PeerChange::Stored { peer, seeder }
                 } else if refresh {
-                    PeerChange::Touched(a.peer_id)
+                    PeerChange::Touched(a.key)
                 } else {
                     PeerChange::Fresh
                 };
@@ -234,7 +240,7 @@ impl Swarm {
             }
             None => {
                 let completed = a.event == AnnounceEvent::Completed;
-                let peer = Peer { id: a.peer_id, addr: a.addr, last_seen: now, stored_seen: now, completed, heard: true };
+                let peer = Peer { key: a.key, id: a.peer_id, addr: a.addr, last_seen: now, stored_seen: now, completed, heard: true };
                 self.insert(peer, seeder);
                 if completed {
                     self.downloaded += 1;
@@ -248,18 +254,26 @@ impl Swarm {
     /// reload does not rehash as it grows.
     pub fn reserve(&mut self, additional: usize) {
         let Swarm { seeders, leechers, index, hasher, .. } = self;
-        index.reserve(additional, |&s| hasher.hash_one(peer_at(seeders, leechers, s).id));
+        index.reserve(additional, |&s| hasher.hash_one(peer_at(seeders, leechers, s).key));
     }
 
     /// Puts a peer in place as storage had it (used when a swarm is reloaded).
     pub fn restore(&mut self, peer: Peer, seeder: bool) {
-        self.remove(&peer.id);
+        self.remove(&peer.key);
         self.insert(peer, seeder);
+    }
+
+    /// Moves the entry at `old` to `peer.key` (a stored row adopted by its
+    /// peer under a new key), keeping its place in the counts.
+    pub fn rekey(&mut self, old: &PeerKey, peer: Peer, seeder: bool) {
+        if self.remove(old).is_some() {
+            self.insert(peer, seeder);
+        }
     }
 
     /// Raises a peer's `last_seen` (and storage's copy) to `at` if older:
     /// a batched touch read back from storage.
-    pub fn touch(&mut self, id: &PeerId, at: u32) {
+    pub fn touch(&mut self, id: &PeerKey, at: u32) {
         if let Some(slot) = self.lookup(id) {
             let p = self.at_mut(slot);
             p.last_seen = p.last_seen.max(at);
@@ -277,10 +291,11 @@ impl Swarm {
     }
 
     /// Up to `want` random peers for `requester`, never the requester
-    /// itself; a seeder only gets leechers.
+    /// itself (its entry, nor another entry with its peer id: its other
+    /// address family); a seeder only gets leechers.
     pub fn select<R: Rng + ?Sized>(
         &self,
-        requester: &PeerId,
+        requester: (&PeerKey, &PeerId),
         requester_is_seeder: bool,
         want: usize,
         rng: &mut R,
@@ -301,19 +316,19 @@ impl Swarm {
                     &self.leechers[i - n_seeders]
                 }
             })
-            .filter(|p| p.id != *requester)
+            .filter(|p| p.key != *requester.0 && p.id != *requester.1)
             .take(want)
             .collect()
     }
 
     /// Removes every peer last seen before `cutoff`; returns their ids.
-    pub fn expire(&mut self, cutoff: u32) -> Vec<PeerId> {
-        let stale: Vec<PeerId> = self
+    pub fn expire(&mut self, cutoff: u32) -> Vec<PeerKey> {
+        let stale: Vec<PeerKey> = self
             .seeders
             .iter()
             .chain(self.leechers.iter())
             .filter(|p| p.last_seen < cutoff)
-            .map(|p| p.id)
+            .map(|p| p.key)
             .collect();
         for id in &stale {
             self.remove(id);
@@ -349,9 +364,9 @@ impl Swarm {
         &mut self.list(slot.seeder())[slot.pos()]
     }
 
-    fn lookup(&self, id: &PeerId) -> Option<Slot> {
+    fn lookup(&self, key: &PeerKey) -> Option<Slot> {
         let (seeders, leechers) = (&self.seeders, &self.leechers);
-        self.index.find(self.hasher.hash_one(id), |&s| peer_at(seeders, leechers, s).id == *id).copied()
+        self.index.find(self.hasher.hash_one(key), |&s| peer_at(seeders, leechers, s).key == *key).copied()
     }
 
     fn insert(&mut self, peer: Peer, seeder: bool) {
@@ -359,19 +374,19 @@ impl Swarm {
         let slot = Slot::new(seeder, list.len());
         list.push(peer);
         let Swarm { seeders, leechers, index, hasher, .. } = self;
-        index.insert_unique(hasher.hash_one(peer.id), slot, |&s| hasher.hash_one(peer_at(seeders, leechers, s).id));
+        index.insert_unique(hasher.hash_one(peer.key), slot, |&s| hasher.hash_one(peer_at(seeders, leechers, s).key));
     }
 
-    fn remove(&mut self, id: &PeerId) -> Option<Peer> {
-        let hash = self.hasher.hash_one(id);
+    fn remove(&mut self, key: &PeerKey) -> Option<Peer> {
+        let hash = self.hasher.hash_one(key);
         let Swarm { seeders, leechers, index, hasher, .. } = self;
-        let (slot, _) = index.find_entry(hash, |&s| peer_at(seeders, leechers, s).id == *id).ok()?.remove();
+        let (slot, _) = index.find_entry(hash, |&s| peer_at(seeders, leechers, s).key == *key).ok()?.remove();
         let list = if slot.seeder() { seeders } else { leechers };
         let last = Slot::new(slot.seeder(), list.len() - 1);
         let peer = list.swap_remove(slot.pos());
         // The last peer moved into the hole: point its index entry there.
         if last != slot {
-            let moved = list[slot.pos()].id;
+            let moved = list[slot.pos()].key;
             if let Some(entry) = index.find_mut(hasher.hash_one(moved), |&s| s == last) {
                 *entry = slot;
             }
@@ -393,8 +408,13 @@ mod tests {
         PeerId(b)
     }
 
+    fn k(n: u32) -> PeerKey {
+        PeerKey::raw(&id(n))
+    }
+
     fn ann(n: u32, left: u64, event: AnnounceEvent) -> PeerAnnounce {
         PeerAnnounce {
+            key: k(n),
             peer_id: id(n),
             addr: PeerAddr::new([10, 0, 0, (n % 250) as u8].into(), 6881),
             left,
@@ -403,10 +423,10 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_takes_48_bytes() {
-        // 20 id + 18 address + 2 times + 2 flags, padded: the memory budget
-        // (about 61 bytes a peer with the index) depends on it.
-        assert_eq!(std::mem::size_of::<Peer>(), 48);
+    fn a_peer_takes_68_bytes() {
+        // 20 key + 20 id + 18 address + 2 times + 2 flags, padded: the
+        // memory budget (about 81 bytes a peer with the index) depends on it.
+        assert_eq!(std::mem::size_of::<Peer>(), 68);
     }
 
     #[test]
@@ -415,8 +435,8 @@ mod tests {
         let o = s.announce(&ann(1, 10, AnnounceEvent::Started), 100);
         assert!(matches!(o.change, PeerChange::Stored { seeder: false, .. }));
         let o = s.announce(&ann(1, 5, AnnounceEvent::Update), 200);
-        assert_eq!(o.change, PeerChange::Touched(id(1)));
-        assert_eq!(s.get(&id(1)).unwrap().0.last_seen, 200);
+        assert_eq!(o.change, PeerChange::Touched(k(1)));
+        assert_eq!(s.get(&k(1)).unwrap().0.last_seen, 200);
         assert_eq!(s.counters(), SwarmCounters { complete: 0, incomplete: 1, downloaded: 0 });
     }
 
@@ -428,7 +448,7 @@ mod tests {
         a.addr = PeerAddr::new("2001:db8::7".parse().unwrap(), 7000);
         assert!(matches!(s.announce(&a, 101).change, PeerChange::Stored { .. }));
         assert_eq!(s.len(), 1);
-        assert_eq!(s.get(&id(1)).unwrap().0.addr, a.addr);
+        assert_eq!(s.get(&k(1)).unwrap().0.addr, a.addr);
     }
 
     #[test]
@@ -460,10 +480,10 @@ mod tests {
         let mut s = Swarm::new();
         s.announce(&ann(1, 10, AnnounceEvent::Started), 1);
         s.announce(&ann(2, 0, AnnounceEvent::Started), 1);
-        assert_eq!(s.announce(&ann(1, 10, AnnounceEvent::Stopped), 2).change, PeerChange::Removed(id(1)));
+        assert_eq!(s.announce(&ann(1, 10, AnnounceEvent::Stopped), 2).change, PeerChange::Removed(k(1)));
         assert_eq!(s.announce(&ann(9, 10, AnnounceEvent::Stopped), 2).change, PeerChange::Unchanged);
         assert_eq!(s.len(), 1);
-        assert!(s.get(&id(2)).is_some());
+        assert!(s.get(&k(2)).is_some());
     }
 
     #[test]
@@ -474,19 +494,19 @@ mod tests {
         }
         let mut rng = SmallRng::seed_from_u64(7);
         for _ in 0..200 {
-            let got = s.select(&id(3), true, 50, &mut rng);
+            let got = s.select((&k(3), &id(3)), true, 50, &mut rng);
             assert_eq!(got.len(), 10);
-            assert!(got.iter().all(|p| s.get(&p.id).map(|(_, seeder)| !seeder).unwrap()));
-            let got = s.select(&id(15), false, 50, &mut rng);
+            assert!(got.iter().all(|p| s.get(&p.key).map(|(_, seeder)| !seeder).unwrap()));
+            let got = s.select((&k(15), &id(15)), false, 50, &mut rng);
             assert_eq!(got.len(), 19);
             assert!(got.iter().all(|p| p.id != id(15)));
             let unique: HashSet<_> = got.iter().map(|p| p.id).collect();
             assert_eq!(unique.len(), 19);
-            let got = s.select(&id(15), false, 5, &mut rng);
+            let got = s.select((&k(15), &id(15)), false, 5, &mut rng);
             assert_eq!(got.len(), 5);
             assert!(got.iter().all(|p| p.id != id(15)));
         }
-        assert!(s.select(&id(1), false, 0, &mut rng).is_empty());
+        assert!(s.select((&k(1), &id(1)), false, 0, &mut rng).is_empty());
     }
 
     #[test]
@@ -498,7 +518,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut seen = HashSet::new();
         for _ in 0..100 {
-            for p in s.select(&id(0), false, 50, &mut rng) {
+            for p in s.select((&k(0), &id(0)), false, 50, &mut rng) {
                 seen.insert(p.id);
             }
         }
@@ -531,12 +551,12 @@ mod tests {
             }
             if step % 1000 == 0 {
                 s.expire(step.saturating_sub(500));
-                model.retain(|k, _| s.get(&id(*k)).is_some());
+                model.retain(|n, _| s.get(&k(*n)).is_some());
             }
         }
         assert_eq!(s.len(), model.len());
         for (n, (seeder, port)) in &model {
-            let (p, is_seeder) = s.get(&id(*n)).expect("peer in the model is in the swarm");
+            let (p, is_seeder) = s.get(&k(*n)).expect("peer in the model is in the swarm");
             assert_eq!((is_seeder, p.addr.port(), p.id), (*seeder, *port, id(*n)));
         }
         let seeders = model.values().filter(|(seeder, _)| *seeder).count() as u64;
@@ -554,12 +574,12 @@ mod tests {
         assert_eq!(s.len(), 50);
         assert_eq!(s.oldest_last_seen(), Some(50));
         for n in 50..100 {
-            assert_eq!(s.get(&id(n)).unwrap().0.id, id(n));
+            assert_eq!(s.get(&k(n)).unwrap().0.id, id(n));
         }
         for n in 0..50 {
-            assert!(s.get(&id(n)).is_none());
+            assert!(s.get(&k(n)).is_none());
         }
-        s.touch(&id(50), 500);
-        assert_eq!(s.get(&id(50)).unwrap().0.last_seen, 500);
+        s.touch(&k(50), 500);
+        assert_eq!(s.get(&k(50)).unwrap().0.last_seen, 500);
     }
 }

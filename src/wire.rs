@@ -1,9 +1,9 @@
 //! The message the Worker sends a swarm's Durable Object: an announce that
-//! is already validated, in a fixed binary layout (89 bytes), so the object
+//! is already validated, in a fixed binary layout (109 bytes), so the object
 //! never re-parses a query string.
 
 use crate::announce::AnnounceEvent;
-use crate::peer::{InfoHash, PeerAddr, PeerId};
+use crate::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use crate::response::PeerListFormat;
 use crate::swarm::PeerAnnounce;
 
@@ -30,8 +30,8 @@ pub struct Account {
     pub freeleech: bool,
 }
 
-const VERSION: u8 = 2;
-pub const ENCODED_LEN: usize = 1 + 20 + 20 + PeerAddr::ENCODED_LEN + 8 + 8 + 8 + 1 + 2 + 1 + 8 + 1;
+const VERSION: u8 = 3;
+pub const ENCODED_LEN: usize = 1 + 20 + 20 + 20 + PeerAddr::ENCODED_LEN + 8 + 8 + 8 + 1 + 2 + 1 + 8 + 1;
 
 impl SwarmAnnounce {
     pub fn encode(&self) -> Vec<u8> {
@@ -39,6 +39,7 @@ impl SwarmAnnounce {
         out.push(VERSION);
         out.extend_from_slice(&self.info_hash.0);
         out.extend_from_slice(&self.peer.peer_id.0);
+        out.extend_from_slice(&self.peer.key.0);
         out.extend_from_slice(&self.peer.addr.encode());
         out.extend_from_slice(&self.peer.left.to_be_bytes());
         out.extend_from_slice(&self.uploaded.to_be_bytes());
@@ -59,6 +60,7 @@ impl SwarmAnnounce {
         let mut r = Reader { b, at: 1 };
         let info_hash = InfoHash(r.array()?);
         let peer_id = PeerId(r.array()?);
+        let key = PeerKey(r.array()?);
         let addr = PeerAddr::decode(r.take(PeerAddr::ENCODED_LEN)?)?;
         let left = u64::from_be_bytes(r.array()?);
         let uploaded = u64::from_be_bytes(r.array()?);
@@ -75,7 +77,7 @@ impl SwarmAnnounce {
         });
         Some(SwarmAnnounce {
             info_hash,
-            peer: PeerAnnounce { peer_id, addr, left, event },
+            peer: PeerAnnounce { key, peer_id, addr, left, event },
             uploaded,
             downloaded,
             numwant,
@@ -111,6 +113,7 @@ mod tests {
         let m = SwarmAnnounce {
             info_hash: InfoHash([7; 20]),
             peer: PeerAnnounce {
+                key: PeerKey([3; 20]),
                 peer_id: PeerId([9; 20]),
                 addr: PeerAddr::new("2001:db8::2".parse().unwrap(), 51413),
                 left: u64::MAX,

@@ -67,13 +67,22 @@ test('every event: started, completed once, regular, stopped removes at once', a
   assert.equal(compactPeers(other.body.peers).length, 1, 'the stopped peer is no longer handed out');
 });
 
-test('a new port or address replaces the peer entry', async () => {
+test('a new port replaces the peer entry; a new address does so only with the client\'s key', async () => {
   const infoHash = randomHash();
   await announce(t.base, { infoHash, peerId: peerId('p'), port: 4000 }, { ip: '10.2.0.1' });
-  await announce(t.base, { infoHash, peerId: peerId('p'), port: 4001 }, { ip: '10.2.0.9' });
-  const view = await announce(t.base, { infoHash, peerId: peerId('q'), port: 5000 }, { ip: '10.2.0.2' });
-  assert.deepEqual(compactPeers(view.body.peers), ['10.2.0.9:4001']);
-  assert.equal(view.body.incomplete, 2);
+  await announce(t.base, { infoHash, peerId: peerId('p'), port: 4001 }, { ip: '10.2.0.1' });
+  let view = await announce(t.base, { infoHash, peerId: peerId('q'), port: 5000 }, { ip: '10.2.0.2' });
+  assert.deepEqual(compactPeers(view.body.peers), ['10.2.0.1:4001']);
+  // The same peer id from another address, without the key: another entry.
+  await announce(t.base, { infoHash, peerId: peerId('p'), port: 4001, event: 'stopped' }, { ip: '10.2.0.66' });
+  view = await announce(t.base, { infoHash, peerId: peerId('q'), port: 5000 }, { ip: '10.2.0.2' });
+  assert.deepEqual(compactPeers(view.body.peers), ['10.2.0.1:4001'], 'a stop from elsewhere stops nobody');
+  // A client that sends BEP 3 `key` keeps its entry when its address changes.
+  await announce(t.base, { infoHash, peerId: peerId('k'), port: 4002, key: 'A1B2C3D4' }, { ip: '10.2.0.3' });
+  await announce(t.base, { infoHash, peerId: peerId('k'), port: 4002, key: 'A1B2C3D4' }, { ip: '10.2.0.4' });
+  view = await announce(t.base, { infoHash, peerId: peerId('q'), port: 5000 }, { ip: '10.2.0.2' });
+  assert.deepEqual(compactPeers(view.body.peers).sort(), ['10.2.0.1:4001', '10.2.0.4:4002']);
+  assert.equal(view.body.incomplete, 3);
 });
 
 test('non-compact lists carry ip, port and peer id unless no_peer_id', async () => {

@@ -295,6 +295,7 @@ function badTorrents(good) {
     ['100,000 nested dicts', deep('d1:a', 100000, 'e')],
     ['65 nested lists in info', wrap(info.replace('4:name1:a', `4:name1:a5:zzzzz${'l'.repeat(65)}${'e'.repeat(65)}`))],
     ['4 MiB of empty lists', Buffer.concat([Buffer.from('d4:infol'), Buffer.alloc(4 * 1024 * 1024 - 12, 'le'), Buffer.from('ee')])],
+    ['10 MiB of empty lists', Buffer.concat([Buffer.from('d4:infol'), Buffer.alloc(10 * 1024 * 1024 - 12, 'le'), Buffer.from('ee')])],
     ['1 M one-byte strings', Buffer.concat([Buffer.from('d4:infol'), Buffer.alloc(3 * 1024 * 1024, '1:x'), Buffer.from('ee')])],
     ['the good torrent, then 1 byte', Buffer.concat([good, Buffer.from('e')])],
     ['the good torrent, cut short', good.subarray(0, good.length - 1)],
@@ -415,6 +416,7 @@ function apiCases({ alice, bob, T, spare, good }) {
   const jsonEndpoints = [
     ['POST', '/users', undefined], ['POST', '/login', undefined], ['POST', '/admin/users/bob/adjust', ADMIN_TOKEN],
     ['POST', `/admin/torrents/${hexT}/freeleech`, ADMIN_TOKEN], ['POST', '/admin/client-bans', ADMIN_TOKEN], ['DELETE', '/admin/client-bans', ADMIN_TOKEN],
+    ['POST', '/me/password', alice.token],
   ];
   for (const [method, path, token] of jsonEndpoints) {
     for (const [name, body] of MALFORMED_JSON) {
@@ -486,12 +488,35 @@ function apiCases({ alice, bob, T, spare, good }) {
     add(`GET /torrents: ${name}`, 'GET', '/torrents', { headers, status: 401 });
     add(`POST /torrents: ${name}`, 'POST', '/torrents', { headers, body: good, status: 401 });
     add(`GET /torrents/T.torrent: ${name}`, 'GET', `/torrents/${hexT}.torrent`, { headers, status: 401 });
+    add(`POST /logout: ${name}`, 'POST', '/logout', { headers, status: 401 });
+    add(`POST /me/password: ${name}`, 'POST', '/me/password', { headers, json: { password: alice.password, new_password: 'taken-over-pw' }, status: 401 });
+  }
+
+  // Password change: bad values change nothing and keep every session.
+  const change = (v) => ({ password: alice.password, new_password: 'long-enough-pw', ...v });
+  for (const v of [123, null, true, [], {}]) {
+    add(`password: old ${JSON.stringify(v)}`, 'POST', '/me/password', { token: alice.token, json: change({ password: v }), status: 400 });
+    add(`password: new ${JSON.stringify(v)}`, 'POST', '/me/password', { token: alice.token, json: change({ new_password: v }), status: 400 });
+  }
+  for (const [name, p] of [['7 chars', 'seven77'], ['257 chars', 'p'.repeat(257)], ['empty', '']]) {
+    add(`password: new ${name}`, 'POST', '/me/password', { token: alice.token, json: change({ new_password: p }), status: 400 });
+  }
+  add('password: wrong old', 'POST', '/me/password', { token: alice.token, json: change({ password: 'wrong-password' }), status: 401 });
+  add('password: unknown field', 'POST', '/me/password', { token: alice.token, json: change({ admin: true }), status: 400 });
+  add('password: without new_password', 'POST', '/me/password', { token: alice.token, json: { password: alice.password }, status: 400 });
+  for (const [i, n] of NASTY.entries()) {
+    add(`password: nasty old #${i}`, 'POST', '/me/password', { token: alice.token, json: change({ password: n }), status: 401 });
+  }
+
+  // The flags listing: only a 1-1000 limit.
+  for (const q of ['limit=0', 'limit=1001', 'limit=-1', 'limit=1e3', 'limit=%31', 'limit=1&limit=1', 'limit', `limit=${'9'.repeat(400)}`, "limit=1'--", 'x=1']) {
+    add(`GET /admin/flags?${q}`, 'GET', `/admin/flags?${q}`, { token: ADMIN_TOKEN, status: 400 });
   }
 
   // Uploads: every malformed .torrent is refused and nothing is stored.
   for (const [name, body] of badTorrents(good)) add(`upload: ${name}`, 'POST', '/torrents', { token: alice.token, body, status: 400 });
-  add('upload: 4 MiB + 1', 'POST', '/torrents', { token: alice.token, body: Buffer.alloc(4 * 1024 * 1024 + 1, 'x'), status: 413 });
-  add('upload: 4 MiB + 1, chunked', 'POST', '/torrents', { token: alice.token, body: Buffer.alloc(4 * 1024 * 1024 + 1, 'x'), headers: { 'transfer-encoding': 'chunked' }, status: 413 });
+  add('upload: 10 MiB + 1', 'POST', '/torrents', { token: alice.token, body: Buffer.alloc(10 * 1024 * 1024 + 1, 'x'), status: 413 });
+  add('upload: 10 MiB + 1, chunked', 'POST', '/torrents', { token: alice.token, body: Buffer.alloc(10 * 1024 * 1024 + 1, 'x'), headers: { 'transfer-encoding': 'chunked' }, status: 413 });
   add('upload: 16 MiB', 'POST', '/torrents', { token: alice.token, body: Buffer.alloc(16 * 1024 * 1024, 'l'), status: 413 });
   add('upload: already registered', 'POST', '/torrents', { token: alice.token, body: good, status: 409 });
 

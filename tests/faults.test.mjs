@@ -97,8 +97,11 @@ class Peer {
   }
 
   async announce(base, { event, finish = false } = {}) {
-    const up = this.sent.up + 1 + Math.floor(Math.random() * 100_000);
-    const down = this.completedSent ? this.sent.down : this.sent.down + 1 + Math.floor(Math.random() * 100_000);
+    // A session starts at zero (its first report is the tracker's baseline)
+    // and says so again until the tracker answers it.
+    const moved = this.joinedAcked ? 1 : 0;
+    const up = this.sent.up + moved * (1 + Math.floor(Math.random() * 100_000));
+    const down = this.completedSent ? this.sent.down : this.sent.down + moved * (1 + Math.floor(Math.random() * 100_000));
     const completes = finish && !this.completedSent;
     const ev = event ?? (completes ? 'completed' : this.joinedAcked ? undefined : 'started');
     this.sent = { up, down };

@@ -59,6 +59,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
       GATEWAYS: { className: 'SocketGateway', useSQLite: true },
     },
     kvNamespaces: ['TRACKER_KV'],
+    r2Buckets: ['TORRENT_FILES'],
     d1Databases: ['DB'],
     assets: assetsOptions(),
     // Off unless a test asks: most tests send far more from one address.
@@ -67,6 +68,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
     durableObjectsPersist: join(dir, 'do'),
     kvPersist: join(dir, 'kv'),
     d1Persist: join(dir, 'd1'),
+    r2Persist: join(dir, 'r2'),
     cf: false,
     // `logs` (an array) collects the runtime's stdout and stderr lines;
     // `onLog(line)` sees each line as it comes.

@@ -89,18 +89,24 @@ test('sign-out revokes the session server-side: the old cookie is dead; other se
   assert.equal((await api('GET', '/me', { cookie: other })).status, 200);
 });
 
-test('password change: needs the current password, ends the other sessions, keeps this one', async () => {
+test('password change by cookie: needs the current password, ends every session; signing in again works', async () => {
   const cookie = await member('fred');
   const other = (await api('POST', '/session', { origin: t.base, json: { username: 'fred', password: password('fred') } })).setCookie.split(';')[0];
   const bad = await api('POST', '/me/password', { cookie, origin: t.base, json: { password: 'wrong-password', new_password: 'new-password-1' } });
-  assert.equal(bad.status, 403);
+  assert.equal(bad.status, 401);
   assert.equal((await api('POST', '/me/password', { cookie, origin: t.base, json: { password: password('fred'), new_password: 'short' } })).status, 400);
   const ok = await api('POST', '/me/password', { cookie, origin: t.base, json: { password: password('fred'), new_password: 'new-password-1' } });
-  assert.equal(ok.status, 200);
-  assert.equal((await api('GET', '/me', { cookie })).status, 200);
+  assert.equal(ok.status, 204);
+  assert.equal((await api('GET', '/me', { cookie })).status, 401);
   assert.equal((await api('GET', '/me', { cookie: other })).status, 401);
-  assert.equal((await api('POST', '/login', { json: { username: 'fred', password: password('fred') } })).status, 401);
-  assert.equal((await api('POST', '/login', { json: { username: 'fred', password: 'new-password-1' } })).status, 200);
+  assert.equal((await api('POST', '/session', { origin: t.base, json: { username: 'fred', password: password('fred') } })).status, 401);
+  assert.equal((await api('POST', '/session', { origin: t.base, json: { username: 'fred', password: 'new-password-1' } })).status, 200);
+});
+
+test('POST /api/logout with the cookie revokes the cookie session too', async () => {
+  const cookie = await member('gus');
+  assert.equal((await api('POST', '/logout', { cookie, origin: t.base })).status, 204);
+  assert.equal((await api('GET', '/me', { cookie })).status, 401);
 });
 
 test('admin role: the operator promotes a member, who then uses the admin API with the cookie; nobody else can', async () => {

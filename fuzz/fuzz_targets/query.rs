@@ -49,6 +49,7 @@ fuzz_target!(|raw: &[u8]| {
             let msg = SwarmAnnounce {
                 info_hash: a.info_hash,
                 peer: PeerAnnounce {
+                    key: a.entry_key(&a.peer_addr(FALLBACK_IP, true), None),
                     peer_id: a.peer_id,
                     addr: a.peer_addr(FALLBACK_IP, true),
                     left: a.left,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use arbitrary::Arbitrary;
 use edge_tracker::announce::AnnounceEvent;
-use edge_tracker::peer::{PeerAddr, PeerId};
+use edge_tracker::peer::{PeerAddr, PeerId, PeerKey};
 use edge_tracker::swarm::{PeerAnnounce, PeerChange, Swarm};
 use libfuzzer_sys::fuzz_target;
 use rand::rngs::SmallRng;
@@ -72,7 +72,7 @@ fuzz_target!(|input: Input| {
             Op::Announce { peer, ip, port, left, event, dt } => {
                 now += dt as u32;
                 let event = AnnounceEvent::from_code(event % 4).unwrap();
-                let a = PeerAnnounce { peer_id: id(peer), addr: addr(ip, port), left: left as u64 % 3, event };
+                let a = PeerAnnounce { key: PeerKey::raw(&id(peer)), peer_id: id(peer), addr: addr(ip, port), left: left as u64 % 3, event };
                 let out = swarm.announce_with_refresh(&a, now, refresh_after);
                 let seeder = a.left == 0;
                 assert_eq!(out.seeder, seeder);
@@ -80,7 +80,7 @@ fuzz_target!(|input: Input| {
                 if event == AnnounceEvent::Stopped {
                     let completed = matches!(old, Some(p) if !p.seeder && !p.completed) && seeder;
                     assert_eq!(out.completed, completed);
-                    let expected = if old.is_some() { PeerChange::Removed(a.peer_id) } else { PeerChange::Unchanged };
+                    let expected = if old.is_some() { PeerChange::Removed(a.key) } else { PeerChange::Unchanged };
                     assert_eq!(out.change, expected);
                     model.remove(&a.peer_id);
                     downloaded += completed as u64;
@@ -101,7 +101,7 @@ fuzz_target!(|input: Input| {
                             assert!(stored);
                             assert_eq!((peer.id, peer.addr, peer.last_seen, peer.completed, s), (a.peer_id, a.addr, now, new.completed, seeder));
                         }
-                        PeerChange::Touched(t) => assert!(!stored && refresh && t == a.peer_id),
+                        PeerChange::Touched(t) => assert!(!stored && refresh && t == a.key),
                         PeerChange::Fresh => assert!(!stored && !refresh),
                         other => panic!("re-announce gave {other:?}"),
                     }
@@ -119,14 +119,14 @@ fuzz_target!(|input: Input| {
                 let cutoff = now.saturating_sub(age as u32);
                 let mut gone = swarm.expire(cutoff);
                 gone.sort();
-                let expected: Vec<PeerId> = model.iter().filter(|(_, p)| p.last_seen < cutoff).map(|(id, _)| *id).collect();
+                let expected: Vec<PeerKey> = model.iter().filter(|(_, p)| p.last_seen < cutoff).map(|(id, _)| PeerKey::raw(id)).collect();
                 assert_eq!(gone, expected);
                 model.retain(|_, p| p.last_seen >= cutoff);
             }
             Op::Select { peer, seeder, want } => {
                 let requester = id(peer);
                 let want = want as usize % 80;
-                let got = swarm.select(&requester, seeder, want, &mut rng);
+                let got = swarm.select((&PeerKey::raw(&requester), &requester), seeder, want, &mut rng);
                 let eligible: HashSet<PeerId> =
                     model.iter().filter(|(pid, p)| **pid != requester && !(seeder && p.seeder)).map(|(id, _)| *id).collect();
                 assert_eq!(got.len(), want.min(eligible.len()), "handed out fewer peers than available");
@@ -139,7 +139,7 @@ fuzz_target!(|input: Input| {
             }
             Op::Touch { peer, back } => {
                 let at = now.saturating_sub(back as u32);
-                swarm.touch(&id(peer), at);
+                swarm.touch(&PeerKey::raw(&id(peer)), at);
                 if let Some(p) = model.get_mut(&id(peer)) {
                     p.last_seen = p.last_seen.max(at);
                     p.stored_seen = p.stored_seen.max(at);
@@ -173,7 +173,7 @@ fn check(swarm: &Swarm, model: &BTreeMap<PeerId, ModelPeer>, downloaded: u64) {
             (p.addr, seeder, p.last_seen, p.stored_seen, p.completed),
             (m.addr, m.seeder, m.last_seen, m.stored_seen, m.completed)
         );
-        let (q, s) = swarm.get(&p.id).expect("listed peer not found by id");
+        let (q, s) = swarm.get(&p.key).expect("listed peer not found by key");
         assert_eq!((q, s), (p, seeder));
     }
     assert_eq!(swarm.oldest_last_seen(), model.values().map(|p| p.last_seen).min());

@@ -8,7 +8,9 @@
 //!   role and completion, and the completed count;
 //! - private mode loses and duplicates no byte: for every user, the ledger
 //!   this target keeps (credit computed from the announced counters by the
-//!   documented rules) equals what D1 has, plus what waits in the outbox,
+//!   documented rules: sessions per user and peer id, the first report and
+//!   a lowered counter only set a baseline, a delta beyond the rate bound
+//!   since the baseline's time credits nothing) equals what D1 has, plus what waits in the outbox,
 //!   plus what storage's sessions hold beyond their flushed marks, less the
 //!   credit of announces storage has not seen yet (sessions are written
 //!   behind). A crash takes those announces back: their credit returns with
@@ -21,7 +23,7 @@ use arbitrary::Arbitrary;
 use edge_tracker::announce::{AnnounceEvent, MAX_COUNTER};
 use edge_tracker::config::TrackerConfig;
 use edge_tracker::metainfo::{self, Value};
-use edge_tracker::peer::{InfoHash, PeerAddr, PeerId};
+use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::response::PeerListFormat;
 use edge_tracker::session_store::{chunk_of, decode_row};
 use edge_tracker::store::{decode_peer, merge_touch_row, CreditBatch, StoreWrite, SwarmRow, SwarmState};
@@ -100,7 +102,7 @@ struct Input {
 
 #[derive(Default)]
 struct Tables {
-    peers: BTreeMap<PeerId, Vec<u8>>,
+    peers: BTreeMap<PeerKey, Vec<u8>>,
     touches: BTreeMap<u32, (u32, Vec<u8>)>,
     row: Option<SwarmRow>,
     /// `ledger`: (chunk, part) -> packed session records.
@@ -151,13 +153,13 @@ impl Tables {
 /// The private-mode ledger: what each user must end up credited with.
 #[derive(Default)]
 struct Ledger {
-    /// Last accepted counters per peer id: (user, uploaded, downloaded).
-    baseline: HashMap<PeerId, (u64, u64, u64)>,
+    /// Last accepted counters per session: (user, uploaded, downloaded, at).
+    baseline: HashMap<PeerKey, (u64, u64, u64, u32)>,
     owed: BTreeMap<u64, (u128, u128)>,
-    /// Credit of announces whose session storage has not seen yet, per id.
-    pending: HashMap<PeerId, Vec<(u64, u128, u128)>>,
-    /// The baseline storage holds per id (as of its chunk's last write).
-    durable: HashMap<PeerId, (u64, u64, u64)>,
+    /// Credit of announces whose session storage has not seen yet.
+    pending: HashMap<PeerKey, Vec<(u64, u128, u128)>>,
+    /// The baseline storage holds per session (as of its chunk's last write).
+    durable: HashMap<PeerKey, (u64, u64, u64, u32)>,
 }
 
 #[derive(Default)]
@@ -176,6 +178,8 @@ fn config(dense: bool) -> TrackerConfig {
         publish_window: 30,
         refresh_after: if dense { 1 } else { 40 },
         credit_flush: 10,
+        // Small: Small(u16) counters cross it often.
+        max_credit_rate: 4_000,
         ..TrackerConfig::default()
     }
 }
@@ -202,11 +206,15 @@ fuzz_target!(|input: Input| {
             Op::Announce(a) => {
                 now += a.dt as u32;
                 exact &= a.uploaded.exact() && a.downloaded.exact();
+                let id = peer_id(a.peer);
+                let addr = PeerAddr::new([192, 0, 2, a.ip % 3].into(), a.port);
+                let user = a.user.map(|u| (u % 4) as u64);
                 let msg = SwarmAnnounce {
                     info_hash: hash,
                     peer: PeerAnnounce {
-                        peer_id: peer_id(a.peer),
-                        addr: PeerAddr::new([192, 0, 2, a.ip % 3].into(), a.port),
+                        key: PeerKey::entry(user, &id, &addr, None),
+                        peer_id: id,
+                        addr,
                         left: a.left as u64 % 2,
                         event: AnnounceEvent::from_code(a.event % 4).unwrap(),
                     },
@@ -214,9 +222,12 @@ fuzz_target!(|input: Input| {
                     downloaded: a.downloaded.value(),
                     numwant: a.numwant as u16,
                     format: PeerListFormat { compact: a.compact, no_peer_id: a.no_peer_id },
-                    account: a.user.map(|u| Account { user: (u % 4) as u64, may_leech: a.may_leech, freeleech: a.freeleech }),
+                    account: user.map(|user| Account { user, may_leech: a.may_leech, freeleech: a.freeleech }),
                 };
+                // An early re-announce is answered but not applied.
+                let deferred = state.early(&msg.peer, now, &config).is_some();
                 let (body, writes) = state.announce(&msg, now, &config);
+                let mut must_store = false;
                 let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
                 let refused = top.get("failure reason").is_some();
                 if std::env::var_os("FUZZ_TRACE").is_some() {
@@ -234,16 +245,24 @@ fuzz_target!(|input: Input| {
                         Some(Value::Bytes(b)) => b.len() / 18,
                         _ => 0,
                     };
-                    let others = state.swarm.len() - state.swarm.get(&msg.peer.peer_id).is_some() as usize;
+                    let others = state.swarm.len() - state.swarm.get(&msg.peer.key).is_some() as usize;
                     assert!(listed <= (msg.numwant as usize).min(others), "{listed} peers listed");
-                    if let Some(acc) = msg.account {
-                        ledger.credit(&msg, acc);
+                    if deferred {
+                        assert!(writes.is_empty(), "an early re-announce wrote {writes:?}");
+                    }
+                    if let (Some(acc), false) = (msg.account, deferred) {
+                        must_store = ledger.credit(&msg, acc, now, config.max_credit_rate);
+                    }
+                    if msg.account.is_some() {
+                        assert!(!body.windows(7).any(|w| w == b"peer id"), "a private list named a peer id");
                     }
                 }
                 apply(&mut tables, &mut ledger, &state, writes, &config);
-                if !refused && msg.account.is_some() && msg.peer.event == AnnounceEvent::Stopped {
-                    // A session's last report is durable before its answer.
-                    assert!(!ledger.pending.contains_key(&msg.peer.peer_id), "stopped answered before it was stored");
+                if let (false, Some(acc), true) = (refused, msg.account, msg.peer.event == AnnounceEvent::Stopped || must_store) {
+                    // A session's last report, a new baseline and a refused
+                    // delta are durable before the answer.
+                    let key = PeerKey::session(acc.user, &msg.peer.peer_id);
+                    assert!(!ledger.pending.contains_key(&key), "stopped answered before it was stored");
                 }
             }
             Op::Alarm { dt, publish_ok } => {
@@ -268,7 +287,7 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::FlushCredits(outcome) => {
-                if let Some((batch, marks)) = state.take_credit_batch() {
+                if let Some((batch, marks)) = state.take_credit_batch(now) {
                     tables.outbox.push((next_batch, batch));
                     apply(&mut tables, &mut ledger, &state, marks, &config);
                     next_batch += 1;
@@ -276,7 +295,7 @@ fuzz_target!(|input: Input| {
                 let mut kept = Vec::new();
                 for (id, batch) in std::mem::take(&mut tables.outbox) {
                     if matches!(outcome, D1::Ok | D1::AnswerLost) && d1.applied.insert(id) {
-                        for [user, up, down] in &batch {
+                        for [user, up, down] in &batch.credits {
                             let t = d1.totals.entry(*user).or_default();
                             t.0 += *up as u128;
                             t.1 += *down as u128;
@@ -304,14 +323,14 @@ fuzz_target!(|input: Input| {
 
     // Once D1 answers, everything owed reaches it, exactly.
     for _ in 0..3 {
-        if let Some((batch, marks)) = state.take_credit_batch() {
+        if let Some((batch, marks)) = state.take_credit_batch(now) {
             tables.outbox.push((next_batch, batch));
             tables.apply(marks, &config);
             next_batch += 1;
         }
         for (id, batch) in std::mem::take(&mut tables.outbox) {
             if d1.applied.insert(id) {
-                for [user, up, down] in &batch {
+                for [user, up, down] in &batch.credits {
                     let t = d1.totals.entry(*user).or_default();
                     t.0 += *up as u128;
                     t.1 += *down as u128;
@@ -329,25 +348,35 @@ fuzz_target!(|input: Input| {
 });
 
 impl Ledger {
-    /// Credits an accepted private announce by the documented rules.
-    fn credit(&mut self, msg: &SwarmAnnounce, acc: Account) {
-        let id = msg.peer.peer_id;
-        let prev = self.baseline.get(&id).copied().filter(|(u, _, _)| *u == acc.user);
-        let delta = |cur: u64, last: Option<u64>| match last {
-            Some(last) if cur >= last => cur - last,
-            _ => cur,
+    /// Credits an accepted private announce by the documented rules;
+    /// true when it set a new baseline or refused a delta.
+    fn credit(&mut self, msg: &SwarmAnnounce, acc: Account, now: u32, max_rate: u64) -> bool {
+        let id = PeerKey::session(acc.user, &msg.peer.peer_id);
+        let (cur_up, cur_down) = (msg.uploaded, msg.downloaded);
+        let prev = self.baseline.get(&id).copied();
+        let mut must_store = true;
+        let (up, down) = match prev {
+            // A first report, or a counter that went down: a baseline only.
+            None => (0, 0),
+            Some((_, up, down, _)) if cur_up < up || cur_down < down => (0, 0),
+            Some((_, up, down, at)) => {
+                let allowed = max_rate.saturating_mul(now.saturating_sub(at).max(1) as u64);
+                must_store = cur_up - up > allowed || cur_down - down > allowed;
+                let ok = |d: u64| if d > allowed { 0 } else { d };
+                (ok(cur_up - up), ok(cur_down - down))
+            }
         };
-        let up = delta(msg.uploaded, prev.map(|p| p.1));
-        let down = if acc.freeleech { 0 } else { delta(msg.downloaded, prev.map(|p| p.2)) };
+        let down = if acc.freeleech { 0 } else { down };
         let owed = self.owed.entry(acc.user).or_default();
         owed.0 += up as u128;
         owed.1 += down as u128;
-        let now = (acc.user, msg.uploaded, msg.downloaded);
-        if self.baseline.get(&id) != Some(&now) {
-            // A repeat of the last counters changes nothing to store.
+        if prev.map(|p| (p.1, p.2)) != Some((cur_up, cur_down)) {
+            // A repeat of the last counters changes nothing to store, and
+            // keeps the baseline's time.
             self.pending.entry(id).or_default().push((acc.user, up as u128, down as u128));
+            self.baseline.insert(id, (acc.user, cur_up, cur_down, now));
         }
-        self.baseline.insert(id, now);
+        must_store
     }
 
     /// The object died: announces storage never saw are taken back, and
@@ -368,10 +397,10 @@ impl Ledger {
 /// now holds. Sessions memory has dropped end first (their next announce
 /// counts from zero), so a chunk written without them records that.
 fn apply(t: &mut Tables, ledger: &mut Ledger, state: &SwarmState, writes: Vec<StoreWrite>, config: &TrackerConfig) {
-    ledger.baseline.retain(|id, _| state.session(id).is_some());
+    ledger.baseline.retain(|id, _| state.session_at(id).is_some());
     t.apply(writes, config);
     for (chunks, chunk) in t.written_chunks.drain(..) {
-        let ids: HashSet<PeerId> = ledger.baseline.keys().chain(ledger.pending.keys()).chain(ledger.durable.keys()).copied().collect();
+        let ids: HashSet<PeerKey> = ledger.baseline.keys().chain(ledger.pending.keys()).chain(ledger.durable.keys()).copied().collect();
         for id in ids.into_iter().filter(|id| chunk_of(id, chunks) == chunk) {
             ledger.pending.remove(&id);
             match ledger.baseline.get(&id) {
@@ -391,20 +420,21 @@ fn peers(t: &Tables) -> Vec<(edge_tracker::swarm::Peer, bool)> {
 fn reload(t: &Tables, ledger: &mut Ledger, _now: u32, _config: &TrackerConfig, seed: u64) -> SwarmState {
     let mut s = SwarmState::new(seed.wrapping_add(1));
     ledger.crash();
-    s.load_ledger(t.ledger.values().map(|r| r.as_slice()), !t.outbox.is_empty());
-    for (id, (user, up, down)) in &ledger.durable {
-        let r = s.session(id).expect("storage lost a session");
-        assert_eq!((r.session.user, r.session.uploaded, r.session.downloaded), (*user, *up, *down), "stored baseline");
+    s.load_ledger(t.ledger.values().map(|r| r.as_slice()), !t.outbox.is_empty(), _now);
+    for (id, (user, up, down, at)) in &ledger.durable {
+        let r = s.session_at(id).expect("storage lost a session");
+        let stored = (r.session.user, r.session.uploaded, r.session.downloaded, r.session.last_seen);
+        assert_eq!(stored, (*user, *up, *down, *at), "stored baseline");
     }
     s
 }
 
 fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool) {
     // Storage's peers are memory's peers.
-    let stored: BTreeMap<PeerId, (PeerAddr, bool, bool)> =
-        peers(t).into_iter().map(|(p, s)| (p.id, (p.addr, s, p.completed))).collect();
-    let memory: BTreeMap<PeerId, (PeerAddr, bool, bool)> =
-        state.swarm.peers().map(|(p, s)| (p.id, (p.addr, s, p.completed))).collect();
+    let stored: BTreeMap<PeerKey, (PeerId, PeerAddr, bool, bool)> =
+        peers(t).into_iter().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
+    let memory: BTreeMap<PeerKey, (PeerId, PeerAddr, bool, bool)> =
+        state.swarm.peers().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
     assert_eq!(stored, memory, "storage and memory disagree on the peers");
     if let Some(row) = t.row {
         assert_eq!(row.downloaded, state.swarm.downloaded(), "completed count not durable");
@@ -419,7 +449,7 @@ fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool
     let mut accounted: BTreeMap<u64, (u128, u128)> = d1.totals.clone();
     for (id, batch) in &t.outbox {
         if !d1.applied.contains(id) {
-            for [user, up, down] in batch {
+            for [user, up, down] in &batch.credits {
                 let e = accounted.entry(*user).or_default();
                 e.0 += *up as u128;
                 e.1 += *down as u128;

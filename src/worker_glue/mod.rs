@@ -4,12 +4,15 @@
 mod api;
 mod dashboard;
 mod fast;
+mod ledger;
 mod log;
 mod private;
+mod sessions;
 mod stats;
 mod stats_object;
 mod socket_gateway;
 mod swarm_object;
+mod torrent_files;
 
 use std::net::IpAddr;
 
@@ -130,7 +133,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     }
     let passkey = path_passkey.or(query_passkey);
     match route {
-        Route::Announce => announce(&req, env, &config, &query, passkey.as_deref()).await,
+        Route::Announce => with_kv_reads(env, announce(&req, env, &config, &query, passkey.as_deref()).await),
         Route::Scrape => {
             if config.mode == TrackerMode::Private {
                 match private_user(env, &config, passkey.as_deref()).await {
@@ -145,6 +148,16 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             scrape(env, &config, &query).await
         }
     }
+}
+
+/// With `EXPOSE_COSTS`, a refused announce reports its KV reads too (an
+/// answered one already does).
+fn with_kv_reads(env: &Env, resp: Result<Response>) -> Result<Response> {
+    let mut resp = resp?;
+    if expose_costs(env) && !resp.headers().has(KV_READS_HEADER)? {
+        resp.headers_mut().set(KV_READS_HEADER, &private::take_kv_reads().to_string())?;
+    }
+    Ok(resp)
 }
 
 /// A bencoded failure, counted by reason; the tracker's own faults are logged by the caller.
@@ -183,7 +196,7 @@ async fn private_account(
         Ok(u) => u,
         Err(reason) => return Ok(Err(reason)),
     };
-    let Some(torrent) = private::registered_torrent(env, &announce.info_hash).await? else {
+    let Some(torrent) = private::registered_torrent(env, config, &announce.info_hash).await? else {
         return Ok(Err((Failure::UnregisteredTorrent, "torrent not registered on this tracker")));
     };
     Ok(Ok(Account { user: user.user, may_leech: user.may_leech, freeleech: torrent.freeleech }))
@@ -293,11 +306,13 @@ async fn announce(
 /// What the swarm's object is asked: the validated announce, with the
 /// address it will list and the numwant the configuration allows.
 fn swarm_message(announce: &AnnounceRequest, remote: IpAddr, config: &TrackerConfig, account: Option<Account>) -> SwarmAnnounce {
+    let addr = announce.peer_addr(remote, config.trust_client_ip);
     SwarmAnnounce {
         info_hash: announce.info_hash,
         peer: crate::swarm::PeerAnnounce {
+            key: announce.entry_key(&addr, account.map(|a| a.user)),
             peer_id: announce.peer_id,
-            addr: announce.peer_addr(remote, config.trust_client_ip),
+            addr,
             left: announce.left,
             event: announce.event,
         },

@@ -17,6 +17,18 @@ use crate::peer::{InfoHash, PeerId};
 
 pub const D1_BINDING: &str = "DB";
 
+/// A statement's rows as JSON objects keyed by column name (integers stay
+/// integers). One deserializer for every ad-hoc query keeps the wasm small:
+/// each `#[derive(Deserialize)]` row struct costs kilobytes.
+pub async fn d1_rows(stmt: D1PreparedStatement) -> Result<Vec<serde_json::Value>> {
+    stmt.all().await?.results()
+}
+
+/// The first row of `d1_rows`, if any.
+pub async fn d1_row(stmt: D1PreparedStatement) -> Result<Option<serde_json::Value>> {
+    stmt.first(None).await
+}
+
 /// What the announce path needs to know about a passkey's owner.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PasskeyEntry {
@@ -45,12 +57,19 @@ pub const CLIENT_BANS_KEY: &str = "client-bans";
 const CACHE_SECONDS: u64 = 60;
 /// Most torrent registrations one isolate keeps in memory.
 const CACHE_MAX: usize = 10_000;
+/// Most unknown passkeys, and unknown info hashes, one isolate remembers.
+const NEGATIVE_MAX: usize = 10_000;
 
 thread_local! {
     static TORRENTS: RefCell<HashMap<InfoHash, (TorrentEntry, u64)>> = RefCell::new(HashMap::new());
     static PASSKEYS: RefCell<HashMap<String, (PasskeyEntry, u64)>> = RefCell::new(HashMap::new());
     static CLIENT_BANS: RefCell<Option<(Vec<String>, u64)>> = const { RefCell::new(None) };
     static KV_READS: Cell<usize> = const { Cell::new(0) };
+    /// Negative cache: passkeys and info hashes D1 did not know, until when (ms).
+    /// (Same map types as the positive caches, whose entries here mean nothing:
+    /// one copy of the hash map code in the wasm.)
+    static UNKNOWN_PASSKEYS: RefCell<HashMap<String, (PasskeyEntry, u64)>> = RefCell::new(HashMap::new());
+    static UNKNOWN_TORRENTS: RefCell<HashMap<InfoHash, (TorrentEntry, u64)>> = RefCell::new(HashMap::new());
 }
 
 fn now_ms() -> u64 {
@@ -93,8 +112,8 @@ impl UserTotals {
 
 /// A KV read per private announce costs more than the Worker request
 /// itself ($0.50/M against $0.30/M), so an isolate keeps known passkeys'
-/// owners for `PASSKEY_CACHE` seconds. Unknown passkeys are not kept: a
-/// new or reset passkey works at once.
+/// owners for `PASSKEY_CACHE` seconds, and unknown ones for
+/// `NEGATIVE_CACHE` seconds (see `is_unknown`).
 fn cached_passkey(config: &TrackerConfig, passkey: &str) -> Option<PasskeyEntry> {
     if config.passkey_cache == 0 {
         return None;
@@ -121,6 +140,41 @@ pub fn forget_passkey(passkey: &str) {
     PASSKEYS.with(|p| p.borrow_mut().remove(passkey));
 }
 
+/// Whether this isolate saw D1 refuse `key` less than `NEGATIVE_CACHE`
+/// seconds ago: a flood of bogus passkeys or hashes then costs no KV or
+/// D1 read each. A registration through this isolate drops its entry
+/// (`forget_unknown_*`); other isolates may refuse a new passkey or torrent
+/// for up to `NEGATIVE_CACHE` seconds.
+fn is_unknown<K: std::hash::Hash + Eq, V>(map: &RefCell<HashMap<K, (V, u64)>>, key: &K) -> bool {
+    let now = now_ms();
+    map.borrow().get(key).is_some_and(|(_, exp)| *exp > now)
+}
+
+/// Remembers an unknown key. Bounded: when full, the map starts afresh
+/// (a flood only ever costs reads again).
+fn note_unknown<K: std::hash::Hash + Eq, V>(config: &TrackerConfig, map: &RefCell<HashMap<K, (V, u64)>>, key: K, filler: V) {
+    if config.negative_cache == 0 {
+        return;
+    }
+    let mut map = map.borrow_mut();
+    if map.len() >= NEGATIVE_MAX {
+        map.clear();
+    }
+    map.insert(key, (filler, now_ms() + config.negative_cache as u64 * 1000));
+}
+
+const UNKNOWN_USER: PasskeyEntry = PasskeyEntry { user: 0, banned: true, may_leech: false };
+
+/// A passkey was just issued through this isolate: it is no longer unknown here.
+pub fn forget_unknown_passkey(passkey: &str) {
+    UNKNOWN_PASSKEYS.with(|m| m.borrow_mut().remove(passkey));
+}
+
+/// A torrent was just registered through this isolate (either of its hashes).
+pub fn forget_unknown_torrent(hash: &InfoHash) {
+    UNKNOWN_TORRENTS.with(|m| m.borrow_mut().remove(hash));
+}
+
 /// The passkey's owner, from this isolate's cache, KV or (first time) D1.
 /// `Ok(None)`: unknown.
 pub async fn resolve_passkey(env: &Env, config: &TrackerConfig, passkey: &str) -> Result<Option<PasskeyEntry>> {
@@ -129,6 +183,9 @@ pub async fn resolve_passkey(env: &Env, config: &TrackerConfig, passkey: &str) -
     }
     if let Some(entry) = cached_passkey(config, passkey) {
         return Ok(Some(entry));
+    }
+    if UNKNOWN_PASSKEYS.with(|m| is_unknown(m, &passkey.to_string())) {
+        return Ok(None);
     }
     let kv = env.kv(KV_BINDING)?;
     count_kv_read();
@@ -142,19 +199,57 @@ pub async fn resolve_passkey(env: &Env, config: &TrackerConfig, passkey: &str) -
         .bind(&[passkey.into()])?
         .first(None)
         .await?;
-    match row {
-        Some(u) => {
-            let entry = u.entry(config);
-            kv.put(&passkey_key(passkey), serde_json::to_string(&entry)?)?.execute().await?;
-            keep_passkey(config, passkey, entry);
-            Ok(Some(entry))
-        }
-        None => Ok(None),
+    let Some(u) = row else {
+        UNKNOWN_PASSKEYS.with(|m| note_unknown(config, m, passkey.to_string(), UNKNOWN_USER));
+        return Ok(None);
+    };
+    let entry = u.entry(config);
+    kv.put(&passkey_key(passkey), serde_json::to_string(&entry)?)?.execute().await?;
+    // Write-back only if current: see `stale_passkeys`.
+    if !stale_passkeys(&db, &[(u.id, passkey.to_string())]).await?.is_empty() {
+        kv.delete(&passkey_key(passkey)).await?;
+        return Ok(None);
     }
+    keep_passkey(config, passkey, entry);
+    Ok(Some(entry))
+}
+
+/// Of these (user id, passkey) pairs just written to KV, the passkeys that
+/// are no longer their user's (reset, or the user is gone), read from D1
+/// *after* the KV write; the caller deletes their KV entries.
+///
+/// Why a revoked passkey cannot come back. A reset is R1 (D1: set the new
+/// passkey) then R2 (KV: delete the old key's entry). A write-back is W1
+/// (D1: read the owner of key k), W2 (KV: put k), W3 (D1: this re-read),
+/// W4 (KV: delete k if W3 found it revoked). Take any interleaving in
+/// which W1 read k before R1 (otherwise W1 finds nothing and writes nothing):
+/// - W2 before R2: R2, the later write to the key, deletes it.
+/// - W2 after R2: then W3 comes after R1, and D1 (one primary, read after
+///   write) answers with the new passkey, so W4 deletes it.
+///
+/// Either way no entry for k survives both; KV keeps the last write to a
+/// key. The only window is W2..W4 (one D1 round trip), in which an announce
+/// could pass as it could before the reset; this isolate's memory caches k
+/// only after W3 passed, and others never read it from the deleted entry
+/// after KV propagates (~60 s, as for any reset).
+async fn stale_passkeys(db: &D1Database, written: &[(f64, String)]) -> Result<Vec<String>> {
+    if written.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (1..=written.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
+    let binds: Vec<JsValue> = written.iter().map(|(id, _)| JsValue::from(*id)).collect();
+    let rows = d1_rows(db.prepare(format!("SELECT id, passkey FROM users WHERE id IN ({placeholders})")).bind(&binds)?).await?;
+    Ok(written
+        .iter()
+        .filter(|(id, key)| !rows.iter().any(|r| r["id"].as_f64() == Some(*id) && r["passkey"].as_str() == Some(key)))
+        .map(|(_, key)| key.clone())
+        .collect())
 }
 
 /// Rewrites the KV entries of these users from D1 (after their totals,
-/// ban state or passkey changed); only entries that differ are written.
+/// ban state or passkey changed); only entries that differ are written,
+/// and a written entry whose passkey was reset meanwhile is deleted again
+/// (`stale_passkeys`).
 pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
@@ -170,6 +265,7 @@ pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Re
             .all()
             .await?
             .results()?;
+        let mut written = Vec::new();
         for u in rows {
             let entry = u.entry(config);
             // This isolate sees the change at once.
@@ -179,7 +275,12 @@ pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Re
             let key = passkey_key(&u.passkey);
             if kv.get(&key).json::<PasskeyEntry>().await? != Some(entry) {
                 kv.put(&key, serde_json::to_string(&entry)?)?.execute().await?;
+                written.push((u.id, u.passkey));
             }
+        }
+        for stale in stale_passkeys(&db, &written).await? {
+            forget_passkey(&stale);
+            kv.delete(&passkey_key(&stale)).await?;
         }
     }
     Ok(())
@@ -202,11 +303,16 @@ pub async fn mirror_counts(env: &Env, hash: &InfoHash, c: crate::swarm::SwarmCou
     }
 }
 
-/// The registered torrent for an announced hash (v1 or truncated v2).
-pub async fn registered_torrent(env: &Env, hash: &InfoHash) -> Result<Option<TorrentEntry>> {
+/// The registered torrent for an announced hash (v1 or truncated v2),
+/// from this isolate's memory (60 s, unknown ones `NEGATIVE_CACHE` s), KV,
+/// or D1 (written back to KV only if still current, as for passkeys).
+pub async fn registered_torrent(env: &Env, config: &TrackerConfig, hash: &InfoHash) -> Result<Option<TorrentEntry>> {
     let now = now_ms();
     if let Some(entry) = TORRENTS.with(|t| t.borrow().get(hash).filter(|(_, exp)| *exp > now).map(|(e, _)| *e)) {
         return Ok(Some(entry));
+    }
+    if UNKNOWN_TORRENTS.with(|m| is_unknown(m, hash)) {
+        return Ok(None);
     }
     let remember = |entry: TorrentEntry| {
         TORRENTS.with(|t| {
@@ -223,26 +329,36 @@ pub async fn registered_torrent(env: &Env, hash: &InfoHash) -> Result<Option<Tor
         remember(entry);
         return Ok(Some(entry));
     }
+    let db = env.d1(D1_BINDING)?;
+    let Some(entry) = torrent_in_d1(&db, hash).await? else {
+        UNKNOWN_TORRENTS.with(|m| note_unknown(config, m, *hash, TorrentEntry { freeleech: false }));
+        return Ok(None);
+    };
+    kv.put(&torrent_key(hash), serde_json::to_string(&entry)?)?.execute().await?;
+    // Write-back only if current: a deletion or freeleech change that
+    // raced this write (it deletes the KV entry after updating D1) is seen
+    // by this re-read, by the argument of `stale_passkeys`.
+    let current = torrent_in_d1(&db, hash).await?;
+    if current.map(|c| c.freeleech) != Some(entry.freeleech) {
+        kv.delete(&torrent_key(hash)).await?;
+    }
+    if let Some(c) = current {
+        remember(c);
+    }
+    Ok(current)
+}
+
+async fn torrent_in_d1(db: &D1Database, hash: &InfoHash) -> Result<Option<TorrentEntry>> {
     #[derive(Deserialize)]
     struct Row {
         freeleech: f64,
     }
-    let db = env.d1(D1_BINDING)?;
-    let hex = hash.to_hex();
     let row: Option<Row> = db
         .prepare("SELECT freeleech FROM torrents WHERE info_hash = ?1 OR v2_hash = ?1")
-        .bind(&[hex.into()])?
+        .bind(&[hash.to_hex().into()])?
         .first(None)
         .await?;
-    match row {
-        Some(r) => {
-            let entry = TorrentEntry { freeleech: r.freeleech != 0.0 };
-            kv.put(&torrent_key(hash), serde_json::to_string(&entry)?)?.execute().await?;
-            remember(entry);
-            Ok(Some(entry))
-        }
-        None => Ok(None),
-    }
+    Ok(row.map(|r| TorrentEntry { freeleech: r.freeleech != 0.0 }))
 }
 
 /// Whether the peer id starts with a banned client prefix.

@@ -57,6 +57,7 @@ impl DurableObject for StatsObject {
             "/flush" => {
                 let delta: Counts = serde_json::from_str(&body)?;
                 self.record(&delta).await?;
+                self.prune_ledger().await;
                 Response::ok("")
             }
             "/read" => {
@@ -81,6 +82,18 @@ impl DurableObject for StatsObject {
 }
 
 impl StatsObject {
+    /// Private mode: the isolates' stats flushes arrive here every few
+    /// seconds while there is traffic, a regular place to prune the ledger
+    /// (`ledger::prune_ledger` runs at most hourly per isolate).
+    async fn prune_ledger(&self) {
+        if self.config.mode != crate::config::TrackerMode::Private {
+            return;
+        }
+        if let Err(e) = super::ledger::prune_ledger(&self.env, &self.config).await {
+            log::warn("ledger_prune_failed", json!({ "error": e.to_string() }));
+        }
+    }
+
     fn with_history<T>(&self, f: impl FnOnce(&mut History) -> T) -> Result<T> {
         let mut inner = self.inner.borrow_mut();
         if inner.history.is_none() {

@@ -14,11 +14,11 @@ use serde_json::json;
 use super::{config_from, log, FAILURE_HEADER, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER};
 use super::private::{self, D1_BINDING};
 use crate::config::TrackerConfig;
-use crate::peer::{InfoHash, PeerId};
+use crate::peer::{InfoHash, PeerId, PeerKey};
 use crate::response;
 use crate::scrape::counters_key;
 use crate::stats::Failure;
-use crate::store::{self, SessionRecord, StoreWrite, SwarmRow, SwarmState};
+use crate::store::{self, CreditBatch, SessionRecord, StoreWrite, SwarmRow, SwarmState};
 use crate::swarm::SwarmCounters;
 use crate::announce::AnnounceEvent;
 use crate::swarm::PeerAnnounce;
@@ -294,7 +294,8 @@ impl SwarmObject {
             let (reply, writes) = match msg {
                 SwarmWsRequest::Announce { peer_id, at, left, event, numwant, .. } => {
                     let event = AnnounceEvent::from_code(event).unwrap_or(AnnounceEvent::Update);
-                    let peer = PeerAnnounce { peer_id: PeerId(peer_id), addr: at.to_addr(), left, event };
+                    let peer_id = PeerId(peer_id);
+                    let peer = PeerAnnounce { key: PeerKey::raw(&peer_id), peer_id, addr: at.to_addr(), left, event };
                     inner.swarm.ws_announce(hash, &peer, numwant as usize, now, &self.config)
                 }
                 SwarmWsRequest::Locate { peer_id, .. } => (inner.swarm.ws_locate(&PeerId(peer_id)), Vec::new()),
@@ -370,13 +371,13 @@ impl SwarmObject {
         let touches = touch_rows.into_iter().map(|t| (t.at as u32, t.ids));
         inner.swarm.restore_ws(ws_rows.iter().filter_map(|r| store::decode_peer(&r.id, &r.rec)));
         let deletes = inner.swarm.load(row, peers, touches, now, &self.config);
-        inner.swarm.load_ledger(ledger_rows.iter().map(|r| r.marks.as_slice()), outbox_pending);
+        inner.swarm.load_ledger(ledger_rows.iter().map(|r| r.marks.as_slice()), outbox_pending, now);
         if !legacy_sessions.is_empty() || !legacy_marks.is_empty() {
             let sessions = legacy_sessions.into_iter().filter_map(|r| {
                 let id = PeerId(r.id.as_slice().try_into().ok()?);
                 Some((id, SessionRecord::decode(&r.rec)?))
             });
-            inner.swarm.load_legacy_sessions(sessions, &legacy_marks);
+            inner.swarm.load_legacy_sessions(sessions, &legacy_marks, now);
         }
         if let Some(c) = resume {
             inner.swarm.resume_from(c, now);
@@ -544,11 +545,11 @@ impl SwarmObject {
         {
             let mut inner = self.inner.borrow_mut();
             self.ensure_schema(&mut inner)?;
-            if let Some((batch, marks)) = inner.swarm.take_credit_batch() {
+            if let Some((batch, marks)) = inner.swarm.take_credit_batch(now_secs()) {
                 let id = hex::encode(private::random::<16>()?);
                 let c = sql.exec(
                     "INSERT INTO outbox (id, batch) VALUES (?, ?)",
-                    vec![id.into(), serde_json::to_string(&batch)?.into()],
+                    vec![id.into(), batch.to_json().into()],
                 )?;
                 cost.written += c.rows_written();
                 // No await in between: one atomic step with the outbox row.
@@ -561,18 +562,38 @@ impl SwarmObject {
         let batches: Vec<OutboxRow> = outbox.to_array()?;
         cost.read += outbox.rows_read();
         let db = self.env.d1(D1_BINDING)?;
+        let hash = self.inner.borrow().swarm.info_hash.map(|h| h.to_hex()).unwrap_or_default();
         let mut users = Vec::new();
         for b in batches {
-            let credits: Vec<[u64; 3]> = serde_json::from_str(&b.batch)?;
+            let batch = CreditBatch::parse(&b.batch).unwrap_or_else(|| {
+                // Not ours to guess at: logged, and cleared like a sent one.
+                log::error("outbox_row_unreadable", json!({ "batch": b.id }));
+                CreditBatch::default()
+            });
             let mut statements = vec![db
                 .prepare("INSERT INTO credit_batches (id, applied_at) VALUES (?1, ?2)")
                 .bind(&[b.id.as_str().into(), (now_secs() as f64).into()])?];
-            for [user, up, down] in &credits {
+            for [user, up, down] in &batch.credits {
                 statements.push(
                     db.prepare("UPDATE users SET uploaded = uploaded + ?1, downloaded = downloaded + ?2 WHERE id = ?3")
                         .bind(&[(*up as f64).into(), (*down as f64).into(), (*user as f64).into()])?,
                 );
                 users.push(*user);
+            }
+            for f in &batch.flags {
+                statements.push(
+                    db.prepare(
+                        "INSERT INTO flags (user_id, info_hash, reason, reported, credited, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .bind(&[
+                        (f.user as f64).into(),
+                        hash.as_str().into(),
+                        f.reason.as_str().into(),
+                        (f.reported as f64).into(),
+                        (f.credited as f64).into(),
+                        (f.at as f64).into(),
+                    ])?,
+                );
             }
             match db.batch(statements).await {
                 Ok(results) => {

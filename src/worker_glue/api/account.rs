@@ -1,18 +1,16 @@
-//! Members' API (private mode): register, sign in, their account, and the
-//! torrent registry.
+//! Members' API (private mode): register, sign in and out, their account
+//! (passkey, password). The torrent registry is in `torrents`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::wasm_bindgen::JsValue;
 use worker::*;
 
-use super::{authenticate, bad, db, now, ok, origin, read_body, read_json, ApiError, ApiResult, UserRow, MAX_TORRENT_BYTES};
-use super::super::private::{self, passkey_key, random};
+use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiError, ApiResult, UserRow};
+use super::super::private::{self, d1_row, passkey_key, random};
+use super::super::sessions;
 use super::super::KV_BINDING;
 use crate::accounts::{self, ratio};
 use crate::config::TrackerConfig;
-use crate::metainfo;
-use crate::peer::InfoHash;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,37 +59,20 @@ pub(super) async fn register(req: &mut Request, env: &Env, config: &TrackerConfi
             .run()
             .await?;
     }
+    private::forget_unknown_passkey(&passkey);
     ok(201, json!({ "username": c.username, "passkey": passkey }))
 }
 
 pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {
-    let (token, _) = issue_token(req, env, config).await?;
+    let (token, _) = sign_in_token(req, env, config).await?;
     ok(200, json!({ "token": token }))
 }
 
-/// Checks the credentials in the body and stores a new API token for the
-/// member: (token, username). The bearer API hands the token out; the site
-/// puts it in a cookie (`session.rs`).
-pub(super) async fn issue_token(req: &mut Request, env: &Env, config: &TrackerConfig) -> std::result::Result<(String, String), ApiError> {
+/// Checks the credentials in the body and issues a token: (token, the
+/// stored username). `/api/login` hands the token to a script; the site's
+/// `/api/session` puts it in a cookie (`cookie.rs`).
+pub(super) async fn sign_in_token(req: &mut Request, env: &Env, config: &TrackerConfig) -> std::result::Result<(String, String), ApiError> {
     let c: Credentials = read_json(req).await?;
-    let (id, username) = check_password(env, config, &c.username, &c.password).await?;
-    let token = accounts::token_from(&random::<32>()?);
-    db(env)?
-        .prepare("INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3)")
-        .bind(&[accounts::token_hash(&token).into(), id.into(), now().into()])?
-        .run()
-        .await?;
-    Ok((token, username))
-}
-
-/// The member (id, username) these credentials belong to: 401 if they are
-/// wrong, 403 if the account is banned.
-pub(super) async fn check_password(
-    env: &Env,
-    config: &TrackerConfig,
-    username: &str,
-    password: &str,
-) -> std::result::Result<(f64, String), ApiError> {
     #[derive(Deserialize)]
     struct Row {
         id: f64,
@@ -101,20 +82,58 @@ pub(super) async fn check_password(
     }
     let row: Option<Row> = db(env)?
         .prepare("SELECT id, username, password_hash, banned FROM users WHERE username = ?1")
-        .bind(&[username.into()])?
+        .bind(&[c.username.as_str().into()])?
         .first(None)
         .await?;
     // Unknown users cost the same work as known ones (hashed with the configured rounds).
     let dummy = accounts::dummy_hash(config.password_rounds);
     let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(&dummy);
-    if !accounts::verify_password(stored, password) || row.is_none() {
+    if !accounts::verify_password(stored, &c.password) || row.is_none() {
         return Err(bad(401, "wrong username or password"));
     }
     let user = row.ok_or_else(|| bad(401, "wrong username or password"))?;
     if user.banned != 0.0 {
         return Err(bad(403, "account banned"));
     }
-    Ok((user.id, user.username))
+    let token = sessions::issue_token(&db(env)?, config, user.id).await?;
+    Ok((token, user.username))
+}
+
+/// Revokes the token the request carries: 204.
+pub(super) async fn logout(req: &Request, env: &Env, config: &TrackerConfig) -> ApiResult {
+    authenticate(req, env, config).await?;
+    // The bearer token, or the site's cookie session (whose cookie then
+    // names a revoked token; `DELETE /api/session` also clears it).
+    let token = bearer(req).or_else(|| super::cookie::cookie_token(req)).unwrap_or_default();
+    sessions::revoke_token(&db(env)?, &token).await?;
+    no_content()
+}
+
+/// `{"password": old, "new_password": new}`: sets the new password and
+/// revokes every token of the user (this one too) in one D1 batch: 204.
+pub(super) async fn change_password(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Change {
+        password: String,
+        new_password: String,
+    }
+    let user = authenticate(req, env, config).await?;
+    let c: Change = read_json(req).await?;
+    accounts::validate_password(&c.new_password).map_err(|m| bad(400, m))?;
+    let db = db(env)?;
+    let row = d1_row(db.prepare("SELECT password_hash FROM users WHERE id = ?1").bind(&[user.id.into()])?).await?;
+    let stored = row.as_ref().and_then(|r| r["password_hash"].as_str()).ok_or_else(|| bad(401, "invalid or expired token"))?;
+    if !accounts::verify_password(stored, &c.password) {
+        return Err(bad(401, "wrong password"));
+    }
+    let hash = accounts::hash_password(&c.new_password, &random::<16>()?, config.password_rounds);
+    db.batch(vec![
+        db.prepare("UPDATE users SET password_hash = ?1 WHERE id = ?2").bind(&[hash.into(), user.id.into()])?,
+        sessions::revoke_all_statement(&db, user.id)?,
+    ])
+    .await?;
+    no_content()
 }
 
 fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> {
@@ -134,12 +153,12 @@ fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> 
 }
 
 pub(super) async fn me(req: &Request, env: &Env, config: &TrackerConfig) -> ApiResult {
-    let user = authenticate(req, env).await?;
+    let user = authenticate(req, env, config).await?;
     ok(200, me_json(&user, req, config)?)
 }
 
 pub(super) async fn reset_passkey(req: &Request, env: &Env, config: &TrackerConfig) -> ApiResult {
-    let user = authenticate(req, env).await?;
+    let user = authenticate(req, env, config).await?;
     let passkey = accounts::passkey_from(&random::<16>()?);
     db(env)?
         .prepare("UPDATE users SET passkey = ?1 WHERE id = ?2")
@@ -150,74 +169,8 @@ pub(super) async fn reset_passkey(req: &Request, env: &Env, config: &TrackerConf
     let kv = env.kv(KV_BINDING)?;
     kv.delete(&passkey_key(&user.passkey)).await?;
     private::forget_passkey(&user.passkey);
+    private::forget_unknown_passkey(&passkey);
     private::refresh_users(env, config, &[user.id as u64]).await?;
     ok(200, json!({ "passkey": passkey, "announce_url": format!("{}/announce/{}", origin(req)?, passkey) }))
 }
 
-pub(super) async fn upload(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {
-    let user = authenticate(req, env).await?;
-    let body = read_body(req, MAX_TORRENT_BYTES).await?;
-    let meta = metainfo::inspect(&body).map_err(|e| ApiError(400, e.to_string()))?;
-    if config.require_private_flag && !meta.private {
-        return Err(bad(400, "torrent must be marked private (info.private = 1) so clients use only this tracker"));
-    }
-    let inserted = db(env)?
-        .prepare(
-            "INSERT INTO torrents (info_hash, v2_hash, name, size, uploader, freeleech, torrent, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
-        )
-        .bind(&[
-            meta.info_hash.to_hex().into(),
-            meta.v2_hash.map(|h| JsValue::from(h.to_hex())).unwrap_or(JsValue::NULL),
-            meta.name.as_str().into(),
-            (meta.size as f64).into(),
-            user.id.into(),
-            js_sys::Uint8Array::from(body.as_slice()).into(),
-            now().into(),
-        ])?
-        .run()
-        .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e) if e.to_string().contains("UNIQUE") => return Err(bad(409, "torrent already registered")),
-        Err(e) => return Err(e.into()),
-    }
-    let tracker = format!("{}/announce/{}", origin(req)?, user.passkey);
-    ok(
-        201,
-        json!({
-            "info_hash": meta.info_hash.to_hex(),
-            "v2_hash": meta.v2_hash.map(|h| h.to_hex()),
-            "name": meta.name,
-            "size": meta.size,
-            "private": meta.private,
-            "magnet": metainfo::magnet(&meta.info_hash, &meta.name, &tracker),
-        }),
-    )
-}
-
-pub(super) async fn download(req: &Request, env: &Env, file: &str) -> ApiResult {
-    let user = authenticate(req, env).await?;
-    let hash = InfoHash::from_hex(file.trim_end_matches(".torrent")).ok_or_else(|| bad(400, "expected /api/torrents/<40 hex>.torrent"))?;
-    #[derive(Deserialize)]
-    struct Row {
-        #[serde(with = "serde_bytes")]
-        torrent: Vec<u8>,
-        name: String,
-    }
-    let row: Option<Row> = db(env)?
-        .prepare("SELECT torrent, name FROM torrents WHERE info_hash = ?1")
-        .bind(&[hash.to_hex().into()])?
-        .first(None)
-        .await?;
-    let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
-    let url = format!("{}/announce/{}", origin(req)?, user.passkey);
-    let bytes = metainfo::with_announce(&row.torrent, &url).map_err(|e| ApiError(500, e.to_string()))?;
-    let mut resp = Response::from_bytes(bytes)?;
-    let h = resp.headers_mut();
-    h.set("content-type", "application/x-bittorrent")?;
-    let safe: String = row.name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ')).collect();
-    h.set("content-disposition", &format!("attachment; filename=\"{safe}.torrent\""))?;
-    h.set("cache-control", "no-store")?;
-    Ok(resp)
-}

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::*;
 
-use super::{bad, bearer, db, now, ok, read_json, session, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
-use super::super::private::{self, random, torrent_key, CLIENT_BANS_KEY};
-use super::super::KV_BINDING;
+use super::{bad, bearer, cookie, db, now, ok, read_json, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
+use super::super::private::{self, d1_row, random, torrent_key, CLIENT_BANS_KEY};
+use super::super::{ledger, sessions, torrent_files, KV_BINDING};
 use crate::accounts::{self, ratio};
 use crate::config::{TrackerConfig, TrackerMode};
 use crate::peer::InfoHash;
@@ -27,7 +27,7 @@ async fn require_admin(req: &Request, env: &Env, config: &TrackerConfig) -> std:
     if secret.len() >= 16 && accounts::secrets_match(given.as_bytes(), secret.as_bytes()) {
         return Ok(Admin::Operator);
     }
-    if config.mode == TrackerMode::Private && session::admin_member(req, env).await?.is_some() {
+    if config.mode == TrackerMode::Private && Box::pin(cookie::admin_member(req, env, config)).await? {
         return Ok(Admin::Member);
     }
     if secret.len() < 16 {
@@ -46,7 +46,7 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
         }
         ("POST" | "DELETE", ["client-bans"]) => return client_ban(req, &kv, method).await,
         ("GET", ["blocked"]) => return blocked_list(&kv).await,
-        ("POST" | "DELETE", ["blocked"]) => return block(req, env, &kv, method).await,
+        ("POST" | "DELETE", ["blocked"]) => return block(req, env, config, &kv, method).await,
         _ if config.mode != TrackerMode::Private => {
             return Err(bad(404, "no such admin endpoint in public mode (users and torrents exist in private mode)"))
         }
@@ -54,22 +54,7 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
     }
     let db = db(env)?;
     match (method, rest) {
-        ("GET", ["users"]) => {
-            let rows: Vec<UserRow> = db
-                .prepare("SELECT id, username, passkey, uploaded, downloaded, banned, is_admin FROM users ORDER BY id LIMIT 1000")
-                .all()
-                .await?
-                .results()?;
-            let users: Vec<Value> = rows
-                .iter()
-                .map(|u| {
-                    json!({ "id": u.id as u64, "username": u.username, "uploaded": u.uploaded as u64,
-                            "downloaded": u.downloaded as u64, "ratio": ratio(u.uploaded as u64, u.downloaded as u64),
-                            "banned": u.banned != 0.0, "admin": u.is_admin != 0.0 })
-                })
-                .collect();
-            ok(200, json!({ "users": users }))
-        }
+        ("GET", ["users"]) => list_users(&db).await,
         // Only the operator makes or unmakes admins: a member's cookie cannot.
         ("POST" | "DELETE", ["users", name, "admin"]) if who == Admin::Operator => {
             let admin = method == "POST";
@@ -78,89 +63,135 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
             ok(200, json!({ "username": name, "admin": admin }))
         }
         ("POST" | "DELETE", ["users", _, "admin"]) => Err(bad(403, "only the operator (ADMIN_TOKEN) grants or removes the admin role")),
-        ("POST", ["users", name, action @ ("ban" | "unban")]) => {
-            let banned = *action == "ban";
-            let id = user_id(&db, name).await?;
-            db.prepare("UPDATE users SET banned = ?1 WHERE id = ?2").bind(&[(banned as i32).into(), id.into()])?.run().await?;
-            if banned {
-                db.prepare("DELETE FROM tokens WHERE user_id = ?1").bind(&[id.into()])?.run().await?;
-            }
-            private::refresh_users(env, config, &[id as u64]).await?;
-            ok(200, json!({ "username": name, "banned": banned }))
-        }
-        ("POST", ["users", name, "adjust"]) => {
-            #[derive(Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Adjust {
-                #[serde(default)]
-                uploaded: i64,
-                #[serde(default)]
-                downloaded: i64,
-            }
-            let a: Adjust = read_json(req).await?;
-            if a.uploaded.unsigned_abs() > MAX_ADJUST as u64 || a.downloaded.unsigned_abs() > MAX_ADJUST as u64 {
-                return Err(ApiError(400, format!("adjustments are at most {MAX_ADJUST} bytes either way")));
-            }
-            let id = user_id(&db, name).await?;
-            db.prepare(
-                "UPDATE users SET uploaded = MAX(0, uploaded + ?1), downloaded = MAX(0, downloaded + ?2) WHERE id = ?3",
-            )
-            .bind(&[(a.uploaded as f64).into(), (a.downloaded as f64).into(), id.into()])?
-            .run()
-            .await?;
-            private::refresh_users(env, config, &[id as u64]).await?;
-            let u: Option<UserRow> = db
-                .prepare("SELECT id, username, passkey, uploaded, downloaded, banned FROM users WHERE id = ?1")
-                .bind(&[id.into()])?
-                .first(None)
-                .await?;
-            let u = u.ok_or_else(|| bad(404, "no such user"))?;
-            ok(200, json!({ "username": u.username, "uploaded": u.uploaded as u64, "downloaded": u.downloaded as u64 }))
-        }
+        ("POST", ["users", name, action @ ("ban" | "unban")]) => ban(env, config, &db, name, *action == "ban").await,
+        ("POST", ["users", name, "adjust"]) => adjust(req, env, config, &db, name).await,
         ("POST", ["invites"]) => {
             let code = hex::encode(random::<16>()?);
             db.prepare("INSERT INTO invites (code, created_at) VALUES (?1, ?2)").bind(&[code.as_str().into(), now().into()])?.run().await?;
             ok(201, json!({ "invite": code }))
         }
-        ("POST", ["torrents", hex, "freeleech"]) => {
-            #[derive(Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Flag {
-                freeleech: bool,
-            }
-            let f: Flag = read_json(req).await?;
-            let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
-            let r = db
-                .prepare("UPDATE torrents SET freeleech = ?1 WHERE info_hash = ?2")
-                .bind(&[(f.freeleech as i32).into(), hash.to_hex().into()])?
-                .run()
-                .await?;
-            if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
-                return Err(bad(404, "no such torrent"));
-            }
-            kv.delete(&torrent_key(&hash)).await?;
-            private::forget_cached();
-            ok(200, json!({ "info_hash": hash.to_hex(), "freeleech": f.freeleech }))
-        }
-        ("DELETE", ["torrents", hex]) => {
-            let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
-            #[derive(Deserialize)]
-            struct V2 {
-                v2_hash: Option<String>,
-            }
-            let row: Option<V2> =
-                db.prepare("SELECT v2_hash FROM torrents WHERE info_hash = ?1").bind(&[hash.to_hex().into()])?.first(None).await?;
-            let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
-            db.prepare("DELETE FROM torrents WHERE info_hash = ?1").bind(&[hash.to_hex().into()])?.run().await?;
-            kv.delete(&torrent_key(&hash)).await?;
-            if let Some(v2) = row.v2_hash.as_deref().and_then(InfoHash::from_hex) {
-                kv.delete(&torrent_key(&v2)).await?;
-            }
-            private::forget_cached();
-            ok(200, json!({ "deleted": hash.to_hex() }))
-        }
+        ("POST", ["torrents", hex, "freeleech"]) => freeleech(req, &db, &kv, hex).await,
+        ("DELETE", ["torrents", hex]) => delete_torrent(env, &db, &kv, hex).await,
+        ("GET", ["flags"]) => flags(req, env, config, &db).await,
         _ => Err(bad(404, "no such admin endpoint")),
     }
+}
+
+async fn list_users(db: &D1Database) -> ApiResult {
+    let rows: Vec<UserRow> = db
+        .prepare("SELECT id, username, passkey, uploaded, downloaded, banned, is_admin FROM users ORDER BY id LIMIT 1000")
+        .all()
+        .await?
+        .results()?;
+    let users: Vec<Value> = rows
+        .iter()
+        .map(|u| {
+            json!({ "id": u.id as u64, "username": u.username, "uploaded": u.uploaded as u64,
+                    "downloaded": u.downloaded as u64, "ratio": ratio(u.uploaded as u64, u.downloaded as u64),
+                    "banned": u.banned != 0.0, "admin": u.is_admin != 0.0 })
+        })
+        .collect();
+    ok(200, json!({ "users": users }))
+}
+
+/// Bans (and signs out: every token goes) or unbans a user.
+async fn ban(env: &Env, config: &TrackerConfig, db: &D1Database, name: &str, banned: bool) -> ApiResult {
+    let id = user_id(db, name).await?;
+    db.prepare("UPDATE users SET banned = ?1 WHERE id = ?2").bind(&[(banned as i32).into(), id.into()])?.run().await?;
+    if banned {
+        sessions::revoke_all_statement(db, id)?.run().await?;
+    }
+    private::refresh_users(env, config, &[id as u64]).await?;
+    ok(200, json!({ "username": name, "banned": banned }))
+}
+
+async fn adjust(req: &mut Request, env: &Env, config: &TrackerConfig, db: &D1Database, name: &str) -> ApiResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Adjust {
+        #[serde(default)]
+        uploaded: i64,
+        #[serde(default)]
+        downloaded: i64,
+    }
+    let a: Adjust = read_json(req).await?;
+    if a.uploaded.unsigned_abs() > MAX_ADJUST as u64 || a.downloaded.unsigned_abs() > MAX_ADJUST as u64 {
+        return Err(ApiError(400, format!("adjustments are at most {MAX_ADJUST} bytes either way")));
+    }
+    let id = user_id(db, name).await?;
+    db.prepare("UPDATE users SET uploaded = MAX(0, uploaded + ?1), downloaded = MAX(0, downloaded + ?2) WHERE id = ?3")
+        .bind(&[(a.uploaded as f64).into(), (a.downloaded as f64).into(), id.into()])?
+        .run()
+        .await?;
+    private::refresh_users(env, config, &[id as u64]).await?;
+    let u: Option<UserRow> = db
+        .prepare("SELECT id, username, passkey, uploaded, downloaded, banned FROM users WHERE id = ?1")
+        .bind(&[id.into()])?
+        .first(None)
+        .await?;
+    let u = u.ok_or_else(|| bad(404, "no such user"))?;
+    ok(200, json!({ "username": u.username, "uploaded": u.uploaded as u64, "downloaded": u.downloaded as u64 }))
+}
+
+/// A registered torrent's hashes, addressed by either: (v1, v2 if any).
+async fn torrent_hashes(db: &D1Database, hex: &str) -> std::result::Result<(InfoHash, Option<InfoHash>), ApiError> {
+    let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
+    let row = d1_row(
+        db.prepare("SELECT info_hash, v2_hash FROM torrents WHERE info_hash = ?1 OR v2_hash = ?1").bind(&[hash.to_hex().into()])?,
+    )
+    .await?;
+    let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
+    let v1 = row["info_hash"].as_str().and_then(InfoHash::from_hex).ok_or_else(|| bad(404, "no such torrent"))?;
+    Ok((v1, row["v2_hash"].as_str().and_then(InfoHash::from_hex)))
+}
+
+/// Drops the KV entries of both hashes and this isolate's copies; other
+/// isolates see the change within 60 s (their cache) plus KV's propagation.
+async fn forget_torrent(kv: &kv::KvStore, v1: &InfoHash, v2: Option<&InfoHash>) -> std::result::Result<(), ApiError> {
+    for hash in std::iter::once(v1).chain(v2) {
+        kv.delete(&torrent_key(hash)).await?;
+    }
+    private::forget_cached();
+    Ok(())
+}
+
+/// `{"freeleech": bool}` for a torrent addressed by either hash; it covers both.
+async fn freeleech(req: &mut Request, db: &D1Database, kv: &kv::KvStore, hex: &str) -> ApiResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Flag {
+        freeleech: bool,
+    }
+    let f: Flag = read_json(req).await?;
+    let (v1, v2) = torrent_hashes(db, hex).await?;
+    db.prepare("UPDATE torrents SET freeleech = ?1 WHERE info_hash = ?2")
+        .bind(&[(f.freeleech as i32).into(), v1.to_hex().into()])?
+        .run()
+        .await?;
+    forget_torrent(kv, &v1, v2.as_ref()).await?;
+    ok(200, json!({ "info_hash": v1.to_hex(), "v2_hash": v2.map(|h| h.to_hex()), "freeleech": f.freeleech }))
+}
+
+/// Unregisters a torrent addressed by either hash: its row, both KV
+/// entries, and its stored file.
+async fn delete_torrent(env: &Env, db: &D1Database, kv: &kv::KvStore, hex: &str) -> ApiResult {
+    let (v1, v2) = torrent_hashes(db, hex).await?;
+    db.prepare("DELETE FROM torrents WHERE info_hash = ?1").bind(&[v1.to_hex().into()])?.run().await?;
+    forget_torrent(kv, &v1, v2.as_ref()).await?;
+    torrent_files::delete(env, &v1).await?;
+    ok(200, json!({ "deleted": v1.to_hex(), "v2_hash": v2.map(|h| h.to_hex()) }))
+}
+
+/// `GET /api/admin/flags[?limit=N]`: the newest flags first. Also prunes
+/// the ledger's old rows (at most hourly per isolate).
+async fn flags(req: &Request, env: &Env, config: &TrackerConfig, db: &D1Database) -> ApiResult {
+    let url = req.url()?;
+    let limit = ledger::parse_limit(url.query()).map_err(|m| ApiError(400, m))?;
+    if let Err(e) = ledger::prune_ledger(env, config).await {
+        super::super::log::warn("ledger_prune_failed", json!({ "error": e.to_string() }));
+    }
+    let flags = ledger::recent_flags(db, limit).await?;
+    ok(200, json!({ "flags": flags }))
 }
 
 /// Adds (POST) or removes (DELETE) a banned client prefix: `{"prefix": "-XL0012-"}`.
@@ -203,8 +234,11 @@ async fn blocked_list(kv: &kv::KvStore) -> ApiResult {
 }
 
 /// Blocks (POST) or unblocks (DELETE) a torrent: `{"info_hash": "<40 hex>"}`.
-/// The swarm itself keeps the block, so announces cost no extra lookup.
-async fn block(req: &mut Request, env: &Env, kv: &kv::KvStore, method: &str) -> ApiResult {
+/// The swarm itself keeps the block, so announces cost no extra lookup. In
+/// private mode a registered hybrid torrent has two swarms (its v1 hash and
+/// its truncated v2 hash): either hash blocks or unblocks both, and both
+/// are listed.
+async fn block(req: &mut Request, env: &Env, config: &TrackerConfig, kv: &kv::KvStore, method: &str) -> ApiResult {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Target {
@@ -212,19 +246,31 @@ async fn block(req: &mut Request, env: &Env, kv: &kv::KvStore, method: &str) -> 
     }
     let t: Target = read_json(req).await?;
     let hash = InfoHash::from_hex(&t.info_hash).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
+    let mut hashes = vec![hash];
+    if config.mode == TrackerMode::Private {
+        match torrent_hashes(&db(env)?, &hash.to_hex()).await {
+            Ok((v1, v2)) => hashes = std::iter::once(v1).chain(v2).collect(),
+            // Unregistered hashes can be blocked too (nothing announces them).
+            Err(ApiError(404, _)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let action = if method == "POST" { "block" } else { "unblock" };
-    let stub = env.durable_object(super::super::SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
-    let resp = stub.fetch_with_str(&format!("https://swarm/admin/{action}/{}", hash.to_hex())).await?;
-    if resp.status_code() != 200 {
-        return Err(bad(503, "the swarm did not accept the change, retry"));
+    for hash in &hashes {
+        let stub = env.durable_object(super::super::SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
+        let resp = stub.fetch_with_str(&format!("https://swarm/admin/{action}/{}", hash.to_hex())).await?;
+        if resp.status_code() != 200 {
+            return Err(bad(503, "the swarm did not accept the change, retry"));
+        }
+        let key = format!("{BLOCKED_PREFIX}{}", hash.to_hex());
+        if action == "block" {
+            kv.put(&key, now().to_string()).map_err(Error::from)?.execute().await.map_err(Error::from)?;
+        } else {
+            kv.delete(&key).await.map_err(Error::from)?;
+        }
     }
-    let key = format!("{BLOCKED_PREFIX}{}", hash.to_hex());
-    if action == "block" {
-        kv.put(&key, now().to_string()).map_err(Error::from)?.execute().await.map_err(Error::from)?;
-    } else {
-        kv.delete(&key).await.map_err(Error::from)?;
-    }
-    ok(200, json!({ "info_hash": hash.to_hex(), "blocked": action == "block" }))
+    let listed: Vec<String> = hashes.iter().map(InfoHash::to_hex).collect();
+    ok(200, json!({ "info_hash": hash.to_hex(), "blocked": action == "block", "hashes": listed }))
 }
 
 async fn user_id(db: &D1Database, name: &str) -> std::result::Result<f64, ApiError> {

@@ -9,8 +9,11 @@ use serde_json::{json, Value};
 use worker::wasm_bindgen::JsValue;
 use worker::*;
 
+use super::super::private::{d1_row, d1_rows};
+use super::super::torrent_files;
 use super::{authenticate, bad, db, ok, origin, ApiError, ApiResult};
-use crate::listing::{self, Bind, Sort};
+use crate::config::TrackerConfig;
+use crate::listing::{self, Bind};
 use crate::metainfo;
 use crate::peer::InfoHash;
 use crate::query::QueryPairs;
@@ -18,56 +21,32 @@ use crate::query::QueryPairs;
 /// Files listed on a torrent's page, at most (the count is always given).
 const MAX_FILES: usize = 1000;
 
-/// A list row; the detail query also fills the last three (one row type
-/// keeps the wasm small: each type D1 decodes costs its own code).
-#[derive(Deserialize)]
-struct Row {
-    info_hash: String,
-    name: String,
-    size: f64,
-    freeleech: f64,
-    created_at: f64,
-    seeders: f64,
-    leechers: f64,
-    completed: f64,
-    #[serde(default)]
-    v2_hash: Option<String>,
-    #[serde(default)]
-    uploader: Option<String>,
-    #[serde(default, with = "serde_bytes")]
-    torrent: Vec<u8>,
+/// A row's number (D1 integers come as JSON numbers).
+fn num(row: &Value, key: &str) -> u64 {
+    row[key].as_f64().unwrap_or(0.0) as u64
 }
 
-impl Row {
-    fn sort_value(&self, sort: Sort) -> u64 {
-        (match sort {
-            Sort::Added => self.created_at,
-            Sort::Seeders => self.seeders,
-            Sort::Leechers => self.leechers,
-            Sort::Completed => self.completed,
-            Sort::Size => self.size,
-        }) as u64
-    }
-
-    fn json(&self, tracker: &str) -> Option<Value> {
-        let hash = InfoHash::from_hex(&self.info_hash)?;
-        Some(json!({
-            "info_hash": self.info_hash,
-            "name": self.name,
-            "size": self.size as u64,
-            "seeders": self.seeders as u64,
-            "leechers": self.leechers as u64,
-            "completed": self.completed as u64,
-            "freeleech": self.freeleech != 0.0,
-            "added": self.created_at as u64,
-            "magnet": metainfo::magnet(&hash, &self.name, tracker),
-        }))
-    }
+/// A list row as the API shows it.
+fn row_json(row: &Value, tracker: &str) -> Option<Value> {
+    let hex = row["info_hash"].as_str()?;
+    let name = row["name"].as_str().unwrap_or_default();
+    let hash = InfoHash::from_hex(hex)?;
+    Some(json!({
+        "info_hash": hex,
+        "name": name,
+        "size": num(row, "size"),
+        "seeders": num(row, "seeders"),
+        "leechers": num(row, "leechers"),
+        "completed": num(row, "completed"),
+        "freeleech": num(row, "freeleech") != 0,
+        "added": num(row, "created_at"),
+        "magnet": metainfo::magnet(&hash, name, tracker),
+    }))
 }
 
 /// `GET /api/torrents?q=&sort=&order=&after=&limit=&mine=1`
-pub(super) async fn list(req: &Request, env: &Env) -> ApiResult {
-    let user = authenticate(req, env).await?;
+pub(super) async fn list(req: &Request, env: &Env, config: &TrackerConfig) -> ApiResult {
+    let user = authenticate(req, env, config).await?;
     // The tracker's own query splitter (already in the wasm); `+` from a
     // form is a word separator to the search like any other punctuation.
     let url = req.inner().url();
@@ -87,37 +66,50 @@ pub(super) async fn list(req: &Request, env: &Env) -> ApiResult {
             Bind::Int(n) => JsValue::from(n as f64),
         })
         .collect();
-    let mut rows: Vec<Row> = db(env)?.prepare(&sql).bind(&values)?.all().await?.results()?;
+    let mut rows = d1_rows(db(env)?.prepare(&sql).bind(&values)?).await?;
     let more = rows.len() > query.limit as usize;
     rows.truncate(query.limit as usize);
     let next = match rows.last() {
-        Some(last) if more => Some(listing::cursor(last.sort_value(query.sort), &last.info_hash)),
+        Some(last) if more => last["info_hash"].as_str().map(|h| listing::cursor(num(last, query.sort.column()), h)),
         _ => None,
     };
     let tracker = format!("{}/announce/{}", origin(req)?, user.passkey);
-    let list: Vec<Value> = rows.iter().filter_map(|r| r.json(&tracker)).collect();
+    let list: Vec<Value> = rows.iter().filter_map(|r| row_json(r, &tracker)).collect();
     ok(200, json!({ "torrents": list, "next": next }))
 }
 
-/// `GET /api/torrents/<info_hash>`: the list's fields, the uploader and the files.
-pub(super) async fn detail(req: &Request, env: &Env, hex: &str) -> ApiResult {
-    let user = authenticate(req, env).await?;
+/// `GET /api/torrents/<info_hash>` (either hash): the list's fields, the
+/// uploader and the files.
+pub(super) async fn detail(req: &Request, env: &Env, config: &TrackerConfig, hex: &str) -> ApiResult {
+    let user = authenticate(req, env, config).await?;
     let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected /api/torrents/<40 hex info hash>"))?;
-    let row: Option<Row> = db(env)?
-        .prepare(&format!(
-            "SELECT {}, t.v2_hash, u.username AS uploader, t.torrent FROM torrents t \
-             LEFT JOIN users u ON u.id = t.uploader WHERE t.info_hash = ?1",
+    #[derive(Deserialize)]
+    struct Blob {
+        #[serde(with = "serde_bytes")]
+        torrent: Vec<u8>,
+    }
+    let db = db(env)?;
+    let key = [JsValue::from(hash.to_hex())];
+    let row = d1_row(
+        db.prepare(&format!(
+            "SELECT {}, t.v2_hash, u.username AS uploader FROM torrents t \
+             LEFT JOIN users u ON u.id = t.uploader WHERE t.info_hash = ?1 OR t.v2_hash = ?1",
             listing::COLUMNS
         ))
-        .bind(&[hash.to_hex().into()])?
-        .first(None)
-        .await?;
-    let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
+        .bind(&key)?,
+    )
+    .await?
+    .ok_or_else(|| bad(404, "no such torrent"))?;
+    let v1 = row["info_hash"].as_str().and_then(InfoHash::from_hex).ok_or_else(|| bad(404, "no such torrent"))?;
+    // The bytes: the row's blob, or the R2 object (`torrent_files`).
+    let blob: Option<Blob> =
+        db.prepare("SELECT torrent FROM torrents WHERE info_hash = ?1").bind(&[v1.to_hex().into()])?.first(None).await?;
+    let stored = torrent_files::get(env, &v1, blob.map(|b| b.torrent).unwrap_or_default()).await?.unwrap_or_default();
     let tracker = format!("{}/announce/{}", origin(req)?, user.passkey);
-    let mut out = row.json(&tracker).ok_or_else(|| bad(404, "no such torrent"))?;
-    let (files, count) = metainfo::files(&row.torrent, MAX_FILES).unwrap_or_default();
-    out["v2_hash"] = json!(row.v2_hash);
-    out["uploader"] = json!(row.uploader);
+    let mut out = row_json(&row, &tracker).ok_or_else(|| bad(404, "no such torrent"))?;
+    let (files, count) = metainfo::files(&stored, MAX_FILES).unwrap_or_default();
+    out["v2_hash"] = row["v2_hash"].clone();
+    out["uploader"] = row["uploader"].clone();
     out["files"] = files.into_iter().map(|(path, size)| json!({ "path": path, "size": size })).collect();
     out["file_count"] = json!(count);
     ok(200, out)

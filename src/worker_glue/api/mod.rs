@@ -6,7 +6,8 @@
 mod account;
 mod admin;
 mod catalog;
-mod session;
+mod cookie;
+mod torrents;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -14,11 +15,12 @@ use serde_json::{json, Value};
 use worker::*;
 
 use super::private::D1_BINDING;
-use crate::accounts;
+use super::sessions::{self, TokenLookup, UserRow};
 use crate::config::{TrackerConfig, TrackerMode};
 
-/// Largest .torrent accepted (big multi-file torrents are ~1-2 MB).
-pub const MAX_TORRENT_BYTES: usize = 4 * 1024 * 1024;
+/// Largest .torrent accepted (big multi-file releases reach a few MiB;
+/// the bytes live in R2, see `torrent_files`).
+pub const MAX_TORRENT_BYTES: usize = 10 * 1024 * 1024;
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 /// Most client-ban prefixes kept (one KV value every isolate reads and caches).
@@ -36,7 +38,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     // A state-changing request from another site is refused before anything else.
     let refused = match method.as_str() {
         "GET" | "HEAD" => Ok(()),
-        _ => session::check_origin(&req),
+        _ => cookie::check_origin(&req),
     };
     let result = match (method.as_str(), segments.as_slice()) {
         _ if refused.is_err() => Err(refused.err().unwrap_or(ApiError(403, String::new()))),
@@ -51,15 +53,16 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
         }
         ("POST", ["users"]) => account::register(&mut req, env, config).await,
         ("POST", ["login"]) => account::login(&mut req, env, config).await,
-        ("POST", ["session"]) => session::sign_in(&mut req, env, config).await,
-        ("DELETE", ["session"]) => session::sign_out(&req, env).await,
+        ("POST", ["logout"]) => account::logout(&req, env, config).await,
+        ("POST", ["session"]) => cookie::sign_in(&mut req, env, config).await,
+        ("DELETE", ["session"]) => cookie::sign_out(&req, env).await,
         ("GET", ["me"]) => account::me(&req, env, config).await,
         ("POST", ["me", "passkey"]) => account::reset_passkey(&req, env, config).await,
-        ("POST", ["me", "password"]) => session::change_password(&mut req, env, config).await,
-        ("POST", ["torrents"]) => account::upload(&mut req, env, config).await,
-        ("GET", ["torrents"]) => catalog::list(&req, env).await,
-        ("GET", ["torrents", file]) if file.ends_with(".torrent") => account::download(&req, env, file).await,
-        ("GET", ["torrents", hash]) => catalog::detail(&req, env, hash).await,
+        ("POST", ["me", "password"]) => account::change_password(&mut req, env, config).await,
+        ("POST", ["torrents"]) => torrents::upload(&mut req, env, config).await,
+        ("GET", ["torrents"]) => catalog::list(&req, env, config).await,
+        ("GET", ["torrents", file]) if file.ends_with(".torrent") => torrents::download(&req, env, config, file).await,
+        ("GET", ["torrents", hash]) => catalog::detail(&req, env, config, hash).await,
         _ => Err(ApiError(404, "no such API endpoint".into())),
     };
     if admin_action {
@@ -174,41 +177,31 @@ fn origin(req: &Request) -> Result<String> {
     Ok(url.origin().ascii_serialization())
 }
 
-#[derive(Deserialize)]
-struct UserRow {
-    id: f64,
-    username: String,
-    passkey: String,
-    uploaded: f64,
-    downloaded: f64,
-    banned: f64,
-    /// Selected where the admin role matters (`authenticate`, the admin user list).
-    #[serde(default)]
-    is_admin: f64,
-}
-
 fn bearer(req: &Request) -> Option<String> {
     let h = req.headers().get("authorization").ok()??;
     h.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-/// The user a bearer token, or the site's session cookie, belongs to.
-async fn authenticate(req: &Request, env: &Env) -> std::result::Result<UserRow, ApiError> {
+/// The user a bearer token, or the site's session cookie, belongs to
+/// (`sessions::resolve_token`).
+async fn authenticate(req: &Request, env: &Env, config: &TrackerConfig) -> std::result::Result<UserRow, ApiError> {
     let token = bearer(req)
-        .or_else(|| session::cookie_token(req))
+        .or_else(|| cookie::cookie_token(req))
         .ok_or_else(|| bad(401, "missing bearer token (or sign in on the site)"))?;
-    let row: Option<UserRow> = db(env)?
-        .prepare(
-            "SELECT u.id, u.username, u.passkey, u.uploaded, u.downloaded, u.banned, u.is_admin FROM tokens t \
-             JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
-        )
-        .bind(&[accounts::token_hash(&token).into()])?
-        .first(None)
-        .await?;
-    let user = row.ok_or_else(|| bad(401, "invalid or expired token"))?;
-    if user.banned != 0.0 {
-        return Err(bad(403, "account banned"));
+    // Boxed: this future is polled in one place instead of being copied
+    // into every endpoint's state machine.
+    let db = db(env)?;
+    match Box::pin(sessions::resolve_token(&db, config, &token)).await? {
+        TokenLookup::Valid(user) if user.banned != 0.0 => Err(bad(403, "account banned")),
+        TokenLookup::Valid(user) => Ok(user),
+        TokenLookup::Expired => Err(bad(401, "token expired: sign in again")),
+        TokenLookup::Unknown => Err(bad(401, "invalid or expired token")),
     }
-    Ok(user)
 }
 
+/// 204 No Content (logout, password change).
+fn no_content() -> ApiResult {
+    let mut r = Response::empty()?.with_status(204);
+    r.headers_mut().set("cache-control", "no-store")?;
+    Ok(r)
+}

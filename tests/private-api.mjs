@@ -1,0 +1,37 @@
+// Private-mode API helpers for tests: JSON calls, accounts, passkey announces.
+import assert from 'node:assert/strict';
+import { get, escapeBytes, text, ADMIN_TOKEN } from './helpers.mjs';
+
+export function privateApi(t) {
+  async function api(method, path, { token, json, body, type } = {}) {
+    const headers = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (json !== undefined) headers['content-type'] = 'application/json';
+    if (type) headers['content-type'] = type;
+    const res = await fetch(`${t.base}/api${path}`, { method, headers, body: json !== undefined ? JSON.stringify(json) : body });
+    const buf = Buffer.from(await res.arrayBuffer());
+    let data = null;
+    try { data = JSON.parse(buf.toString()); } catch {}
+    return { status: res.status, data, buf, headers: res.headers };
+  }
+  const admin = (method, path, json) => api(method, `/admin${path}`, { token: ADMIN_TOKEN, json });
+  async function account(username, password = `pw-${username}-secret`) {
+    const reg = await api('POST', '/users', { json: { username, password } });
+    assert.equal(reg.status, 201, JSON.stringify(reg.data));
+    const login = await api('POST', '/login', { json: { username, password } });
+    assert.equal(login.status, 200);
+    return { username, password, passkey: reg.data.passkey, token: login.data.token };
+  }
+  /** Announces through a passkey URL, as a client with a downloaded .torrent does. */
+  async function announceTo(passkey, infoHash, id, fields = {}, ip = '10.9.0.1') {
+    const q = { port: 6881, uploaded: 0, downloaded: 0, left: 1000, compact: 1, ...fields };
+    const qs = Object.entries(q).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+    return get(`${t.base}/announce/${passkey}?info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(id)}&${qs}`, { ip });
+  }
+  async function upload(token, torrent) {
+    return api('POST', '/torrents', { token, body: torrent, type: 'application/x-bittorrent' });
+  }
+  return { api, admin, account, announceTo, upload };
+}
+
+export const failure = (r) => (r.body?.['failure reason'] ? text(r.body['failure reason']) : null);
