@@ -27,7 +27,7 @@ async fn require_admin(req: &Request, env: &Env, config: &TrackerConfig) -> std:
     if secret.len() >= 16 && accounts::secrets_match(given.as_bytes(), secret.as_bytes()) {
         return Ok(Admin::Operator);
     }
-    if config.mode == TrackerMode::Private && Box::pin(cookie::admin_member(req, env, config)).await? {
+    if config.mode == TrackerMode::Private && Box::pin(cookie::admin_member(req, env, config)).await {
         return Ok(Admin::Member);
     }
     if secret.len() < 16 {
