@@ -13,10 +13,6 @@ use crate::config::TrackerMode;
 /// The static-assets binding (wrangler.toml `[assets] binding`).
 pub const ASSETS_BINDING: &str = "ASSETS";
 
-/// The policy of every page (as site/_headers): only this origin's own
-/// scripts, styles and API; no inline script, nothing from elsewhere.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; worker-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
 /// Answers the operations routes and the Worker-owned pages; `None` for
 /// every other request.
 pub async fn serve(req: &Request, env: &Env, url: &str, path: &str) -> Option<Result<Response>> {
@@ -43,27 +39,20 @@ pub async fn serve(req: &Request, env: &Env, url: &str, path: &str) -> Option<Re
     }
 }
 
-/// The page at `asset` (a path under site/), with the site's headers.
+/// The page at `asset` (a path under site/), as the assets layer serves it
+/// (site/_headers: the CSP and the rest apply to binding fetches too).
 async fn page(env: &Env, url: &str, asset: &str) -> Result<Response> {
     let Ok(assets) = env.assets(ASSETS_BINDING) else {
-        return Ok(Response::error("the site's static assets are not configured (wrangler.toml [assets])", 404)?);
+        return Response::error("the site's static assets are not configured (wrangler.toml [assets])", 404);
     };
     // Same origin as the request; only the path matters to the binding.
     let origin_end = url.find("://").map(|i| i + 3).unwrap_or(0);
     let origin = &url[..url[origin_end..].find('/').map(|i| i + origin_end).unwrap_or(url.len())];
-    let mut found = assets.fetch(format!("{origin}{asset}"), None).await?;
+    let found = assets.fetch(format!("{origin}{asset}"), None).await?;
     if found.status_code() != 200 {
         return not_found();
     }
-    let mut resp = Response::ok(found.text().await?)?;
-    let headers = resp.headers_mut();
-    headers.set("content-type", "text/html; charset=utf-8")?;
-    headers.set("cache-control", "public, max-age=300")?;
-    headers.set("content-security-policy", CSP)?;
-    headers.set("x-content-type-options", "nosniff")?;
-    headers.set("referrer-policy", "same-origin")?;
-    headers.set("x-frame-options", "DENY")?;
-    Ok(resp)
+    Ok(found)
 }
 
 fn not_found() -> Result<Response> {
