@@ -242,3 +242,30 @@ test('cookie and CSRF in the browser: a form posted from another origin is refus
   assert.equal(afterwards.passkey, before.passkey, 'the passkey did not change');
   await context.close();
 });
+
+test('invite-only: / asks for an invite code; a wrong one is said in words, a good one lets the visitor in', { skip, timeout: 120000 }, async () => {
+  const inv = await startTracker({ vars: { ...VARS, INVITE_ONLY: 'true' } });
+  const context = await newContext(browser);
+  try {
+    const page = await context.newPage();
+    await page.goto(`${inv.base}/`);
+    await page.waitForSelector('body[data-ready="true"]');
+    const form = page.locator('#register');
+    assert.equal(await form.getByLabel('Invite code').isVisible(), true);
+    await checkAxe(page, 'sign-in, invite-only');
+    await form.getByLabel('Username').fill('newbie');
+    await form.getByLabel('Password').fill('newbie-password');
+    await form.getByLabel('Invite code').fill('0'.repeat(32));
+    await form.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('#register-status').filter({ hasText: 'Invalid or already used invite code.' }).waitFor();
+    const r = await fetch(`${inv.base}/api/admin/invites`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const { invite } = await r.json();
+    await form.getByLabel('Invite code').fill(invite);
+    await form.getByRole('button', { name: 'Create account' }).click();
+    await page.waitForURL(`${inv.base}/me`);
+    assert.deepEqual(context.problems.filter((p) => !/40[13]/.test(p)), []);
+  } finally {
+    await context.close();
+    await inv.close();
+  }
+});
