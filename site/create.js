@@ -35,18 +35,15 @@ function fillPieceSizes() {
 
 /** Public: the tracker's /announce. Private: the member's own URL, or a sign-in note. */
 async function detectMode() {
-  try {
-    const stats = await (await fetch('/stats', { cache: 'no-store' })).json();
-    state.privateMode = stats.mode === 'private';
-  } catch {
-    state.privateMode = false;
-  }
+  const stats = await fetch('/stats', { cache: 'no-store' }).then((r) => r.json()).catch(() => null);
+  // /stats says the mode; if it cannot be read, the account API's 404 (public mode) does.
+  const me = stats?.mode === 'public' ? 'public' : await fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' })
+    .then((r) => (r.status === 404 ? 'public' : r.ok ? r.json() : null)).catch(() => null);
+  state.privateMode = stats ? stats.mode === 'private' : me !== 'public';
   $('mode').textContent = state.privateMode ? 'private tracker' : 'public tracker';
   $('webseeds-field').hidden = state.privateMode;
   if (!state.privateMode) return;
   $('private-flag').hidden = false;
-  const res = await fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' }).catch(() => null);
-  const me = res?.ok ? await res.json().catch(() => null) : null;
   if (me?.announce_url) {
     state.announce = me.announce_url;
     $('announce').textContent = me.announce_url.replace(/[^/]+$/, '<your passkey>');
@@ -190,6 +187,7 @@ async function finish(form, hashes) {
   $('r-v2-label').hidden = $('r-v2-value').hidden = !torrent.v2Hash;
   $('magnet').value = magnet(torrent, form.plan.name, state.announce);
   $('register-box').hidden = !state.privateMode;
+  $('magnet-hint').hidden = !state.privateMode;
   $('register').disabled = false;
   $('personal').hidden = true;
   $('result').hidden = false;
