@@ -147,6 +147,11 @@ test('public: a v1 torrent made in the browser moves a folder from libtorrent to
   const { dir, files } = makeAlbum(root);
   const context = await newContext(browser, { viewport: VIEWPORTS.desktop, acceptDownloads: true });
   try {
+    // The dashboard links here; the page comes with the site's strict CSP.
+    assert.match(await (await fetch(`${tracker.base}/`)).text(), /href="\/create"/);
+    const csp = (await fetch(`${tracker.base}/create`)).headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|https?:/);
     const page = await openCreator(context);
     assert.equal(await page.textContent('#announce'), `${tracker.base}/announce`);
     await checkAxe(page, '/create (empty)');
