@@ -131,7 +131,8 @@ async function create() {
     await finish(form, hashes);
     const rate = form.total / 1e6 / seconds;
     $('status').dataset.mbps = rate.toFixed(1);
-    const speed = seconds >= 0.5 ? ` in ${seconds.toFixed(1)} s (${rate.toFixed(0)} MB/s)` : '';
+    // A rate only where it means something (not for a few small files).
+    const speed = seconds < 0.5 ? '' : ` in ${seconds.toFixed(1)} s${form.total >= 64 * 2 ** 20 ? ` (${rate.toFixed(0)} MB/s)` : ''}`;
     $('status').textContent = `Done: ${formatBytes(form.total)} hashed${speed}.`;
   } catch (e) {
     $('status').textContent = e instanceof Cancelled ? 'Cancelled. Nothing was created.' : '';
