@@ -7,6 +7,8 @@ import { pickedFiles, droppedFiles, formatBytes, MAX_FILES } from './create-inpu
 import { startHashing, Cancelled } from './create-jobs.js';
 
 const $ = (id) => document.getElementById(id);
+/** Most pieces a chosen piece size may give: 2 MB of SHA-1s, a .torrent the API still takes. */
+const MAX_PIECES = 100000;
 const state = { picked: [], privateMode: false, announce: `${location.origin}/announce`, job: null, torrent: null, url: null, personalUrl: null };
 
 async function init() {
@@ -53,15 +55,19 @@ async function detectMode() {
   }
 }
 
+/** Drops anywhere on the page are taken (a browser would otherwise open the file). */
 function wireDrop(zone) {
-  zone.addEventListener('dragover', (e) => {
+  window.addEventListener('dragover', (e) => {
     e.preventDefault();
     zone.classList.add('over');
   });
-  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
-  zone.addEventListener('drop', (e) => {
+  window.addEventListener('dragleave', (e) => {
+    if (!e.relatedTarget) zone.classList.remove('over');
+  });
+  window.addEventListener('drop', (e) => {
     e.preventDefault();
     zone.classList.remove('over');
+    if (state.job) return;
     droppedFiles(e.dataTransfer).then(choose, (err) => showError(`Could not read what was dropped: ${err.message}`));
   });
 }
@@ -98,10 +104,15 @@ function readForm() {
   const total = plan.files.reduce((n, f) => n + f.length, 0);
   if (total === 0) throw new Error('The chosen files are all empty: there is nothing to share.');
   const piece = $('piece').value;
+  const pieceLength = piece === 'auto' ? pickPieceLength(total) : Number(piece);
+  const pieces = Math.ceil(total / pieceLength);
+  if (pieces > MAX_PIECES) {
+    throw new Error(`${formatBytes(pieceLength)} pieces are too small for ${formatBytes(total)} (${pieces.toLocaleString('en')} pieces): choose a larger piece size, or automatic.`);
+  }
   return {
     plan,
     total,
-    pieceLength: piece === 'auto' ? pickPieceLength(total) : Number(piece),
+    pieceLength,
     hybrid: $('format').value === 'hybrid',
     comment: $('comment').value.trim(),
     source: $('source').value.trim(),

@@ -215,6 +215,10 @@ test('files dropped on the page are taken; hashing can be cancelled; a form with
     assert.equal(await page.textContent('#error'), '');
     await page.setInputFiles('#files', big);
     assert.equal(await page.inputValue('#name'), 'big.iso');
+    await page.selectOption('#piece', '16384');
+    await page.click('#create');
+    assert.match(await page.textContent('#error'), /^16\.0 KiB pieces are too small for 4\.00 GiB \(262,144 pieces\)/);
+    await page.selectOption('#piece', 'auto');
     await page.click('#create');
     await page.waitForFunction(() => document.getElementById('progress').value > 0);
     assert.equal(await page.evaluate(() => document.activeElement.id), 'cancel', 'focus moves to Cancel');
