@@ -94,11 +94,16 @@ function choose(picked) {
   $('piece-hint').textContent = `Automatic: ${formatBytes(pickPieceLength(total))} for ${formatBytes(total)}.`;
 }
 
+/** An error worded for people, about one field (focused when shown). */
+function fieldError(field, message) {
+  return Object.assign(new Error(message), { field });
+}
+
 /** The form's choices, checked; throws an Error worded for people. */
 function readForm() {
-  if (state.picked.length === 0) throw new Error('Choose files or a folder first.');
+  if (state.picked.length === 0) throw fieldError('files', 'Choose files or a folder first.');
   const name = $('name').value.trim();
-  if (!name || name === '.' || name === '..' || name.includes('/')) throw new Error('Give the torrent a name (no "/").');
+  if (!name || name === '.' || name === '..' || name.includes('/')) throw fieldError('name', 'Give the torrent a name (no "/").');
   const plan = planFiles(state.picked, name);
   plan.name = name;
   const total = plan.files.reduce((n, f) => n + f.length, 0);
@@ -107,7 +112,7 @@ function readForm() {
   const pieceLength = piece === 'auto' ? pickPieceLength(total) : Number(piece);
   const pieces = Math.ceil(total / pieceLength);
   if (pieces > MAX_PIECES) {
-    throw new Error(`${formatBytes(pieceLength)} pieces are too small for ${formatBytes(total)} (${pieces.toLocaleString('en')} pieces): choose a larger piece size, or automatic.`);
+    throw fieldError('piece', `${formatBytes(pieceLength)} pieces are too small for ${formatBytes(total)} (${pieces.toLocaleString('en')} pieces): choose a larger piece size, or automatic.`);
   }
   return {
     plan,
@@ -116,18 +121,31 @@ function readForm() {
     hybrid: $('format').value === 'hybrid',
     comment: $('comment').value.trim(),
     source: $('source').value.trim(),
-    webSeeds: state.privateMode ? [] : parseWebSeeds($('webseeds').value),
+    webSeeds: state.privateMode ? [] : webSeeds(),
   };
+}
+
+function webSeeds() {
+  try {
+    return parseWebSeeds($('webseeds').value);
+  } catch (e) {
+    throw fieldError('webseeds', e.message);
+  }
 }
 
 async function create() {
   if (state.job) return;
   showError('');
   let form;
+  for (const id of ['files', 'name', 'piece', 'webseeds']) $(id).removeAttribute('aria-invalid');
   try {
     form = readForm();
   } catch (e) {
     showError(e.message);
+    if (e.field) {
+      $(e.field).setAttribute('aria-invalid', 'true');
+      $(e.field).focus();
+    }
     return;
   }
   $('result').hidden = true;

@@ -204,6 +204,7 @@ test('files dropped on the page are taken; hashing can be cancelled; a form with
     const page = await openCreator(context);
     await page.click('#create');
     assert.equal(await page.textContent('#error'), 'Choose files or a folder first.');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'files', 'focus goes to what is missing');
     await page.evaluate(() => {
       const dt = new DataTransfer();
       dt.items.add(new File(['hello'], 'a.txt'));
