@@ -26,9 +26,10 @@ export async function freePort() {
 }
 
 const COMMANDS = {
-  libtorrent: ({ torrentPath, dir, port, seed }) => [
+  libtorrent: ({ torrentPath, dir, port, seed, minAnnounceInterval }) => [
     '/usr/bin/python3',
-    [join(ROOT, 'tests/clients/lt_client.py'), '--torrent', torrentPath, '--save', dir, '--port', String(port), ...(seed ? ['--seed'] : [])],
+    [join(ROOT, 'tests/clients/lt_client.py'), '--torrent', torrentPath, '--save', dir, '--port', String(port), ...(seed ? ['--seed'] : []),
+      ...(minAnnounceInterval ? ['--min-announce-interval', String(minAnnounceInterval)] : [])],
   ],
   aria2: ({ torrentPath, dir, port }) => [
     'aria2c',
@@ -43,8 +44,8 @@ const COMMANDS = {
 };
 
 /** Starts `name` ('libtorrent' or 'aria2'); its output goes to `logPath`. */
-export async function startPeer(name, { torrentPath, dir, seed = false }, logPath) {
-  const [cmd, args] = COMMANDS[name]({ torrentPath, dir, seed, port: await freePort() });
+export async function startPeer(name, { torrentPath, dir, seed = false, minAnnounceInterval }, logPath) {
+  const [cmd, args] = COMMANDS[name]({ torrentPath, dir, seed, minAnnounceInterval, port: await freePort() });
   const log = createWriteStream(logPath);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stdout.pipe(log);

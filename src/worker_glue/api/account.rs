@@ -116,6 +116,8 @@ fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> 
         "announce_url": format!("{}/announce/{}", origin(req)?, u.passkey),
         "may_leech": config.ratio_rule().may_leech(up, down),
         "admin": u.is_admin != 0.0,
+        "min_ratio": config.ratio_rule().min_ratio,
+        "ratio_allowance": config.ratio_rule().allowance,
     }))
 }
 

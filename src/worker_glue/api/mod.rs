@@ -41,6 +41,11 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     let result = match (method.as_str(), segments.as_slice()) {
         _ if refused.is_err() => Err(refused.err().unwrap_or(ApiError(403, String::new()))),
         (m @ ("GET" | "POST" | "DELETE"), ["admin", rest @ ..]) => admin::admin(&mut req, env, config, m, rest).await,
+        // What the site's pages need to know before anyone signs in.
+        ("GET", ["site"]) => ok(200, json!({
+            "mode": if config.mode == TrackerMode::Private { "private" } else { "public" },
+            "invite_only": config.invite_only,
+        })),
         _ if config.mode != TrackerMode::Private => {
             Err(bad(404, "the account API exists in private mode only (TRACKER_MODE=private)"))
         }
