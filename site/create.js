@@ -5,6 +5,7 @@
 import { planFiles, pickPieceLength, buildInfo, buildTorrent, magnet, parseWebSeeds, MIN_PIECE, MAX_PIECE } from './create-torrent.js';
 import { pickedFiles, droppedFiles, formatBytes, MAX_FILES } from './create-input.js';
 import { startHashing, Cancelled } from './create-jobs.js';
+import { header } from './site.js';
 
 const $ = (id) => document.getElementById(id);
 /** Most pieces a chosen piece size may give: 2 MB of SHA-1s, a .torrent the API still takes. */
@@ -47,6 +48,8 @@ async function detectMode() {
   if (!state.privateMode) return;
   $('private-flag').hidden = false;
   if (me?.announce_url) {
+    // A member sees the site's menu (site.js), as on every private page.
+    header(me);
     state.announce = me.announce_url;
     $('announce').textContent = me.announce_url.replace(/[^/]+$/, '<your passkey>');
   } else {

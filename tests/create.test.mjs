@@ -280,7 +280,10 @@ test('private: a member creates, registers in one click, and seeds the personal 
     const shown = await createInBrowser(page, dir, 'v1', made);
     checkTorrent(made, files, shown, { hybrid: false, announce: alice.announce });
     await checkAxe(page, '/create (private, result)');
-    await screenshot(page, 'create-private-desktop');
+    for (const [width, viewport] of Object.entries(VIEWPORTS)) {
+      await page.setViewportSize(viewport);
+      await screenshot(page, `create-private-${width}`);
+    }
 
     await page.click('#register');
     await page.waitForSelector('#personal:not([hidden])');
