@@ -7,7 +7,7 @@
 // bench-results/create.json and bench-results/create.md.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import bencode from 'bencode';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
@@ -61,7 +61,8 @@ async function run(page, base, file, { format, workers }) {
 const dir = mkdtempSync(join(tmpdir(), 'edge-tracker-create-bench-'));
 const tracker = await startTracker();
 const browser = await launch();
-const results = { date: new Date().toISOString(), machine: `${cpus().length} cores`, bytes: SIZE, runs: [] };
+// The load average says how much else ran on the cores meanwhile.
+const results = { date: new Date().toISOString(), machine: `${cpus().length} cores`, bytes: SIZE, load_before: loadavg()[0], runs: [] };
 try {
   const file = makeFile(dir);
   const context = await newContext(browser, { acceptDownloads: true });
@@ -76,6 +77,7 @@ try {
     log(`${r.label}: ${got.mbps} MB/s`);
   }
   results.hardware_concurrency = await page.evaluate(() => navigator.hardwareConcurrency);
+  results.load_after = loadavg()[0];
   await context.close();
 } finally {
   await browser.close();
@@ -87,6 +89,7 @@ writeFileSync(join(OUT, 'create.json'), JSON.stringify(results, null, 2) + '\n')
 const md = `# Torrent creation in the browser (${results.date}, ${results.machine})
 
 Hashing a ${(SIZE / 2 ** 30).toFixed(2)} GiB file on /create in headless Chromium (MB = 10^6 bytes; goal >= 300 MB/s).
+Load average (1 min) before / after: ${results.load_before.toFixed(1)} / ${results.load_after?.toFixed(1)}.
 
 | run | MB/s |
 |---|---|

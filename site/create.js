@@ -5,8 +5,11 @@
 import { planFiles, pickPieceLength, buildInfo, buildTorrent, magnet, parseWebSeeds, MIN_PIECE, MAX_PIECE } from './create-torrent.js';
 import { pickedFiles, droppedFiles, formatBytes, MAX_FILES } from './create-input.js';
 import { startHashing, Cancelled } from './create-jobs.js';
+import { header } from './site.js';
 
 const $ = (id) => document.getElementById(id);
+/** Most pieces a chosen piece size may give: 2 MB of SHA-1s, a .torrent the API still takes. */
+const MAX_PIECES = 100000;
 const state = { picked: [], privateMode: false, announce: `${location.origin}/announce`, job: null, torrent: null, url: null, personalUrl: null };
 
 async function init() {
@@ -35,19 +38,18 @@ function fillPieceSizes() {
 
 /** Public: the tracker's /announce. Private: the member's own URL, or a sign-in note. */
 async function detectMode() {
-  try {
-    const stats = await (await fetch('/stats', { cache: 'no-store' })).json();
-    state.privateMode = stats.mode === 'private';
-  } catch {
-    state.privateMode = false;
-  }
+  const stats = await fetch('/stats', { cache: 'no-store' }).then((r) => r.json()).catch(() => null);
+  // /stats says the mode; if it cannot be read, the account API's 404 (public mode) does.
+  const me = stats?.mode === 'public' ? 'public' : await fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' })
+    .then((r) => (r.status === 404 ? 'public' : r.ok ? r.json() : null)).catch(() => null);
+  state.privateMode = stats ? stats.mode === 'private' : me !== 'public';
   $('mode').textContent = state.privateMode ? 'private tracker' : 'public tracker';
   $('webseeds-field').hidden = state.privateMode;
   if (!state.privateMode) return;
   $('private-flag').hidden = false;
-  const res = await fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' }).catch(() => null);
-  const me = res?.ok ? await res.json().catch(() => null) : null;
   if (me?.announce_url) {
+    // A member sees the site's menu (site.js), as on every private page.
+    header(me);
     state.announce = me.announce_url;
     $('announce').textContent = me.announce_url.replace(/[^/]+$/, '<your passkey>');
   } else {
@@ -56,15 +58,19 @@ async function detectMode() {
   }
 }
 
+/** Drops anywhere on the page are taken (a browser would otherwise open the file). */
 function wireDrop(zone) {
-  zone.addEventListener('dragover', (e) => {
+  window.addEventListener('dragover', (e) => {
     e.preventDefault();
     zone.classList.add('over');
   });
-  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
-  zone.addEventListener('drop', (e) => {
+  window.addEventListener('dragleave', (e) => {
+    if (!e.relatedTarget) zone.classList.remove('over');
+  });
+  window.addEventListener('drop', (e) => {
     e.preventDefault();
     zone.classList.remove('over');
+    if (state.job) return;
     droppedFiles(e.dataTransfer).then(choose, (err) => showError(`Could not read what was dropped: ${err.message}`));
   });
 }
@@ -91,35 +97,58 @@ function choose(picked) {
   $('piece-hint').textContent = `Automatic: ${formatBytes(pickPieceLength(total))} for ${formatBytes(total)}.`;
 }
 
+/** An error worded for people, about one field (focused when shown). */
+function fieldError(field, message) {
+  return Object.assign(new Error(message), { field });
+}
+
 /** The form's choices, checked; throws an Error worded for people. */
 function readForm() {
-  if (state.picked.length === 0) throw new Error('Choose files or a folder first.');
+  if (state.picked.length === 0) throw fieldError('files', 'Choose files or a folder first.');
   const name = $('name').value.trim();
-  if (!name || name === '.' || name === '..' || name.includes('/')) throw new Error('Give the torrent a name (no "/").');
+  if (!name || name === '.' || name === '..' || name.includes('/')) throw fieldError('name', 'Give the torrent a name (no "/").');
   const plan = planFiles(state.picked, name);
   plan.name = name;
   const total = plan.files.reduce((n, f) => n + f.length, 0);
   if (total === 0) throw new Error('The chosen files are all empty: there is nothing to share.');
   const piece = $('piece').value;
+  const pieceLength = piece === 'auto' ? pickPieceLength(total) : Number(piece);
+  const pieces = Math.ceil(total / pieceLength);
+  if (pieces > MAX_PIECES) {
+    throw fieldError('piece', `${formatBytes(pieceLength)} pieces are too small for ${formatBytes(total)} (${pieces.toLocaleString('en')} pieces): choose a larger piece size, or automatic.`);
+  }
   return {
     plan,
     total,
-    pieceLength: piece === 'auto' ? pickPieceLength(total) : Number(piece),
+    pieceLength,
     hybrid: $('format').value === 'hybrid',
     comment: $('comment').value.trim(),
     source: $('source').value.trim(),
-    webSeeds: state.privateMode ? [] : parseWebSeeds($('webseeds').value),
+    webSeeds: state.privateMode ? [] : webSeeds(),
   };
+}
+
+function webSeeds() {
+  try {
+    return parseWebSeeds($('webseeds').value);
+  } catch (e) {
+    throw fieldError('webseeds', e.message);
+  }
 }
 
 async function create() {
   if (state.job) return;
   showError('');
   let form;
+  for (const id of ['files', 'name', 'piece', 'webseeds']) $(id).removeAttribute('aria-invalid');
   try {
     form = readForm();
   } catch (e) {
     showError(e.message);
+    if (e.field) {
+      $(e.field).setAttribute('aria-invalid', 'true');
+      $(e.field).focus();
+    }
     return;
   }
   $('result').hidden = true;
@@ -134,7 +163,8 @@ async function create() {
     await finish(form, hashes);
     const rate = form.total / 1e6 / seconds;
     $('status').dataset.mbps = rate.toFixed(1);
-    const speed = seconds >= 0.5 ? ` in ${seconds.toFixed(1)} s (${rate.toFixed(0)} MB/s)` : '';
+    // A rate only where it means something (not for a few small files).
+    const speed = seconds < 0.5 ? '' : ` in ${seconds.toFixed(1)} s${form.total >= 64 * 2 ** 20 ? ` (${rate.toFixed(0)} MB/s)` : ''}`;
     $('status').textContent = `Done: ${formatBytes(form.total)} hashed${speed}.`;
   } catch (e) {
     $('status').textContent = e instanceof Cancelled ? 'Cancelled. Nothing was created.' : '';
@@ -190,6 +220,7 @@ async function finish(form, hashes) {
   $('r-v2-label').hidden = $('r-v2-value').hidden = !torrent.v2Hash;
   $('magnet').value = magnet(torrent, form.plan.name, state.announce);
   $('register-box').hidden = !state.privateMode;
+  $('magnet-hint').hidden = !state.privateMode;
   $('register').disabled = false;
   $('personal').hidden = true;
   $('result').hidden = false;

@@ -95,12 +95,12 @@ test('a single file makes a single-file torrent; paths that escape are refused',
 });
 
 const LT_CREATE = `
-import sys, libtorrent as lt
+import os, sys, libtorrent as lt
 root, piece = sys.argv[1], int(sys.argv[2])
 fs = lt.file_storage()
 lt.add_files(fs, root)
 ct = lt.create_torrent(fs, piece)
-lt.set_piece_hashes(ct, root + '/..')
+lt.set_piece_hashes(ct, os.path.dirname(root))
 sys.stdout.buffer.write(lt.bencode(ct.generate()))
 `;
 
@@ -125,6 +125,19 @@ test('hybrid v1+v2 hashes match libtorrent 2.0 creating the same folder', { skip
     assert.deepEqual(Buffer.from(ours.info.pieces).toString('hex'), Buffer.from(theirs.info.pieces).toString('hex'));
     const files = (i) => i.files.map((f) => [f.length, f.path.map((p) => Buffer.from(p).toString()).join('/'), f.attr ? Buffer.from(f.attr).toString() : '']);
     assert.deepEqual(files(ours.info), files(theirs.info));
+
+    // A single file: `length` instead of `files`, the file tree keyed by its name.
+    const one = folder([['movie.mkv', pl * 3 + 5]]);
+    writeFileSync(join(dir, 'movie.mkv'), Buffer.from(await one[0].blob.arrayBuffer()));
+    const r1 = spawnSync('/usr/bin/python3', ['-c', LT_CREATE, join(dir, 'movie.mkv'), String(pl)], { maxBuffer: 1 << 24 });
+    assert.equal(r1.status, 0, r1.stderr?.toString());
+    const theirs1 = bencode.decode(r1.stdout);
+    const plan1 = planFiles(one);
+    const hashes1 = await hashHybrid(plan1.files, pl);
+    const info1 = buildInfo(plan1, pl, hashes1);
+    const ours1 = bencode.decode(Buffer.from(encode({ info: info1, 'piece layers': hashes1.layers })));
+    assert.deepEqual(ours1.info, theirs1.info);
+    assert.deepEqual(ours1['piece layers'], theirs1['piece layers']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -147,6 +147,11 @@ test('public: a v1 torrent made in the browser moves a folder from libtorrent to
   const { dir, files } = makeAlbum(root);
   const context = await newContext(browser, { viewport: VIEWPORTS.desktop, acceptDownloads: true });
   try {
+    // The dashboard links here; the page comes with the site's strict CSP.
+    assert.match(await (await fetch(`${tracker.base}/`)).text(), /href="\/create"/);
+    const csp = (await fetch(`${tracker.base}/create`)).headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|https?:/);
     const page = await openCreator(context);
     assert.equal(await page.textContent('#announce'), `${tracker.base}/announce`);
     await checkAxe(page, '/create (empty)');
@@ -199,6 +204,7 @@ test('files dropped on the page are taken; hashing can be cancelled; a form with
     const page = await openCreator(context);
     await page.click('#create');
     assert.equal(await page.textContent('#error'), 'Choose files or a folder first.');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'files', 'focus goes to what is missing');
     await page.evaluate(() => {
       const dt = new DataTransfer();
       dt.items.add(new File(['hello'], 'a.txt'));
@@ -210,6 +216,10 @@ test('files dropped on the page are taken; hashing can be cancelled; a form with
     assert.equal(await page.textContent('#error'), '');
     await page.setInputFiles('#files', big);
     assert.equal(await page.inputValue('#name'), 'big.iso');
+    await page.selectOption('#piece', '16384');
+    await page.click('#create');
+    assert.match(await page.textContent('#error'), /^16\.0 KiB pieces are too small for 4\.00 GiB \(262,144 pieces\)/);
+    await page.selectOption('#piece', 'auto');
     await page.click('#create');
     await page.waitForFunction(() => document.getElementById('progress').value > 0);
     assert.equal(await page.evaluate(() => document.activeElement.id), 'cancel', 'focus moves to Cancel');
@@ -270,7 +280,10 @@ test('private: a member creates, registers in one click, and seeds the personal 
     const shown = await createInBrowser(page, dir, 'v1', made);
     checkTorrent(made, files, shown, { hybrid: false, announce: alice.announce });
     await checkAxe(page, '/create (private, result)');
-    await screenshot(page, 'create-private-desktop');
+    for (const [width, viewport] of Object.entries(VIEWPORTS)) {
+      await page.setViewportSize(viewport);
+      await screenshot(page, `create-private-${width}`);
+    }
 
     await page.click('#register');
     await page.waitForSelector('#personal:not([hidden])');
