@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
 import { ROOT, startTracker, escapeBytes, ADMIN_TOKEN } from '../tests/helpers.mjs';
 import { makeTorrentFromData } from '../tests/torrent.mjs';
+import { hibernationCheck } from './hibernation.mjs';
 
 const OUT = join(ROOT, 'bench-results');
 mkdirSync(OUT, { recursive: true });
@@ -17,6 +18,8 @@ const POPULATE = Number(process.env.BENCH_POPULATE_SECONDS ?? 150);
 
 // Workers Paid list prices, $ per million.
 const PRICE = { workerRequest: 0.30, doRequest: 0.15, rowWritten: 1.0, rowRead: 0.001, kvRead: 0.50, kvWrite: 5.0, d1RowRead: 0.001, d1RowWritten: 1.0 };
+// Durable Object duration: $12.50 per million GB-s, an object billed at 128 MB.
+const DURATION_PER_MS = (0.128 * 12.50) / 1000; // $ per million announces per ms of active time each
 
 function log(...a) { console.log('[bench]', ...a); }
 
@@ -136,9 +139,12 @@ function dollars(perAnnounce) {
     kv_writes: p.kv_writes * PRICE.kvWrite,
     d1_rows_read: p.d1_rows_read * PRICE.d1RowRead,
     d1_rows_written: p.d1_rows_written * PRICE.d1RowWritten,
+    // Wall-clock time of each request (as the Worker saw it) and of the
+    // alarms (README: what keeps an object from hibernating).
+    do_duration: ((p.do_ms ?? 0) + (p.alarm_ms ?? 0)) * DURATION_PER_MS,
   };
   const total = Object.values(items).reduce((a, b) => a + b, 0);
-  return { per_million: Number(total.toFixed(4)), breakdown: Object.fromEntries(Object.entries(items).map(([k, v]) => [k, Number(v.toFixed(4))])) };
+  return { per_million: Number(total.toFixed(4)), breakdown: Object.fromEntries(Object.entries(items).map(([k, v]) => [k, Number(v.toFixed(5))])) };
 }
 
 /**
@@ -153,6 +159,7 @@ async function steadyCosts({ vars, torrents, peersPer, rounds, gap, urlFor, coun
     const ctx = await (counters?.setup?.(t) ?? {});
     const usage = new Map();
     let workerKvReads = 0;
+    let doMs = 0;
     const send = async (ti, p, round) => {
       const [url, fields] = urlFor(t, ctx, ti, p, round);
       const qs = Object.entries(fields).map(([k, v]) => `${k}=${v}`).join('&');
@@ -162,6 +169,7 @@ async function steadyCosts({ vars, torrents, peersPer, rounds, gap, urlFor, coun
       const u = res.headers.get('x-swarm-usage');
       if (u) observe(usage, ti, JSON.parse(u));
       workerKvReads += Number(res.headers.get('x-kv-reads') ?? 0);
+      doMs += Number(res.headers.get('x-do-ms') ?? 0);
     };
     const all = [];
     for (let ti = 0; ti < torrents; ti++) for (let p = 0; p < peersPer; p++) all.push([ti, p]);
@@ -171,6 +179,7 @@ async function steadyCosts({ vars, torrents, peersPer, rounds, gap, urlFor, coun
     await pool(Array.from({ length: torrents }, (_, ti) => ti), 16, (ti) => send(ti, 0, 0));
     const before = sumUsage(usage);
     const kvBefore = workerKvReads;
+    const msBefore = doMs;
     let steady = 0;
     for (let round = 1; round <= rounds; round++) {
       const shuffled = all.slice().sort(() => Math.random() - 0.5);
@@ -184,6 +193,7 @@ async function steadyCosts({ vars, torrents, peersPer, rounds, gap, urlFor, coun
     const spent = diff(before, sumUsage(usage));
     const per = Object.fromEntries(Object.entries(spent).map(([k, v]) => [k, v / steady]));
     per.worker_kv_reads = (workerKvReads - kvBefore) / steady;
+    per.do_ms = (doMs - msBefore) / steady;
     return { announces: steady, totals: spent, per_announce: per, cost: dollars(per) };
   } finally {
     await t.close();
@@ -269,8 +279,9 @@ results.native = nativeFigures();
 log('size', JSON.stringify(results.size));
 log('native', JSON.stringify(results.native));
 const ONLY = process.env.BENCH_ONLY;
-results.throughput = ONLY === 'costs' ? JSON.parse(readFileSync(join(OUT, 'results.json'), 'utf8')).throughput : await throughput();
-log('throughput', JSON.stringify({ floor: results.throughput.floor_rps, tracker: results.throughput.tracker_rps, ratio: results.throughput.ratio }));
+const previous = () => (existsSync(join(OUT, 'results.json')) ? JSON.parse(readFileSync(join(OUT, 'results.json'), 'utf8')).throughput : null);
+results.throughput = ONLY === 'costs' ? previous() : await throughput();
+log('throughput', JSON.stringify({ floor: results.throughput?.floor_rps, tracker: results.throughput?.tracker_rps, ratio: results.throughput?.ratio }));
 results.cost_public = await publicCosts();
 log('public $/M announces', results.cost_public.cost.per_million, JSON.stringify(results.cost_public.per_announce));
 // Every re-announce due for a refresh (REFRESH_AFTER=1): the worst case for
@@ -281,9 +292,12 @@ log('public, every re-announce refreshing: $/M', results.cost_public_refresh.cos
 results.cost_public_production_small_swarms = Number(((results.cost_public.cost.per_million + results.cost_public_refresh.cost.per_million) / 2).toFixed(4));
 results.cost_private = await privateCosts();
 log('private $/M announces', results.cost_private.cost.per_million, JSON.stringify(results.cost_private.per_announce));
+results.hibernation = await hibernationCheck();
+log('swarm objects hibernation-eligible', JSON.stringify(results.hibernation));
 writeFileSync(join(OUT, 'results.json'), JSON.stringify(results, null, 2) + '\n');
 
-const t = results.throughput;
+const t = results.throughput ?? { floor_rps: NaN, tracker_rps: NaN, ratio: NaN, joining: { floor_rps: NaN, tracker_rps: NaN } };
+const duration = (c) => `$${c.cost.breakdown.do_duration.toFixed(4)} (${(c.per_announce.do_ms + (c.per_announce.alarm_ms ?? 0)).toFixed(2)} ms)`;
 const summary = `# Benchmark results (${results.date}, ${results.machine})
 
 | measure | value | target |
@@ -296,6 +310,8 @@ const summary = `# Benchmark results (${results.date}, ${results.machine})
 | public: $ per million, every re-announce refreshing | ${results.cost_public_refresh.cost.per_million.toFixed(3)} | |
 | public: small swarms in production (half the re-announces refresh) | ${results.cost_public_production_small_swarms.toFixed(3)} | |
 | private: $ per million steady announces | ${results.cost_private.cost.per_million.toFixed(3)} | <= 1.50 |
+| of which Durable Object duration (128 MB; ms of active time per announce): public / refreshing / private | ${duration(results.cost_public)} / ${duration(results.cost_public_refresh)} / ${duration(results.cost_private)} | |
+| swarm object eligible for hibernation (evicted after ${results.hibernation.idle_seconds} s idle) | ${results.hibernation.eligible} | true |
 | announce into a 10-peer swarm (native) | ${results.native.announce_swarm_10_us} us | |
 | announce into a 10k-peer swarm (native) | ${results.native.announce_swarm_10k_us} us | |
 | announce into a 1M-peer swarm (native) | ${results.native.announce_swarm_1m_us} us | O(numwant) |

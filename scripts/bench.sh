@@ -7,6 +7,7 @@ bash scripts/install-wrk.sh
 log "native benchmarks (criterion, memory)"
 cargo bench --quiet --bench announce >&2
 cargo bench --quiet --bench memory >&2
+cargo bench --quiet --bench adaptive_interval >&2
 log "load and cost benchmarks"
 node bench/run.mjs
 log "torrent creation: hashing 1 GiB in headless Chromium (bench/create.mjs)"

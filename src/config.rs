@@ -67,6 +67,15 @@ pub struct TrackerConfig {
     /// per counter (`MAX_CREDIT_RATE`, default 10 Gbit/s); a larger delta
     /// credits nothing and is flagged.
     pub max_credit_rate: u64,
+    /// A swarm whose announce rate is above this (per second) lengthens the
+    /// interval it hands out (`SWARM_RATE_TARGET`, 0 = never; see `pace`).
+    pub swarm_rate_target: u32,
+    /// The longest interval a busy swarm hands out (`INTERVAL_MAX`).
+    pub interval_max: u32,
+    /// Seconds a scrape keeps a torrent's counters cached in KV, refreshed
+    /// on change (`SCRAPE_CACHE`); torrents nobody scrapes write no KV.
+    /// 0 publishes every swarm's counters to KV, for good.
+    pub scrape_cache: u32,
     /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
     /// get peers but are not listed.
     pub max_peers: u32,
@@ -97,7 +106,7 @@ impl Default for TrackerConfig {
             peer_grace: 600,
             publish_window: 60,
             flush_delay: 5,
-            refresh_after: 3600,
+            refresh_after: 18_000,
             credit_flush: 120,
             passkey_cache: 30,
             scrape_max: 64,
@@ -111,6 +120,9 @@ impl Default for TrackerConfig {
             password_rounds: crate::accounts::PBKDF2_ROUNDS,
             enforce_min_interval: true,
             max_credit_rate: 1_250_000_000,
+            swarm_rate_target: 500,
+            scrape_cache: 3_600,
+            interval_max: 7_200,
             max_peers: 500_000,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
@@ -204,6 +216,9 @@ impl TrackerConfig {
                     .filter(|n| *n >= 1)
                     .ok_or(ConfigError { name: "MAX_CREDIT_RATE", value: v.to_string() })?,
             },
+            scrape_cache: num("SCRAPE_CACHE", d.scrape_cache, 0, 604_800)?,
+            swarm_rate_target: num("SWARM_RATE_TARGET", d.swarm_rate_target, 0, 100_000)?,
+            interval_max: num("INTERVAL_MAX", d.interval_max, 10, 86_400)?,
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
             log_level: match get("LOG_LEVEL").as_deref().map(str::trim) {
                 None | Some("") => d.log_level,

@@ -196,3 +196,20 @@ fn a_row_from_before_entry_keys_is_adopted_by_its_own_peer_only() {
     assert_eq!(s.swarm.len(), 1);
 }
 
+
+#[test]
+fn a_busy_swarm_hands_out_a_longer_interval_and_keeps_its_peers_that_long() {
+    let c = TrackerConfig { interval: 100, min_interval: 50, peer_grace: 20, swarm_rate_target: 1, interval_max: 1000, ..cfg() };
+    let mut s = SwarmState::new(1);
+    for n in 0..200u8 {
+        s.announce(&ann(n, &format!("10.1.0.{n}"), None, None, 10, AnnounceEvent::Started), 1000, &c);
+    }
+    let (body, _) = s.announce(&ann(0, "10.1.0.0", None, None, 10, AnnounceEvent::Update), 1001, &c);
+    let t = text(&body);
+    let interval: u32 = t.split("8:intervali").nth(1).and_then(|r| r.split('e').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!((177..=295).contains(&interval), "200 peers at 0.85/s, a quarter either side: {t}");
+    // A peer that obeys that interval is still there when it comes back.
+    let m = s.maintain(1000 + c.interval + c.peer_grace + 10, &c);
+    assert!(m.writes.iter().all(|w| !matches!(w, crate::store::StoreWrite::DeletePeer(_))), "{:?}", m.writes.len());
+    assert_eq!(s.swarm.len(), 200);
+}

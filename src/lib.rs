@@ -10,6 +10,7 @@ pub mod flags;
 pub mod listing;
 pub mod logging;
 pub mod metainfo;
+pub mod pace;
 pub mod peer;
 pub mod query;
 pub mod response;
@@ -19,6 +20,8 @@ pub mod session_store;
 pub mod stats;
 pub mod store;
 pub mod swarm;
+pub mod swarm_totals;
+pub mod unavailable;
 pub mod webtorrent;
 pub mod wire;
 

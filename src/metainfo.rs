@@ -15,6 +15,11 @@ use crate::peer::InfoHash;
 /// Deepest nesting accepted (real torrents use 5-6 levels).
 pub const MAX_DEPTH: usize = 64;
 
+/// Longest `info.name` accepted, in bytes (file systems allow 255 per
+/// path component); the registry stores the name in a D1 row, which holds
+/// at most 2 MB, so a 10 MiB upload must not be mostly name.
+pub const MAX_NAME: usize = 1024;
+
 /// Most values in one torrent. Each parsed value takes ~32 bytes, so 10 MiB
 /// of `le` (5M empty lists, under the 10 MiB upload limit) would need 160 MB
 /// and more while its list grows: more than an isolate's memory. A 10 MiB
@@ -203,6 +208,9 @@ pub fn inspect(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
         .and_then(Value::bytes)
         .filter(|n| !n.is_empty())
         .ok_or(MetainfoError("missing 'info.name'".into()))?;
+    if name.len() > MAX_NAME {
+        return err(format!("'info.name' is longer than {MAX_NAME} bytes"));
+    }
     let piece_length = info.get("piece length").and_then(Value::int).ok_or(MetainfoError("missing 'piece length'".into()))?;
     if piece_length <= 0 {
         return err("'piece length' must be positive");
@@ -442,6 +450,10 @@ mod tests {
         ] {
             assert!(inspect(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+        let long_name = String::from_utf8(single("")).unwrap().replace("4:name1:a", &format!("4:name1025:{}", "n".repeat(1025)));
+        assert_eq!(inspect(long_name.as_bytes()).unwrap_err(), MetainfoError("'info.name' is longer than 1024 bytes".into()));
+        let max_name = String::from_utf8(single("")).unwrap().replace("4:name1:a", &format!("4:name1024:{}", "n".repeat(1024)));
+        assert_eq!(inspect(max_name.as_bytes()).unwrap().name.len(), 1024);
         let many = format!("d4:infol{}ee", "le".repeat(MAX_VALUES));
         assert_eq!(parse(many.as_bytes()).unwrap_err(), MetainfoError(format!("more than {MAX_VALUES} values")));
         let deep = format!("{}{}", "l".repeat(10_000), "e".repeat(10_000));

@@ -27,6 +27,7 @@ pub enum Failure {
     RatioTooLow,
     AccountLookupFailed,
     SwarmUnavailable,
+    SwarmOverloaded,
     ScrapeUnavailable,
     RateLimited,
     TorrentBlocked,
@@ -34,7 +35,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub const ALL: [Failure; 17] = [
+    pub const ALL: [Failure; 18] = [
         Failure::InvalidQuery,
         Failure::InvalidAnnounce,
         Failure::InvalidScrape,
@@ -48,6 +49,7 @@ impl Failure {
         Failure::RatioTooLow,
         Failure::AccountLookupFailed,
         Failure::SwarmUnavailable,
+        Failure::SwarmOverloaded,
         Failure::ScrapeUnavailable,
         Failure::RateLimited,
         Failure::TorrentBlocked,
@@ -69,6 +71,7 @@ impl Failure {
             Failure::RatioTooLow => "ratio_too_low",
             Failure::AccountLookupFailed => "account_lookup_failed",
             Failure::SwarmUnavailable => "swarm_unavailable",
+            Failure::SwarmOverloaded => "swarm_overloaded",
             Failure::ScrapeUnavailable => "scrape_unavailable",
             Failure::RateLimited => "rate_limited",
             Failure::TorrentBlocked => "torrent_blocked",
@@ -97,7 +100,11 @@ impl Failure {
     pub fn is_server_side(self) -> bool {
         matches!(
             self,
-            Failure::Misconfigured | Failure::AccountLookupFailed | Failure::SwarmUnavailable | Failure::ScrapeUnavailable
+            Failure::Misconfigured
+                | Failure::AccountLookupFailed
+                | Failure::SwarmUnavailable
+                | Failure::SwarmOverloaded
+                | Failure::ScrapeUnavailable
         )
     }
 }

@@ -36,6 +36,7 @@ pub use crate::session_store::SessionRecord;
 use crate::session_store::{self, ChunkRecord, SessionChunks};
 use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
+use crate::pace::Pace;
 use crate::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use crate::response::{self, PeerListFormat};
 use crate::swarm::{Peer, PeerAnnounce, PeerChange, Swarm, SwarmCounters};
@@ -158,8 +159,13 @@ pub struct SwarmRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maintenance {
     pub writes: Vec<StoreWrite>,
-    /// Counters to put in KV now (the DO then calls [`SwarmState::published`]).
+    /// Counters to publish now: to the totals behind `/stats`, and to KV as
+    /// `kv` says (the DO then calls [`SwarmState::published`]).
     pub publish: Option<(InfoHash, SwarmCounters)>,
+    /// Whether KV's scrape cache gets them too: `Some(0)` for good (the
+    /// final counters of an emptied swarm: its completed count lives on
+    /// there), `Some(t)` until `t` (someone scraped it lately), `None` not.
+    pub kv: Option<u32>,
     /// The swarm is empty and its final counters are in KV: free storage.
     pub free_storage: bool,
 }
@@ -208,6 +214,11 @@ pub struct SwarmState {
     oldest_seen: Option<u32>,
     /// An operator blocked this torrent.
     pub blocked: bool,
+    /// Someone scraped this torrent lately: keep its KV counters fresh
+    /// until then (`SCRAPE_CACHE`).
+    scrape_wanted_until: u32,
+    /// The announce rate and the interval it calls for.
+    pub pace: Pace,
 }
 
 /// Why a private-mode announce was refused by the swarm.
@@ -238,6 +249,8 @@ impl SwarmState {
             unflushed: false,
             oldest_seen: None,
             blocked: false,
+            pace: Pace::default(),
+            scrape_wanted_until: 0,
         }
     }
 
@@ -263,7 +276,9 @@ impl SwarmState {
         for (peer, seeder) in peers {
             self.swarm.restore(peer, seeder);
         }
-        let cutoff = now.saturating_sub(config.peer_timeout());
+        // A busy swarm's peers were told a longer interval: expire by it.
+        self.pace.intervals(now, self.swarm.len() + self.ws.len(), config, &mut self.rng);
+        let cutoff = now.saturating_sub(self.pace.peer_timeout(config));
         for (at, ids) in touches {
             if at >= cutoff {
                 for id in ids.chunks_exact(20) {
@@ -298,10 +313,11 @@ impl SwarmState {
         if self.blocked {
             return (response::failure(BLOCKED_REFUSAL), writes);
         }
+        self.pace.record(now);
         if let Some(seeder) = self.early(&msg.peer, now, config) {
             // Answered like any announce, but not applied: nothing written,
             // nothing credited (the next accepted one credits the delta).
-            return (self.answer(msg, seeder, config, None), writes);
+            return (self.answer(msg, seeder, now, config, None), writes);
         }
         if let Some(account) = msg.account {
             if let Err(refusal) = self.account_announce(msg, account, now, config, &mut writes) {
@@ -312,7 +328,7 @@ impl SwarmState {
         if self.is_full_for(&msg.peer, config) {
             // Existing peers are never pushed out: a flood of new ids must
             // not evict real peers. The newcomer still gets peers.
-            return (self.answer(msg, msg.peer.left == 0, config, Some(FULL_WARNING)), writes);
+            return (self.answer(msg, msg.peer.left == 0, now, config, Some(FULL_WARNING)), writes);
         }
         let outcome = self.swarm.announce_with_refresh(&msg.peer, now, config.refresh_after);
         if self.oldest_seen.is_none() && !self.swarm.is_empty() {
@@ -326,17 +342,18 @@ impl SwarmState {
             writes.push(StoreWrite::SwarmRow(self.row()));
             self.row_stored = true;
         }
-        (self.answer(msg, outcome.seeder, config, None), writes)
+        (self.answer(msg, outcome.seeder, now, config, None), writes)
     }
 
     /// Counts, intervals and a fresh random peer list for the announcer.
     /// Private peer lists never carry peer ids: they would let a member
     /// announce as another.
-    fn answer(&mut self, msg: &SwarmAnnounce, seeder: bool, config: &TrackerConfig, warning: Option<&str>) -> Vec<u8> {
+    fn answer(&mut self, msg: &SwarmAnnounce, seeder: bool, now: u32, config: &TrackerConfig, warning: Option<&str>) -> Vec<u8> {
         let format = PeerListFormat { no_peer_id: msg.format.no_peer_id || msg.account.is_some(), ..msg.format };
+        let given = self.pace.intervals(now, self.swarm.len() + self.ws.len(), config, &mut self.rng);
         let p = &msg.peer;
         let peers = self.swarm.select((&p.key, &p.peer_id), seeder, msg.numwant as usize, &mut self.rng);
-        response::announce(self.counters(), config.interval, config.min_interval, &peers, format, warning)
+        response::announce(self.counters(), given.interval, given.min_interval, &peers, format, warning)
     }
 
     /// The write a change to the HTTP swarm needs: rows through, refreshes
@@ -453,7 +470,7 @@ impl SwarmState {
         }
         let (peer, seeder) = self.swarm.get(&a.key)?;
         let steady = seeder == (a.left == 0) && peer.addr == a.addr && peer.heard;
-        (steady && now < peer.last_seen.saturating_add(config.min_reannounce())).then_some(seeder)
+        (steady && now < peer.last_seen.saturating_add(self.pace.min_reannounce(config))).then_some(seeder)
     }
 
     /// A newcomer would take the swarm past `MAX_PEERS`.
@@ -496,7 +513,7 @@ impl SwarmState {
     /// decide whether to publish counters or free storage.
     pub fn maintain(&mut self, now: u32, config: &TrackerConfig) -> Maintenance {
         let mut writes: Vec<StoreWrite> = self.flush_touches(now, config).into_iter().collect();
-        let cutoff = now.saturating_sub(config.peer_timeout());
+        let cutoff = now.saturating_sub(self.pace.peer_timeout(config));
         writes.extend(self.swarm.expire(cutoff).into_iter().map(StoreWrite::DeletePeer));
         writes.extend(self.ws.expire(cutoff).into_iter().map(StoreWrite::DeleteWsPeer));
         self.oldest_seen = self.oldest_last_seen();
@@ -512,7 +529,13 @@ impl SwarmState {
             _ => None,
         };
         let free_storage = publish.is_none() && self.can_free();
-        Maintenance { writes, publish, free_storage }
+        // A full scrape lists KV, so with FULL_SCRAPE every swarm publishes.
+        let kv = if self.is_empty() || config.scrape_cache == 0 || config.full_scrape {
+            Some(0)
+        } else {
+            (self.scrape_wanted_until > now).then_some(self.scrape_wanted_until)
+        };
+        Maintenance { writes, publish, kv, free_storage }
     }
 
     /// Nothing left to keep: no peers, no accounting, counters published.
@@ -710,7 +733,14 @@ impl SwarmState {
         Some((CreditBatch { credits, flags }, writes))
     }
 
-    /// Records a successful KV publish; returns the `swarm` row to write.
+    /// A scrape found no counters in KV: the counters to cache there, and
+    /// until when (changes are published to KV until then).
+    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, u32) {
+        self.scrape_wanted_until = now.saturating_add(config.scrape_cache.max(60));
+        (self.counters(), self.scrape_wanted_until)
+    }
+
+    /// Records a successful publish; returns the `swarm` row to write.
     pub fn published(&mut self, counters: SwarmCounters, now: u32) -> Option<StoreWrite> {
         self.published = Some(counters);
         self.published_at = now;
@@ -733,6 +763,7 @@ impl SwarmState {
 
     /// When the next alarm is needed (Unix seconds), if at all.
     pub fn next_alarm(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
+        let timeout = self.pace.peer_timeout(config);
         let mut next: Option<u32> = None;
         let mut at = |t: u32| next = Some(next.map_or(t, |n| n.min(t)));
         if !self.pending_touches.is_empty() {
@@ -748,13 +779,13 @@ impl SwarmState {
         if !self.sessions.is_empty() && self.is_empty() {
             // Baselines of departed peers are kept until their timeout.
             let oldest = self.sessions.values().map(|s| s.heard).min().unwrap_or(now);
-            at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
+            at((oldest + timeout + 1).max(now + EXPIRY_SWEEP_GAP.min(timeout)));
         }
         if self.info_hash.is_some() && !self.blocked && self.published != Some(self.counters()) {
             at(self.publish_due(now, config).max(now));
         }
         if let Some(oldest) = self.oldest_seen.filter(|_| !self.is_empty()) {
-            at((oldest + config.peer_timeout() + 1).max(now + EXPIRY_SWEEP_GAP.min(config.peer_timeout())));
+            at((oldest + timeout + 1).max(now + EXPIRY_SWEEP_GAP.min(timeout)));
         } else if self.row_stored && !self.blocked {
             // Empty but still stored: come back to publish and free it.
             at(self.publish_due(now, config).max(now));
@@ -826,6 +857,7 @@ impl SwarmState {
             // Not listed, offered nothing: a blocked torrent has no swarm.
             return (self.ws_reply(Vec::new()), writes);
         }
+        self.pace.record(now);
         let outcome = self.ws.announce_with_refresh(peer, now, config.refresh_after);
         if self.oldest_seen.is_none() && !self.is_empty() {
             self.oldest_seen = Some(now);
@@ -888,9 +920,9 @@ impl SwarmState {
 }
 
 /// The ring slot for a flush at `now`: one slot per flush window, enough
-/// slots to cover the peer timeout.
+/// slots to cover the longest peer timeout a busy swarm may use.
 pub fn touch_slot(now: u32, config: &TrackerConfig) -> u32 {
-    let ring = config.peer_timeout() / config.flush_delay + 2;
+    let ring = config.interval_max.max(config.interval).saturating_add(config.peer_grace) / config.flush_delay + 2;
     (now / config.flush_delay) % ring
 }
 
@@ -1222,7 +1254,7 @@ mod tests {
         let c = cfg();
         assert_eq!(merge_touch_row(Some((1000, vec![1; 20])), 1001, vec![2; 20], &c).len(), 40);
         assert_eq!(merge_touch_row(Some((900, vec![1; 20])), 1001, vec![2; 20], &c).len(), 20);
-        let ring = c.peer_timeout() / c.flush_delay + 2;
+        let ring = (c.interval_max.max(c.interval) + c.peer_grace) / c.flush_delay + 2;
         assert_eq!(touch_slot(1000, &c), touch_slot(1000 + ring * c.flush_delay, &c));
     }
 

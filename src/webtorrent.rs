@@ -108,18 +108,21 @@ pub enum ClientMessage {
 }
 
 /// Why a frame was refused; sent back as a `failure reason` frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProtocolError {
     pub reason: String,
     /// `announce` or `scrape` when the frame said so: the client only
     /// reports failures that carry a known action (others close its socket).
     pub action: Option<&'static str>,
     pub info_hash: Option<InfoHash>,
+    /// Minutes before the client should try again (as BEP 31 `retry in`),
+    /// when the tracker itself failed.
+    pub retry_in: Option<u32>,
 }
 
 impl ProtocolError {
     fn new(reason: impl Into<String>) -> Self {
-        ProtocolError { reason: reason.into(), action: None, info_hash: None }
+        ProtocolError { reason: reason.into(), ..ProtocolError::default() }
     }
 
     /// The error frame for the client.
@@ -132,6 +135,9 @@ impl ProtocolError {
             m.insert("info_hash".into(), binary_string(&hash.0).into());
         }
         m.insert("failure reason".into(), self.reason.clone().into());
+        if let Some(minutes) = self.retry_in {
+            m.insert("retry in".into(), minutes.into());
+        }
         Value::Object(m).to_string()
     }
 }
@@ -185,6 +191,7 @@ fn parse_announce(m: &Map<String, Value>) -> Result<ClientMessage, ProtocolError
         reason: reason.into(),
         action: Some("announce"),
         info_hash,
+        retry_in: None,
     };
     let info_hash = InfoHash(field_20(m, "info_hash").ok_or_else(|| fail("invalid info_hash", None))?);
     let peer_id = PeerId(field_20(m, "peer_id").ok_or_else(|| fail("invalid peer_id", Some(info_hash)))?);
@@ -238,7 +245,7 @@ fn parse_announce(m: &Map<String, Value>) -> Result<ClientMessage, ProtocolError
 }
 
 fn parse_scrape(m: &Map<String, Value>) -> Result<ClientMessage, ProtocolError> {
-    let fail = |reason: String| ProtocolError { reason, action: Some("scrape"), info_hash: None };
+    let fail = |reason: String| ProtocolError { reason, action: Some("scrape"), ..ProtocolError::default() };
     let hashes: Vec<&Value> = match m.get("info_hash") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(list)) => list.iter().collect(),
@@ -256,7 +263,7 @@ fn parse_scrape(m: &Map<String, Value>) -> Result<ClientMessage, ProtocolError> 
 
 /// The HTTP scrape's limits (`SCRAPE_MAX`, `FULL_SCRAPE`) for a scrape frame.
 pub fn check_scrape(hashes: &[InfoHash], max: u32, full_scrape: bool) -> Result<(), ProtocolError> {
-    let fail = |reason: String| Err(ProtocolError { reason, action: Some("scrape"), info_hash: None });
+    let fail = |reason: String| Err(ProtocolError { reason, action: Some("scrape"), ..ProtocolError::default() });
     if hashes.len() > max as usize {
         return fail(format!("too many info_hash values (max {max} per scrape)"));
     }
@@ -412,6 +419,7 @@ impl SocketInfo {
                 reason: format!("too many torrents on one socket (max {MAX_TORRENTS_PER_SOCKET})"),
                 action: Some("announce"),
                 info_hash: Some(*hash),
+                retry_in: None,
             });
         }
         self.memberships.extend_from_slice(&hash.0);

@@ -295,6 +295,8 @@ function badTorrents(good) {
     ['100,000 nested dicts', deep('d1:a', 100000, 'e')],
     ['65 nested lists in info', wrap(info.replace('4:name1:a', `4:name1:a5:zzzzz${'l'.repeat(65)}${'e'.repeat(65)}`))],
     ['4 MiB of empty lists', Buffer.concat([Buffer.from('d4:infol'), Buffer.alloc(4 * 1024 * 1024 - 12, 'le'), Buffer.from('ee')])],
+    ['a 3 MB name (over a D1 row)', wrap(info.replace('4:name1:a', `4:name${3 * 1024 * 1024}:${'n'.repeat(3 * 1024 * 1024)}`))],
+    ['a 1025-byte name', wrap(info.replace('4:name1:a', `4:name1025:${'n'.repeat(1025)}`))],
     ['10 MiB of empty lists', Buffer.concat([Buffer.from('d4:infol'), Buffer.alloc(10 * 1024 * 1024 - 12, 'le'), Buffer.from('ee')])],
     ['1 M one-byte strings', Buffer.concat([Buffer.from('d4:infol'), Buffer.alloc(3 * 1024 * 1024, '1:x'), Buffer.from('ee')])],
     ['the good torrent, then 1 byte', Buffer.concat([good, Buffer.from('e')])],

@@ -44,10 +44,12 @@ function compatibilityDate() {
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
  */
-export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog } = {}) {
+export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
-  const mf = new Miniflare({
+  // `durableObjects` replaces bindings and `workers` adds Workers beside the
+  // tracker (tests only: e.g. SWARMS bound to a class that always fails).
+  const tracker = {
     modules: true,
     scriptPath: join(ROOT, 'build/entry.mjs'),
     modulesRoot: join(ROOT, 'build'),
@@ -57,6 +59,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
       SWARMS: { className: 'SwarmObject', useSQLite: true },
       STATS: { className: 'StatsObject', useSQLite: true },
       GATEWAYS: { className: 'SocketGateway', useSQLite: true },
+      ...durableObjects,
     },
     kvNamespaces: ['TRACKER_KV'],
     r2Buckets: ['TORRENT_FILES'],
@@ -65,6 +68,9 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
     // Off unless a test asks: most tests send far more from one address.
     ratelimits: ratelimits ?? {},
     bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },
+  };
+  const mf = new Miniflare({
+    ...(workers ? { workers: [{ name: 'tracker', ...tracker }, ...workers] } : tracker),
     durableObjectsPersist: join(dir, 'do'),
     kvPersist: join(dir, 'kv'),
     d1Persist: join(dir, 'd1'),

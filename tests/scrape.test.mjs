@@ -1,5 +1,6 @@
-// Scrape (BEP 48) is served from KV counters that each swarm publishes
-// from its alarm, so it never wakes a swarm on the request path.
+// Scrape (BEP 48) is served from KV counters that swarms keep fresh from
+// their alarms while someone scrapes them; a miss reads through the swarm
+// once and caches its counters for SCRAPE_CACHE seconds.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTracker, announce, scrape, scrapeEntry, peerId, randomHash, eventually } from './helpers.mjs';
@@ -58,4 +59,24 @@ test('full scrape lists published torrents when enabled', async () => {
   } finally {
     await full.close();
   }
+});
+
+test('a torrent nobody scrapes writes no KV; a scrape reads through, caches, and the cache follows changes', async () => {
+  const kv = await t.mf.getKVNamespace('TRACKER_KV');
+  const hash = randomHash();
+  const key = `scrape:${hash.toString('hex')}`;
+  await announce(t.base, { infoHash: hash, peerId: peerId('rt1'), event: 'started' });
+  await announce(t.base, { infoHash: hash, peerId: peerId('rt2'), event: 'started', left: 0 });
+  // Past the publish window: the swarm reported its totals, but not to KV.
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(await kv.get(key), null, 'no KV write for a torrent nobody scraped');
+  const first = await scrape(t.base, [hash]);
+  assert.deepEqual(scrapeEntry(first.body, hash), { complete: 1, downloaded: 0, incomplete: 1 });
+  const cached = await kv.getWithMetadata(key);
+  assert.equal(cached.value, '1 1 0');
+  // While cached, a change reaches KV within the publish window.
+  await announce(t.base, { infoHash: hash, peerId: peerId('rt3'), event: 'started', left: 0 });
+  await eventually(async () => ((await kv.get(key)) === '2 1 0' ? true : null));
+  const again = await scrape(t.base, [hash]);
+  assert.deepEqual(scrapeEntry(again.body, hash), { complete: 2, downloaded: 0, incomplete: 1 });
 });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import bencode from 'bencode';
 import { ROOT, announce, peerId, randomHash, eventually } from './helpers.mjs';
 
 const freePort = () => new Promise((resolve) => {
@@ -42,6 +43,50 @@ test('npm start serves the tracker on PORT and passes --var overrides through', 
     const script = await fetch(`${base}/dashboard.js`);
     assert.equal(script.status, 200);
     assert.match(script.headers.get('content-security-policy') ?? '', /script-src 'self'/, 'site/_headers applies');
+  } finally {
+    process.kill(-child.pid, 'SIGTERM');
+    await new Promise((res) => child.once('exit', res));
+  }
+});
+
+test('npm start in private mode keeps uploaded .torrent files in its local R2 bucket', { timeout: 180000 }, async () => {
+  const { makeLargeTorrent } = await import('./torrent.mjs');
+  const { randomBytes } = await import('node:crypto');
+  const port = await freePort();
+  const child = spawn('npm', ['start', '--', '--var', 'TRACKER_MODE:private', '--var', 'PASSWORD_ROUNDS:1000'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), WRANGLER_SEND_METRICS: 'false', CI: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let log = '';
+  child.stdout.on('data', (d) => { log += d; });
+  child.stderr.on('data', (d) => { log += d; });
+  const base = `http://127.0.0.1:${port}`;
+  const json = (path, body, token) => fetch(`${base}/api${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  try {
+    const username = `start${randomBytes(4).toString('hex')}`;
+    const reg = await eventually(async () => {
+      try {
+        return await json('/users', { username, password: 'long-password' });
+      } catch {
+        return null;
+      }
+    }, { ms: 150000, every: 500 });
+    assert.equal(reg.status, 201, log);
+    const { token } = await (await json('/login', { username, password: 'long-password' })).json();
+    // Over D1's 2 MB row limit: only the bucket can hold it.
+    const made = makeLargeTorrent(2.5 * 1024 * 1024, 'http://x/announce');
+    const up = await fetch(`${base}/api/torrents`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: made.torrent });
+    assert.equal(up.status, 201, await up.text());
+    const dl = await fetch(`${base}/api/torrents/${made.infoHash.toString('hex')}.torrent`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(dl.status, 200);
+    const served = Buffer.from(await dl.arrayBuffer());
+    assert.ok(served.includes(bencode.encode(made.info)), 'the info dictionary comes back byte for byte');
   } finally {
     process.kill(-child.pid, 'SIGTERM');
     await new Promise((res) => child.once('exit', res));

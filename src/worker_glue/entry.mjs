@@ -72,14 +72,16 @@ async function scrape(request, env, ctx, url) {
   } else if (plan.startsWith('K')) {
     const keys = plan.slice(1).split('\n');
     try {
-      let values;
+      let found;
       if (keys.length === 1) {
-        values = (await env.TRACKER_KV.get(keys[0])) ?? '';
+        found = [(await env.TRACKER_KV.get(keys[0])) ?? ''];
       } else {
-        const found = await env.TRACKER_KV.get(keys);
-        values = keys.map((k) => found.get(k) ?? '').join('\n');
+        const got = await env.TRACKER_KV.get(keys);
+        found = keys.map((k) => got.get(k) ?? '');
       }
-      answer = bencoded(Front.scrapeAnswer(plan.slice(1), values));
+      // Not in KV: nobody scraped it lately; its swarm answers and caches it.
+      const values = await Promise.all(found.map((v, i) => (v === '' ? swarmCounters(env, keys[i]) : v)));
+      answer = bencoded(Front.scrapeAnswer(plan.slice(1), values.join('\n')));
     } catch (e) {
       answer = bencoded(Front.scrapeUnavailable(String(e)));
     }
@@ -90,6 +92,18 @@ async function scrape(request, env, ctx, url) {
   }
   after(env, ctx, '');
   return answer;
+}
+
+/** A swarm's counters for a scrape-cache miss (`scrape:<hex>` key); '' if it cannot say. */
+async function swarmCounters(env, key) {
+  const hex = key.slice(key.indexOf(':') + 1);
+  try {
+    const stub = env.SWARMS.get(env.SWARMS.idFromName(hex));
+    const resp = await stub.fetch(`https://swarm/counters/${hex}`);
+    return resp.ok ? await resp.text() : '';
+  } catch {
+    return '';
+  }
 }
 
 // Tracker requests are rate-limited per address (ANNOUNCE_LIMITER). The
@@ -131,16 +145,25 @@ async function announce(request, env, ctx, url) {
     answer = bencoded(plan.slice(1));
   } else if (plan.startsWith('F')) {
     const hash = plan.slice(1, 41);
+    exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
     try {
+      const sent = exposeCosts ? Date.now() : 0;
       answer = await env.SWARMS.get(env.SWARMS.idFromName(hash)).fetch(plan.slice(41));
+      // Any answer but 200 is the object failing: the client gets a
+      // tracker answer with `retry in` (below), never the 5xx.
+      if (answer.status !== 200) throw new Error(`swarm answered ${answer.status}`);
       failure = answer.headers.get('x-failure') ?? '';
-      exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
       if (exposeCosts) {
         answer = new Response(answer.body, answer);
         answer.headers.set('x-kv-reads', String(Front.kvReads()));
+        // The object's wall-clock time for this request, as the Worker
+        // sees it (ms; the cost bench prices duration from it).
+        answer.headers.set('x-do-ms', String(Date.now() - sent));
       }
     } catch (e) {
-      answer = bencoded(Front.swarmUnavailable(hash, String(e)));
+      // Overloaded, reset, a deploy, an exceeded limit: a counted failure
+      // reason with BEP 31 `retry in` (README: Failure behaviour).
+      answer = bencoded(Front.swarmUnavailable(hash, String(e), e?.overloaded === true));
     }
   } else {
     return fullPath(request, env, ctx);

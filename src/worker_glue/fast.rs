@@ -100,7 +100,7 @@ impl Front {
     pub fn scrape_unavailable(error: &str) -> Vec<u8> {
         log::error("scrape_unavailable", serde_json::json!({ "error": error }));
         stats::count_failure(Failure::ScrapeUnavailable);
-        response::failure("scrape temporarily unavailable, retry later")
+        crate::unavailable::answer(Failure::ScrapeUnavailable)
     }
 
     /// Whether this isolate's public announces may take this path: the
@@ -159,12 +159,13 @@ impl Front {
         }
     }
 
-    /// The answer when the swarm's object could not be reached.
+    /// The answer when the swarm's object failed (threw: overloaded,
+    /// reset, a deploy, a limit; or answered with an error status): a
+    /// failure reason with `retry in`, counted. `overloaded` is the error's
+    /// own flag.
     #[wasm_bindgen(js_name = swarmUnavailable)]
-    pub fn swarm_unavailable(info_hash: &str, error: &str) -> Vec<u8> {
-        log::error("swarm_unavailable", serde_json::json!({ "info_hash": info_hash, "error": error }));
-        stats::count_failure(Failure::SwarmUnavailable);
-        response::failure("tracker temporarily unavailable, retry later")
+    pub fn swarm_unavailable(info_hash: &str, error: &str, overloaded: bool) -> Vec<u8> {
+        super::swarm_fault_answer(info_hash, error, overloaded)
     }
 }
 

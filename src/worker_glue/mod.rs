@@ -13,6 +13,7 @@ mod stats_object;
 mod socket_gateway;
 mod swarm_object;
 mod torrent_files;
+mod totals_shard;
 
 use std::net::IpAddr;
 
@@ -26,6 +27,7 @@ use crate::response::{self, PeerListFormat};
 use crate::scrape::{self, ScrapeRequest};
 use crate::stats::Failure;
 use crate::swarm::SwarmCounters;
+use crate::unavailable;
 use crate::wire::{Account, SwarmAnnounce};
 
 
@@ -38,6 +40,8 @@ pub const ROWS_WRITTEN_HEADER: &str = "x-rows-written";
 pub const USAGE_HEADER: &str = "x-swarm-usage";
 /// KV reads the Worker made for this request.
 pub const KV_READS_HEADER: &str = "x-kv-reads";
+/// The swarm object's wall-clock time for this request as the Worker saw it (ms).
+pub const DO_MS_HEADER: &str = "x-do-ms";
 /// A swarm's failure answer names its reason here (a `Failure` label).
 pub const FAILURE_HEADER: &str = "x-failure";
 
@@ -141,7 +145,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
                     Ok(Err((failure, reason))) => return fail(failure, reason),
                     Err(e) => {
                         log::error("private_lookup_failed", serde_json::json!({ "route": "scrape", "error": e.to_string() }));
-                        return fail(Failure::AccountLookupFailed, "scrape temporarily unavailable, retry later");
+                        return fail_retry(Failure::AccountLookupFailed);
                     }
                 }
             }
@@ -256,17 +260,22 @@ async fn announce(
             Ok(Err((failure, reason))) => return fail(failure, reason),
             Err(e) => {
                 log::error("private_lookup_failed", serde_json::json!({ "route": "announce", "error": e.to_string() }));
-                return fail(Failure::AccountLookupFailed, "tracker temporarily unavailable, retry later");
+                return fail_retry(Failure::AccountLookupFailed);
             }
         },
     };
     let msg = swarm_message(&announce, remote_ip(req), config, account);
+    let sent = js_sys::Date::now();
     let reply = async {
         let stub = env
             .durable_object(SWARMS_BINDING)?
             .id_from_name(&announce.info_hash.to_hex())?
             .get_stub()?;
-        stub.fetch_with_str(&swarm_url(&msg)).await
+        let resp = stub.fetch_with_str(&swarm_url(&msg)).await?;
+        match resp.status_code() {
+            200 => Ok(resp),
+            status => Err(Error::RustError(format!("swarm answered {status}"))),
+        }
     }
     .await;
     if let Ok(resp) = &reply {
@@ -291,16 +300,26 @@ async fn announce(
                 copy.headers_mut().set(USAGE_HEADER, &v)?;
             }
             copy.headers_mut().set(KV_READS_HEADER, &private::take_kv_reads().to_string())?;
+            copy.headers_mut().set(DO_MS_HEADER, &(js_sys::Date::now() - sent).to_string())?;
             Ok(copy)
         }
-        Err(e) => {
-            log::error(
-                "swarm_unavailable",
-                serde_json::json!({ "info_hash": announce.info_hash.to_hex(), "error": e.to_string() }),
-            );
-            fail(Failure::SwarmUnavailable, "tracker temporarily unavailable, retry later")
-        }
+        Err(e) => bencoded(swarm_fault_answer(&announce.info_hash.to_hex(), &e.to_string(), false)),
     }
+}
+
+/// A swarm stub that failed (or answered other than 200): logged, counted
+/// as `swarm_overloaded` or `swarm_unavailable`, answered with `retry in`.
+pub fn swarm_fault_answer(info_hash: &str, error: &str, overloaded: bool) -> Vec<u8> {
+    let failure = unavailable::swarm_fault(error, overloaded);
+    log::error(failure.label(), serde_json::json!({ "info_hash": info_hash, "error": error }));
+    stats::count_failure(failure);
+    unavailable::answer(failure)
+}
+
+/// A fault of the tracker's own (KV, D1): counted, answered with `retry in`.
+fn fail_retry(failure: Failure) -> Result<Response> {
+    stats::count_failure(failure);
+    bencoded(unavailable::answer(failure))
 }
 
 /// What the swarm's object is asked: the validated announce, with the
@@ -327,6 +346,9 @@ fn swarm_message(announce: &AnnounceRequest, remote: IpAddr, config: &TrackerCon
 /// The message rides in the URL (hex) of a bodiless GET: no body stream
 /// to write or read on either side.
 pub const SWARM_ANNOUNCE_URL: &str = "https://swarm/a?";
+
+/// A scrape's read-through for counters KV does not have: `<this><hex>`.
+pub const SWARM_COUNTERS_URL: &str = "https://swarm/counters/";
 
 fn swarm_url(msg: &SwarmAnnounce) -> String {
     let mut url = String::with_capacity(SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
@@ -360,32 +382,39 @@ async fn scrape(env: &Env, config: &TrackerConfig, query: &QueryPairs) -> Result
     let entries = if request.info_hashes.is_empty() {
         full_scrape(&kv).await
     } else {
-        counters_for(&kv, &request.info_hashes).await
+        counters_for(env, &kv, &request.info_hashes).await
     };
     match entries {
         Ok(entries) => bencoded(response::scrape(&entries)),
         Err(e) => {
             log::error("scrape_unavailable", serde_json::json!({ "error": e.to_string() }));
-            fail(Failure::ScrapeUnavailable, "scrape temporarily unavailable, retry later")
+            fail_retry(Failure::ScrapeUnavailable)
         }
     }
 }
 
 /// The published counters of each torrent (zero when none are), in one KV read.
 async fn counters_for(
+    env: &Env,
     kv: &kv::KvStore,
     hashes: &[crate::peer::InfoHash],
 ) -> std::result::Result<Vec<(crate::peer::InfoHash, SwarmCounters)>, kv::KvError> {
     let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
     let values = kv.get_bulk(&keys).text().await?;
-    Ok(hashes
-        .iter()
-        .zip(&keys)
-        .map(|(hash, key)| {
-            let counters = values.get(key).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv).unwrap_or_default();
-            (*hash, counters)
-        })
-        .collect())
+    let cached: Vec<Option<SwarmCounters>> =
+        keys.iter().map(|k| values.get(k).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv)).collect();
+    // Not in KV: nobody scraped it lately. Ask each swarm (read-through).
+    let missing = hashes.iter().zip(&cached).filter(|(_, c)| c.is_none()).map(|(h, _)| swarm_counters(env, h));
+    let mut fetched = futures_util::future::join_all(missing).await.into_iter();
+    Ok(hashes.iter().zip(cached).map(|(h, c)| (*h, c.unwrap_or_else(|| fetched.next().flatten().unwrap_or_default()))).collect())
+}
+
+/// A swarm's counters from its object (which caches them in KV); zeros if
+/// it cannot answer (a scrape is advice, never an error for one torrent).
+async fn swarm_counters(env: &Env, hash: &crate::peer::InfoHash) -> Option<SwarmCounters> {
+    let stub = env.durable_object(SWARMS_BINDING).ok()?.id_from_name(&hash.to_hex()).ok()?.get_stub().ok()?;
+    let mut resp = stub.fetch_with_str(&format!("{SWARM_COUNTERS_URL}{}", hash.to_hex())).await.ok()?;
+    SwarmCounters::from_kv(&resp.text().await.ok()?)
 }
 
 /// `Upgrade: websocket`: a WebTorrent client opening its tracker socket.

@@ -143,8 +143,8 @@ pub fn forget_passkey(passkey: &str) {
 /// Whether this isolate saw D1 refuse `key` less than `NEGATIVE_CACHE`
 /// seconds ago: a flood of bogus passkeys or hashes then costs no KV or
 /// D1 read each. A registration through this isolate drops its entry
-/// (`forget_unknown_*`); other isolates may refuse a new passkey or torrent
-/// for up to `NEGATIVE_CACHE` seconds.
+/// (`forget_unknown_*`); other isolates may refuse a just-registered
+/// torrent for up to `NEGATIVE_CACHE` seconds.
 fn is_unknown<K: std::hash::Hash + Eq, V>(map: &RefCell<HashMap<K, (V, u64)>>, key: &K) -> bool {
     let now = now_ms();
     map.borrow().get(key).is_some_and(|(_, exp)| *exp > now)
@@ -228,7 +228,8 @@ pub async fn resolve_passkey(env: &Env, config: &TrackerConfig, passkey: &str) -
 ///   write) answers with the new passkey, so W4 deletes it.
 ///
 /// Either way no entry for k survives both; KV keeps the last write to a
-/// key. The only window is W2..W4 (one D1 round trip), in which an announce
+/// key. (`accounts::write_back_model` checks every interleaving with one
+/// and two concurrent write-backs.) The only window is W2..W4 (one D1 round trip), in which an announce
 /// could pass as it could before the reset; this isolate's memory caches k
 /// only after W3 passed, and others never read it from the deleted entry
 /// after KV propagates (~60 s, as for any reset).

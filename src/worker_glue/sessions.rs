@@ -1,5 +1,6 @@
 //! Sign-in sessions: API tokens issued at login, resolved to their user,
 //! revoked one at a time (logout) or all at once (password change, ban).
+//! `sign_in` checks a username and password and issues a token.
 //! Only the SHA-256 of a token is stored (`tokens` table). The JSON API
 //! sends tokens as `Authorization: Bearer`; a cookie session layer can use
 //! the same functions with the cookie's value as the token.
@@ -78,6 +79,40 @@ pub async fn resolve_token(db: &D1Database, config: &TrackerConfig, token: &str)
         banned: num("banned"),
         is_admin: num("is_admin"),
     }))
+}
+
+/// What a sign-in with a username and password gives.
+pub enum SignIn {
+    /// A new token (`issue_token`).
+    Token(String),
+    /// No such user, or the wrong password (the same answer, the same work).
+    WrongCredentials,
+    Banned,
+}
+
+/// Checks a username and password and, if they match an account that is
+/// not banned, issues a token.
+pub async fn sign_in(db: &D1Database, config: &TrackerConfig, username: &str, password: &str) -> Result<SignIn> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: f64,
+        password_hash: String,
+        banned: f64,
+    }
+    let row: Option<Row> = db
+        .prepare("SELECT id, password_hash, banned FROM users WHERE username = ?1")
+        .bind(&[username.into()])?
+        .first(None)
+        .await?;
+    // Unknown users cost the same work as known ones (hashed with the configured rounds).
+    let dummy = accounts::dummy_hash(config.password_rounds);
+    let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(&dummy);
+    let matches = accounts::verify_password(stored, password);
+    match row {
+        Some(user) if matches && user.banned != 0.0 => Ok(SignIn::Banned),
+        Some(user) if matches => Ok(SignIn::Token(issue_token(db, config, user.id).await?)),
+        _ => Ok(SignIn::WrongCredentials),
+    }
 }
 
 /// A new token for `user_id` (sign-in). The user's expired tokens are

@@ -18,6 +18,8 @@ use super::{counters_for, full_scrape, config_from, KV_BINDING, SWARMS_BINDING};
 use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId};
+use crate::stats::Failure;
+use crate::unavailable;
 use crate::webtorrent::{
     self, answer_frame, plan_offers, ClientMessage, Delivery, ProtocolError, SocketInfo, SocketRef, SwarmWsReply,
     SwarmWsRequest, WsAnnounce, WsAnswer,
@@ -49,7 +51,8 @@ pub async fn connect(req: &Request, env: &Env) -> Result<Response> {
         Ok(resp) => Ok(resp),
         Err(e) => {
             console_error!("websocket upgrade on gateway {shard} failed: {e}");
-            super::bencoded(crate::response::failure("tracker temporarily unavailable, retry later"))
+            super::stats::count_failure(Failure::Other);
+            super::bencoded(unavailable::answer(Failure::Other))
         }
     }
 }
@@ -115,11 +118,16 @@ impl DurableObject for SocketGateway {
             Ok(ClientMessage::Scrape(hashes)) => self.scrape(&ws, hashes).await,
         };
         if let Err(e) = outcome {
+            let fault = e.retry_in.is_some();
             let e = match (e.action, context) {
                 (None, Some((action, hash))) => ProtocolError { action: Some(action), info_hash: Some(hash), ..e },
                 _ => e,
             };
             send(&ws, &e.frame());
+            if fault {
+                // The tracker's own failure, counted: let the counts go out.
+                super::stats::after_object_request(&self.env, &self.state, &self.config);
+            }
         }
         Ok(())
     }
@@ -136,7 +144,7 @@ impl DurableObject for SocketGateway {
 }
 
 fn failure(reason: &str) -> String {
-    ProtocolError { reason: reason.into(), action: None, info_hash: None }.frame()
+    ProtocolError { reason: reason.into(), ..ProtocolError::default() }.frame()
 }
 
 /// Sends a frame; a socket that is closing just misses it.
@@ -146,10 +154,29 @@ fn send(ws: &WebSocket, frame: &str) {
     }
 }
 
-/// Runtime failures become a frame for the client, never a broken object.
+/// Runtime failures become a frame for the client (with `retry in`,
+/// minutes), counted under their reason, never a broken object.
+fn fault(failure: Failure, e: Error) -> ProtocolError {
+    super::log::error(failure.label(), serde_json::json!({ "route": "websocket", "error": e.to_string() }));
+    super::stats::count_failure(failure);
+    ProtocolError {
+        reason: unavailable::reason(failure).into(),
+        retry_in: Some(unavailable::retry_minutes(failure)),
+        ..ProtocolError::default()
+    }
+}
+
 fn unavailable(e: Error) -> ProtocolError {
-    console_error!("websocket tracker request failed: {e}");
-    ProtocolError { reason: "tracker temporarily unavailable, retry later".into(), action: None, info_hash: None }
+    fault(Failure::Other, e)
+}
+
+/// A swarm stub that failed: overloaded or otherwise unavailable.
+fn swarm_down(e: Error) -> ProtocolError {
+    fault(unavailable::swarm_fault(&e.to_string(), false), e)
+}
+
+fn scrape_down(e: Error) -> ProtocolError {
+    fault(Failure::ScrapeUnavailable, e)
 }
 
 impl SocketGateway {
@@ -166,11 +193,7 @@ impl SocketGateway {
 
     fn socket_info(ws: &WebSocket) -> std::result::Result<(SocketInfo, SocketRef), ProtocolError> {
         let info: SocketInfo = ws.deserialize_attachment().ok().flatten().unwrap_or_default();
-        let at = info.at().ok_or_else(|| ProtocolError {
-            reason: "socket state lost, reconnect".into(),
-            action: None,
-            info_hash: None,
-        })?;
+        let at = info.at().ok_or_else(|| ProtocolError { reason: "socket state lost, reconnect".into(), ..ProtocolError::default() })?;
         Ok((info, at))
     }
 
@@ -193,7 +216,7 @@ impl SocketGateway {
             event: a.event.code(),
             numwant: a.offers.len() as u8,
         };
-        let reply = self.ask_swarm(&a.info_hash, &request).await.map_err(unavailable)?;
+        let reply = self.ask_swarm(&a.info_hash, &request).await.map_err(swarm_down)?;
         let counters = crate::swarm::SwarmCounters { complete: reply.complete, incomplete: reply.incomplete, downloaded: 0 };
         send(ws, &webtorrent::announce_frame(&a.info_hash, counters, webtorrent::ws_interval(self.config.interval)));
         let targets: Vec<(PeerId, SocketRef)> = reply.targets.iter().map(|(id, at)| (PeerId(*id), *at)).collect();
@@ -206,7 +229,7 @@ impl SocketGateway {
     async fn answer(&self, ws: &WebSocket, a: WsAnswer) -> std::result::Result<(), ProtocolError> {
         let (_, here) = Self::socket_info(ws)?;
         let request = SwarmWsRequest::Locate { info_hash: a.info_hash.0, peer_id: a.to_peer_id.0 };
-        let reply = self.ask_swarm(&a.info_hash, &request).await.map_err(unavailable)?;
+        let reply = self.ask_swarm(&a.info_hash, &request).await.map_err(swarm_down)?;
         // Like the reference server: an answer for a peer that left is dropped.
         if let Some((_, to)) = reply.targets.first() {
             let delivery =
@@ -218,11 +241,11 @@ impl SocketGateway {
 
     async fn scrape(&self, ws: &WebSocket, hashes: Vec<InfoHash>) -> std::result::Result<(), ProtocolError> {
         webtorrent::check_scrape(&hashes, self.config.scrape_max, self.config.full_scrape)?;
-        let kv = self.env.kv(KV_BINDING).map_err(unavailable)?;
+        let kv = self.env.kv(KV_BINDING).map_err(scrape_down)?;
         let entries = if hashes.is_empty() {
-            full_scrape(&kv).await.map_err(|e| unavailable(e.into()))?
+            full_scrape(&kv).await.map_err(|e| scrape_down(e.into()))?
         } else {
-            counters_for(&kv, &hashes).await.map_err(|e| unavailable(e.into()))?
+            counters_for(&self.env, &kv, &hashes).await.map_err(|e| scrape_down(e.into()))?
         };
         send(ws, &webtorrent::scrape_frame(&entries, webtorrent::ws_interval(self.config.interval)));
         Ok(())

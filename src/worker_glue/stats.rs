@@ -44,6 +44,21 @@ fn restore(delta: Counts) {
 
 /// Called after every request: sends the isolate's counts if a flush is due.
 pub fn after_request(env: &Env, ctx: &Context, config: &TrackerConfig) {
+    if let Some(send) = flush_if_due(env, config) {
+        ctx.wait_until(send);
+    }
+}
+
+/// The same from a Durable Object (the socket gateways count their
+/// failures too), sent in the object's `waitUntil`.
+pub fn after_object_request(env: &Env, state: &State, config: &TrackerConfig) {
+    if let Some(send) = flush_if_due(env, config) {
+        state.wait_until(send);
+    }
+}
+
+/// The send of the isolate's counts, if a flush is due.
+fn flush_if_due(env: &Env, config: &TrackerConfig) -> Option<impl std::future::Future<Output = ()> + 'static> {
     let delta = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         let (counts, clock) = &mut *p;
@@ -51,15 +66,14 @@ pub fn after_request(env: &Env, ctx: &Context, config: &TrackerConfig) {
             return None;
         }
         Some(std::mem::take(counts))
-    });
-    let Some(delta) = delta else { return };
+    })?;
     let env = env.clone();
-    ctx.wait_until(async move {
+    Some(async move {
         if let Err(e) = call(&env, "flush", &delta).await {
             log::warn("stats_flush_failed", json!({ "error": e.to_string() }));
             restore(delta);
         }
-    });
+    })
 }
 
 /// What `/stats` and `/metrics` send the stats object.

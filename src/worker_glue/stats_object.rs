@@ -1,7 +1,8 @@
 //! The singleton stats object: adds the isolates' request counts into
-//! per-minute rows (one row written per flush, a day kept), and sums the
-//! swarm totals from the scrape counters in KV when asked, at most once
-//! per `STATS_REFRESH` seconds. It is never on an announce's path.
+//! per-minute rows (one row written per flush, a day kept), and reads the
+//! swarm totals from the totals shards (objects of this class named
+//! `totals-N`, `totals_shard.rs`) when asked, at most once per
+//! `STATS_REFRESH` seconds. It is never on an announce's path.
 
 use std::cell::RefCell;
 
@@ -9,14 +10,11 @@ use serde_json::json;
 use worker::*;
 
 use super::stats::ReadRequest;
-use super::{config_from, log, KV_BINDING};
+use super::totals_shard::{Rows, Shard};
+use super::{config_from, log};
 use crate::config::{TrackerConfig, TrackerMode};
 use crate::stats::{Counts, Gauges, History, PrivateTotals, Stats, BUSIEST};
-use crate::swarm::SwarmCounters;
-use crate::scrape;
 
-/// KV list pages read per refresh (1,000 torrents each).
-const MAX_LIST_PAGES: usize = 100;
 /// Rows are written at most this often (ms); deltas arriving in between
 /// wait in memory for the alarm, so many isolates cost a few rows, not one each.
 const WRITE_EVERY_MS: u64 = 10_000;
@@ -42,6 +40,15 @@ struct Inner {
     alarm_set: bool,
     /// Swarm totals and when they were read (Unix seconds).
     gauges: Option<(u64, Gauges, Option<PrivateTotals>)>,
+    /// When this object is a totals shard.
+    shard: Shard,
+}
+
+/// A shard's answer, with the rows it cost (read by the totals bench).
+fn shard_answer(mut resp: Response, rows: Rows) -> Result<Response> {
+    resp.headers_mut().set(super::ROWS_READ_HEADER, &rows.read.to_string())?;
+    resp.headers_mut().set(super::ROWS_WRITTEN_HEADER, &rows.written.to_string())?;
+    Ok(resp)
 }
 
 impl DurableObject for StatsObject {
@@ -69,6 +76,17 @@ impl DurableObject for StatsObject {
                 } else {
                     Response::from_json(&stats)
                 }
+            }
+            // A totals shard (`totals-N`): swarm reports in, sums out.
+            "/swarms" => {
+                let rows = self.inner.borrow_mut().shard.report(&self.state.storage().sql(), &body)?;
+                shard_answer(Response::ok("")?, rows)
+            }
+            "/swarm-totals" => {
+                let url = req.inner().url();
+                let top = super::raw_query(&url).strip_prefix("top=").and_then(|v| v.parse().ok()).unwrap_or(BUSIEST);
+                let (gauges, rows) = self.inner.borrow_mut().shard.gauges(&self.state.storage().sql(), top)?;
+                shard_answer(Response::ok(crate::swarm_totals::gauges_text(&gauges))?, rows)
             }
             _ => Response::error("not found", 404),
         }
@@ -186,33 +204,12 @@ impl StatsObject {
         })
     }
 
-    /// Sums every swarm's published scrape counters: one KV list call per
-    /// 1,000 torrents (the counters ride in the keys' metadata).
+    /// The swarm totals: the sums every totals shard keeps (one request
+    /// per shard, whatever the number of torrents; `src/swarm_totals.rs`).
     async fn read_gauges(&self) -> Result<(Gauges, Option<PrivateTotals>)> {
-        let kv = self.env.kv(KV_BINDING)?;
-        let mut counters = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_LIST_PAGES {
-            let mut list = kv.list().prefix(scrape::COUNTERS_PREFIX.to_string()).limit(1000);
-            if let Some(c) = cursor.take() {
-                list = list.cursor(c);
-            }
-            let page = list.execute().await.map_err(Error::from)?;
-            counters.extend(page.keys.iter().filter_map(|k| {
-                let hash = scrape::hash_of_key(&k.name)?;
-                Some((hash, k.metadata.as_ref()?.as_str().and_then(SwarmCounters::from_kv)?))
-            }));
-            match page.cursor {
-                Some(c) if !page.list_complete => cursor = Some(c),
-                _ => break,
-            }
-        }
-        if cursor.is_some() {
-            log::warn("stats_torrents_truncated", json!({ "counted": counters.len() }));
-        }
         // A private tracker's info hashes are its members' business: no busiest list.
         let top = if self.config.mode == TrackerMode::Private { 0 } else { BUSIEST };
-        let gauges = Gauges::sum(counters, top);
+        let gauges = super::totals_shard::read_all(&self.env, top).await?;
         let private = match self.config.mode {
             TrackerMode::Public => None,
             TrackerMode::Private => match self.private_totals().await {

@@ -11,7 +11,7 @@ use worker::*;
 
 use serde_json::json;
 
-use super::{config_from, log, FAILURE_HEADER, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER};
+use super::{config_from, log, FAILURE_HEADER, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, SWARM_COUNTERS_URL, USAGE_HEADER};
 use super::private::{self, D1_BINDING};
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId, PeerKey};
@@ -59,6 +59,10 @@ struct RowCost {
     requests: usize,
     alarms: usize,
     kv_writes: usize,
+    /// Reports to a swarm-totals shard (a Durable Object request each).
+    stats_reports: usize,
+    /// Wall-clock ms spent in alarms (duration billing; the clock moves on I/O).
+    alarm_ms: f64,
     kv_reads: usize,
     d1_rows_read: usize,
     d1_rows_written: usize,
@@ -97,6 +101,9 @@ impl DurableObject for SwarmObject {
         if let Some(rest) = url.strip_prefix("https://swarm/admin/") {
             return self.admin(rest).await;
         }
+        if let Some(hex) = url.strip_prefix(SWARM_COUNTERS_URL) {
+            return self.counters(hex).await;
+        }
         if req.path() == "/ws" {
             return self.websocket_peer(&mut req).await;
         }
@@ -115,6 +122,7 @@ impl DurableObject for SwarmObject {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        let started = js_sys::Date::now();
         let now = now_secs();
         self.inner.borrow_mut().alarm_at = None;
         let mut cost = self.ensure_loaded(now, None).await?;
@@ -137,8 +145,9 @@ impl DurableObject for SwarmObject {
         }
         let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
         if let Some((hash, counters)) = maintenance.publish {
-            cost.kv_writes += 1;
-            match self.publish(&hash, counters).await {
+            cost.kv_writes += maintenance.kv.is_some() as usize;
+            cost.stats_reports += 1;
+            match self.publish(&hash, counters, maintenance.kv).await {
                 Ok(()) => {
                     let mut inner = self.inner.borrow_mut();
                     if let Some(w) = inner.swarm.published(counters, now) {
@@ -160,6 +169,7 @@ impl DurableObject for SwarmObject {
         } else {
             cost.written += self.schedule_alarm(now).await?;
         }
+        cost.alarm_ms += js_sys::Date::now() - started;
         self.count(cost);
         Response::ok("")
     }
@@ -271,6 +281,7 @@ impl SwarmObject {
         if action == "block" {
             // Scrape (and full scrape) stop listing it at once.
             self.env.kv(KV_BINDING)?.delete(&counters_key(&hash)).await?;
+            super::totals_shard::report(&self.env, &hash, SwarmCounters::default()).await?;
         }
         self.schedule_alarm(now).await?;
         Response::ok(action)
@@ -627,14 +638,56 @@ impl SwarmObject {
         Ok(())
     }
 
-    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters) -> Result<()> {
-        let kv = self.env.kv(KV_BINDING)?;
-        let text = counters.to_kv();
-        kv.put(&counters_key(hash), text.clone())?.metadata(text)?.execute().await?;
+    /// Publishes counters to the totals behind `/stats` (idempotent:
+    /// absolute counters) and, as [`store::Maintenance::kv`] says, to KV.
+    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters, kv_until: Option<u32>) -> Result<()> {
+        if let Some(until) = kv_until {
+            self.cache_counters(hash, counters, until).await?;
+        }
+        // Private mode: the site's lists sort by the copy in D1 (logged, not
+        // fatal, if it fails: the next publish writes again).
         if self.config.mode == crate::config::TrackerMode::Private {
             private::mirror_counts(&self.env, hash, counters).await;
         }
+        super::totals_shard::report(&self.env, hash, counters).await
+    }
+
+    /// Writes the scrape cache's KV entry: for good (`until` 0), or until then.
+    async fn cache_counters(&self, hash: &InfoHash, counters: SwarmCounters, until: u32) -> Result<()> {
+        let kv = self.env.kv(KV_BINDING)?;
+        let text = counters.to_kv();
+        let put = kv.put(&counters_key(hash), text.clone())?.metadata(text)?;
+        // KV refuses an expiration under 60 s away.
+        let put = if until > 0 { put.expiration(until.max(now_secs() + 60) as u64) } else { put };
+        put.execute().await?;
         Ok(())
+    }
+
+    /// A scrape that found no counters in KV: this swarm's, cached in KV
+    /// for `SCRAPE_CACHE` seconds and kept fresh there meanwhile. A swarm
+    /// that never existed answers zeros and stores nothing.
+    async fn counters(&self, hex: &str) -> Result<Response> {
+        let Some(hash) = InfoHash::from_hex(hex) else {
+            return Response::error("bad info hash", 400);
+        };
+        let now = now_secs();
+        let mut cost = self.ensure_loaded(now, Some(hash)).await?;
+        let known = {
+            let inner = self.inner.borrow();
+            (inner.swarm.info_hash.is_some() && !inner.swarm.blocked).then_some(())
+        };
+        let counters = match known {
+            Some(()) => {
+                let (c, until) = self.inner.borrow_mut().swarm.scraped(now, &self.config);
+                self.cache_counters(&hash, c, until).await?;
+                cost.kv_writes += 1;
+                c
+            }
+            None => SwarmCounters::default(),
+        };
+        cost.requests += 1;
+        self.count(cost);
+        Response::ok(counters.to_kv())
     }
 
     async fn read_published(&self, hash: &InfoHash) -> Option<SwarmCounters> {
@@ -664,6 +717,8 @@ impl RowCost {
         self.requests += other.requests;
         self.alarms += other.alarms;
         self.kv_writes += other.kv_writes;
+        self.stats_reports += other.stats_reports;
+        self.alarm_ms += other.alarm_ms;
         self.kv_reads += other.kv_reads;
         self.d1_rows_read += other.d1_rows_read;
         self.d1_rows_written += other.d1_rows_written;
@@ -671,12 +726,13 @@ impl RowCost {
     }
 }
 
+/// (Also the totals shards' row: one row type costs less wasm than two.)
 #[derive(serde::Deserialize)]
-struct PeerRow {
+pub(super) struct PeerRow {
     #[serde(with = "serde_bytes")]
-    id: Vec<u8>,
+    pub(super) id: Vec<u8>,
     #[serde(with = "serde_bytes")]
-    rec: Vec<u8>,
+    pub(super) rec: Vec<u8>,
 }
 
 #[derive(serde::Deserialize)]

@@ -7,7 +7,7 @@ use worker::*;
 
 use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiError, ApiResult, UserRow};
 use super::super::private::{self, d1_row, passkey_key, random};
-use super::super::sessions;
+use super::super::sessions::{self, SignIn};
 use super::super::KV_BINDING;
 use crate::accounts::{self, ratio};
 use crate::config::TrackerConfig;
@@ -69,34 +69,15 @@ pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) 
 }
 
 /// Checks the credentials in the body and issues a token: (token, the
-/// stored username). `/api/login` hands the token to a script; the site's
+/// username as typed). `/api/login` hands the token to a script; the site's
 /// `/api/session` puts it in a cookie (`cookie.rs`).
 pub(super) async fn sign_in_token(req: &mut Request, env: &Env, config: &TrackerConfig) -> std::result::Result<(String, String), ApiError> {
     let c: Credentials = read_json(req).await?;
-    #[derive(Deserialize)]
-    struct Row {
-        id: f64,
-        username: String,
-        password_hash: String,
-        banned: f64,
+    match sessions::sign_in(&db(env)?, config, &c.username, &c.password).await? {
+        SignIn::Token(token) => Ok((token, c.username)),
+        SignIn::WrongCredentials => Err(bad(401, "wrong username or password")),
+        SignIn::Banned => Err(bad(403, "account banned")),
     }
-    let row: Option<Row> = db(env)?
-        .prepare("SELECT id, username, password_hash, banned FROM users WHERE username = ?1")
-        .bind(&[c.username.as_str().into()])?
-        .first(None)
-        .await?;
-    // Unknown users cost the same work as known ones (hashed with the configured rounds).
-    let dummy = accounts::dummy_hash(config.password_rounds);
-    let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(&dummy);
-    if !accounts::verify_password(stored, &c.password) || row.is_none() {
-        return Err(bad(401, "wrong username or password"));
-    }
-    let user = row.ok_or_else(|| bad(401, "wrong username or password"))?;
-    if user.banned != 0.0 {
-        return Err(bad(403, "account banned"));
-    }
-    let token = sessions::issue_token(&db(env)?, config, user.id).await?;
-    Ok((token, user.username))
 }
 
 /// Revokes the token the request carries: 204.

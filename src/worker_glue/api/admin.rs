@@ -178,7 +178,10 @@ async fn delete_torrent(env: &Env, db: &D1Database, kv: &kv::KvStore, hex: &str)
     let (v1, v2) = torrent_hashes(db, hex).await?;
     db.prepare("DELETE FROM torrents WHERE info_hash = ?1").bind(&[v1.to_hex().into()])?.run().await?;
     forget_torrent(kv, &v1, v2.as_ref()).await?;
-    torrent_files::delete(env, &v1).await?;
+    // The registration is gone; a file left behind is only storage.
+    if let Err(e) = torrent_files::delete(env, &v1).await {
+        super::super::log::warn("torrent_file_delete_failed", json!({ "info_hash": v1.to_hex(), "error": e.to_string() }));
+    }
     ok(200, json!({ "deleted": v1.to_hex(), "v2_hash": v2.map(|h| h.to_hex()) }))
 }
 
