@@ -7,15 +7,17 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import bencode from 'bencode';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTracker, ADMIN_TOKEN } from './helpers.mjs';
 import { makeTorrentFromData } from './torrent.mjs';
-import { launch, newContext, shootEverywhere, checkAxe, skipWithoutChromium } from './browser.mjs';
+import { launch, newContext, shootEverywhere, checkAxe, screenshot, skipWithoutChromium } from './browser.mjs';
 
 const VARS = { TRACKER_MODE: 'private', PASSWORD_ROUNDS: '1000', PUBLISH_WINDOW: '1' };
 const skip = skipWithoutChromium;
+const NAMES = ['Ubuntu 24.04 Desktop.iso', 'Big Buck Bunny (1080p).mkv', 'Sintel soundtrack.flac'];
 
 let t;
 let browser;
@@ -64,19 +66,9 @@ test('signed out: / is sign-in and registration; a wrong password is said in wor
   await context.close();
 });
 
-test('a member: registers, uploads, finds, opens and downloads a torrent, manages the account; every page passes axe', { skip, timeout: 240000 }, async () => {
-  const context = await newContext(browser);
-  const page = await context.newPage();
-  await register(page, 'alice', 'alice-password');
-
-  // The session cookie is HttpOnly, Secure, SameSite=Strict: no script sees it.
-  const cookies = await context.cookies(t.base);
-  const session = cookies.find((c) => c.name === '__Host-session');
-  assert.ok(session, `cookie set: ${JSON.stringify(cookies)}`);
-  assert.deepEqual([session.httpOnly, session.secure, session.sameSite], [true, true, 'Strict']);
-  assert.equal(await page.evaluate(() => document.cookie), '');
-
-  // Upload: a torrent that is not private is refused in words, a private one registered.
+/** Upload: a torrent that is not private is refused in words, private ones registered. Returns their hashes. */
+async function uploadSteps(context, page) {
+  await shootEverywhere(context, `${t.base}/upload`, 'site-upload');
   await page.goto(`${t.base}/upload`);
   await page.waitForSelector('body[data-ready="true"]');
   const publicOne = makeTorrentFromData('public.bin', randomBytes(1000), 'http://x/announce');
@@ -85,9 +77,8 @@ test('a member: registers, uploads, finds, opens and downloads a torrent, manage
   await page.getByRole('button', { name: 'Upload' }).click();
   await page.locator('#upload-status').filter({ hasText: 'must be marked private' }).waitFor();
   await checkAxe(page, 'upload with an error');
-  const names = ['Ubuntu 24.04 Desktop.iso', 'Big Buck Bunny (1080p).mkv', 'Sintel soundtrack.flac'];
   const hashes = [];
-  for (const [i, name] of names.entries()) {
+  for (const [i, name] of NAMES.entries()) {
     const made = makeTorrentFromData(name, randomBytes(1000 * (i + 1) * 1024), 'http://x/announce', { private: true });
     writeFileSync(join(dir, `${i}.torrent`), made.torrent);
     await page.getByLabel('Torrent file').setInputFiles(join(dir, `${i}.torrent`));
@@ -95,9 +86,12 @@ test('a member: registers, uploads, finds, opens and downloads a torrent, manage
     await page.locator('#upload-status').filter({ hasText: `“${name}” is registered.` }).waitFor();
     hashes.push(made.infoHash.toString('hex'));
   }
-  await screenshotHere(page, 'site-upload-done');
+  await screenshot(page, 'site-upload-done');
+  return hashes;
+}
 
-  // Browse and search.
+/** Browse, search by name, sort by size. */
+async function browseSteps(context, page) {
   await shootEverywhere(context, `${t.base}/torrents`, 'site-torrents');
   await page.goto(`${t.base}/torrents`);
   await page.waitForSelector('body[data-ready="true"]');
@@ -113,36 +107,36 @@ test('a member: registers, uploads, finds, opens and downloads a torrent, manage
   await page.getByRole('button', { name: 'Search' }).click();
   await page.waitForURL(/sort=size/);
   await page.waitForSelector('body[data-ready="true"]');
-  assert.deepEqual(await page.locator('#list tbody tr td.name a').allTextContents(), names);
+  assert.deepEqual(await page.locator('#list tbody tr td.name a').allTextContents(), NAMES);
+}
 
-  // A freeleech badge (set through the admin API).
-  const r = await fetch(`${t.base}/api/admin/torrents/${hashes[0]}/freeleech`, {
+/** One torrent (made freeleech): details, files, magnet, the personal download. Returns /api/me. */
+async function torrentSteps(context, page, hash) {
+  const r = await fetch(`${t.base}/api/admin/torrents/${hash}/freeleech`, {
     method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: '{"freeleech":true}' });
   assert.equal(r.status, 200);
-
-  // One torrent: details, files, magnet, the personal download.
-  await shootEverywhere(context, `${t.base}/torrents/${hashes[0]}`, 'site-torrent');
-  await page.goto(`${t.base}/torrents/${hashes[0]}`);
+  await shootEverywhere(context, `${t.base}/torrents/${hash}`, 'site-torrent');
+  await page.goto(`${t.base}/torrents/${hash}`);
   await page.waitForSelector('body[data-ready="true"]');
-  assert.equal(await page.locator('h1').textContent(), names[0]);
+  assert.equal(await page.locator('h1').textContent(), NAMES[0]);
   assert.equal(await page.locator('#freeleech').isVisible(), true);
   const me = await page.evaluate(() => fetch('/api/me').then((x) => x.json()));
-  assert.match(await page.locator('#magnet').inputValue(), new RegExp(`xt=urn:btih:${hashes[0]}.*${me.passkey}`));
+  assert.match(await page.locator('#magnet').inputValue(), new RegExp(`xt=urn:btih:${hash}.*${me.passkey}`));
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download .torrent' }).click()]);
   const saved = join(dir, 'personal.torrent');
   await download.saveAs(saved);
-  const { default: bencode } = await import('bencode');
-  const { readFileSync } = await import('node:fs');
   assert.equal(Buffer.from(bencode.decode(readFileSync(saved)).announce).toString(), `${t.base}/announce/${me.passkey}`);
+  return me;
+}
 
-  // The account page: totals, the rule in words, the announce URL, own torrents.
+/** The account page: totals, the rule in words, the announce URL, own torrents, password, passkey. */
+async function accountSteps(context, page, me) {
   await shootEverywhere(context, `${t.base}/me`, 'site-me');
   await page.goto(`${t.base}/me`);
   await page.waitForSelector('body[data-ready="true"]');
   assert.match(await page.locator('#may-leech').textContent(), /You may start new downloads\. The rule: after your first 10\.0 GiB downloaded/);
   assert.equal(await page.locator('#announce').inputValue(), `${t.base}/announce/${me.passkey}`);
   assert.equal(await page.locator('#mine tbody tr').count(), 3);
-  // Password change, with a wrong current password first.
   const pw = page.locator('#password');
   await pw.getByLabel('Current password').fill('wrong-password');
   await pw.getByLabel('New password').fill('alice-password-2');
@@ -151,26 +145,44 @@ test('a member: registers, uploads, finds, opens and downloads a torrent, manage
   await pw.getByLabel('Current password').fill('alice-password');
   await pw.getByRole('button', { name: 'Change password' }).click();
   await page.locator('#password-status').filter({ hasText: 'Password changed.' }).waitFor();
-  // Passkey reset (confirmed in the dialog): the announce URL changes.
   page.once('dialog', (d) => d.accept());
   await page.getByRole('button', { name: 'Get a new passkey' }).click();
   await page.locator('#announce-status').filter({ hasText: 'New passkey made.' }).waitFor();
   assert.notEqual(await page.locator('#announce').inputValue(), `${t.base}/announce/${me.passkey}`);
   await checkAxe(page, 'account after changes');
+}
+
+test('a member: registers, uploads, finds, opens and downloads a torrent, manages the account; every page passes axe', { skip, timeout: 240000 }, async () => {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await register(page, 'alice', 'alice-password');
+  // The session cookie is HttpOnly, Secure, SameSite=Strict: no script sees it.
+  const session = (await context.cookies(t.base)).find((c) => c.name === '__Host-session');
+  assert.ok(session, 'cookie set');
+  assert.deepEqual([session.httpOnly, session.secure, session.sameSite], [true, true, 'Strict']);
+  assert.equal(await page.evaluate(() => document.cookie), '');
+
+  const hashes = await uploadSteps(context, page);
+  await browseSteps(context, page);
+  const me = await torrentSteps(context, page, hashes[0]);
+  await accountSteps(context, page, me);
 
   // Sign out: back to /, and the cookie no longer opens anything.
+  const current = (await context.cookies(t.base)).find((c) => c.name === '__Host-session');
   await page.getByRole('button', { name: /^Sign out \(alice\)$/ }).click();
   await page.waitForURL(`${t.base}/`);
-  const dead = await fetch(`${t.base}/api/me`, { headers: { cookie: `__Host-session=${session.value}` } });
+  const dead = await fetch(`${t.base}/api/me`, { headers: { cookie: `__Host-session=${current.value}` } });
   assert.equal(dead.status, 401, 'the old cookie is dead after sign-out');
   assert.deepEqual(context.problems, []);
   await context.close();
 });
 
-async function screenshotHere(page, name) {
-  const { screenshot } = await import('./browser.mjs');
-  await screenshot(page, name);
-}
+test('private mode: the operator dashboard at /dashboard passes axe', { skip, timeout: 120000 }, async () => {
+  const context = await newContext(browser);
+  await shootEverywhere(context, `${t.base}/dashboard`, 'site-dashboard-private');
+  assert.deepEqual(context.problems, []);
+  await context.close();
+});
 
 test('an admin member: the admin pages work with the cookie alone; a non-admin is told so', { skip, timeout: 180000 }, async () => {
   const context = await newContext(browser);
