@@ -69,15 +69,60 @@ async function totals(page) {
   };
 }
 
-test('private story: register, create in the browser, seed, find by search, download, and see the credit on /me', { skip, timeout: 400000 }, async () => {
-  // A generated multi-file folder.
-  const album = join(work, 'seed', 'album');
+/** Step 2: A creates the torrent of `album` on /create, registers it, downloads the personal copy. */
+async function createAndRegister(a, album) {
+  await a.goto(`${t.base}/create`);
+  await ready(a);
+  await a.setInputFiles('#folder', album);
+  assert.equal(await a.inputValue('#name'), 'album');
+  await a.click('#create');
+  await a.waitForSelector('#result:not([hidden])', { timeout: 120000 });
+  const infoHash = await a.textContent('#r-hash');
+  await a.click('#register');
+  await a.waitForSelector('#personal:not([hidden])');
+  const [personal] = await Promise.all([a.waitForEvent('download'), a.click('#personal')]);
+  const path = join(work, 'alice.torrent');
+  await personal.saveAs(path);
+  const me = await a.evaluate(() => fetch('/api/me').then((r) => r.json()));
+  assert.equal(Buffer.from(bencode.decode(readFileSync(path)).announce).toString(), me.announce_url);
+  return { infoHash, path };
+}
+
+/** Step 4: B finds it by search and downloads the .torrent from its page. */
+async function findAndDownload(b, infoHash) {
+  await b.goto(`${t.base}/torrents`);
+  await ready(b);
+  await b.getByLabel('Name').fill('albu');
+  await b.getByRole('button', { name: 'Search' }).click();
+  await b.waitForURL(/q=albu/);
+  await ready(b);
+  await b.getByRole('link', { name: 'album' }).click();
+  await b.waitForURL(`${t.base}/torrents/${infoHash}`);
+  await ready(b);
+  assert.equal(await b.locator('#files tbody tr').count(), Object.keys(FILES).length, 'every file is listed');
+  await checkAxe(b, 'torrent page in the story');
+  const [download] = await Promise.all([b.waitForEvent('download'), b.getByRole('link', { name: 'Download .torrent' }).click()]);
+  const path = join(work, 'bob.torrent');
+  await download.saveAs(path);
+  const me = await b.evaluate(() => fetch('/api/me').then((r) => r.json()));
+  assert.equal(Buffer.from(bencode.decode(readFileSync(path)).announce).toString(), me.announce_url);
+  return path;
+}
+
+/** A generated multi-file folder: { dir, files: { path: bytes } }. */
+function makeAlbum() {
+  const dir = join(work, 'seed', 'album');
   const files = {};
   for (const [path, size] of Object.entries(FILES)) {
     files[path] = randomBytes(size);
-    mkdirSync(join(album, path, '..'), { recursive: true });
-    writeFileSync(join(album, path), files[path]);
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), files[path]);
   }
+  return { dir, files };
+}
+
+test('private story: register, create in the browser, seed, find by search, download, and see the credit on /me', { skip, timeout: 400000 }, async () => {
+  const { dir: album, files } = makeAlbum();
   const alice = await newContext(browser, { acceptDownloads: true });
   const bob = await newContext(browser, { acceptDownloads: true });
   const peers = [];
@@ -85,46 +130,12 @@ test('private story: register, create in the browser, seed, find by search, down
     // 1. A and B register in the browser.
     const a = await register(alice, 'alice');
     const b = await register(bob, 'bob');
-
-    // 2. A creates the torrent in the browser, registers it, downloads the personal copy.
-    await a.goto(`${t.base}/create`);
-    await ready(a);
-    await a.setInputFiles('#folder', album);
-    assert.equal(await a.inputValue('#name'), 'album');
-    await a.click('#create');
-    await a.waitForSelector('#result:not([hidden])', { timeout: 120000 });
-    const infoHash = await a.textContent('#r-hash');
-    await a.click('#register');
-    await a.waitForSelector('#personal:not([hidden])');
-    const [personal] = await Promise.all([a.waitForEvent('download'), a.click('#personal')]);
-    const aliceTorrent = join(work, 'alice.torrent');
-    await personal.saveAs(aliceTorrent);
-    const aliceMe = await a.evaluate(() => fetch('/api/me').then((r) => r.json()));
-    assert.equal(Buffer.from(bencode.decode(readFileSync(aliceTorrent)).announce).toString(), aliceMe.announce_url);
-
-    // 3. A real client seeds it.
+    // 2. A creates, registers and downloads the personal copy; 3. a real client seeds it.
+    const made = await createAndRegister(a, album);
     mkdirSync(OUT, { recursive: true });
-    peers.push(await startPeer('libtorrent', { torrentPath: aliceTorrent, dir: join(work, 'seed'), seed: true, minAnnounceInterval: 5 }, join(OUT, 'seeder-libtorrent.log')));
-
-    // 4. B finds it by search and downloads the .torrent from its page.
-    await b.goto(`${t.base}/torrents`);
-    await ready(b);
-    await b.getByLabel('Name').fill('albu');
-    await b.getByRole('button', { name: 'Search' }).click();
-    await b.waitForURL(/q=albu/);
-    await ready(b);
-    await b.getByRole('link', { name: 'album' }).click();
-    await b.waitForURL(`${t.base}/torrents/${infoHash}`);
-    await ready(b);
-    assert.equal(await b.locator('#files tbody tr').count(), Object.keys(FILES).length, 'every file is listed');
-    await checkAxe(b, 'torrent page in the story');
-    const [download] = await Promise.all([b.waitForEvent('download'), b.getByRole('link', { name: 'Download .torrent' }).click()]);
-    const bobTorrent = join(work, 'bob.torrent');
-    await download.saveAs(bobTorrent);
-    const bobMe = await b.evaluate(() => fetch('/api/me').then((r) => r.json()));
-    assert.equal(Buffer.from(bencode.decode(readFileSync(bobTorrent)).announce).toString(), bobMe.announce_url);
-
-    // ... and a real client downloads the data through the tracker.
+    peers.push(await startPeer('libtorrent', { torrentPath: made.path, dir: join(work, 'seed'), seed: true, minAnnounceInterval: 5 }, join(OUT, 'seeder-libtorrent.log')));
+    // 4. B finds it and a real client downloads the data through the tracker.
+    const bobTorrent = await findAndDownload(b, made.infoHash);
     const leech = join(work, 'leech');
     mkdirSync(leech, { recursive: true });
     peers.push(await startPeer('aria2', { torrentPath: bobTorrent, dir: leech }, join(OUT, 'leecher-aria2.log')));
@@ -143,7 +154,6 @@ test('private story: register, create in the browser, seed, find by search, down
     assert.match(await a.locator('#may-leech').textContent(), /You may start new downloads/);
     await screenshot(a, 'site-story-alice-me');
     await screenshot(b, 'site-story-bob-me');
-    // The list shows the swarm: sorted by seeders, the album has its seeders.
     await b.goto(`${t.base}/torrents?sort=seeders`);
     await ready(b);
     await screenshot(b, 'site-story-torrents');
