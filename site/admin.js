@@ -29,8 +29,8 @@ async function users() {
     return el('tr', {},
       el('td', {}, u.username, u.admin ? el('span', { class: 'badge' }, 'Admin') : null),
       el('td', { class: 'num' }, bytes(u.uploaded)),
-      el('td', { class: 'num' }, bytes(u.downloaded)),
-      el('td', { class: 'num' }, ratio(u.ratio)),
+      el('td', { class: 'num hide-narrow' }, bytes(u.downloaded)),
+      el('td', { class: 'num hide-narrow' }, ratio(u.ratio)),
       el('td', {}, u.banned ? 'Banned' : 'Active'),
       el('td', {}, button));
   }));

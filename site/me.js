@@ -34,7 +34,7 @@ async function mine() {
     el('td', { class: 'num' }, bytes(t.size)),
     el('td', { class: 'num' }, count(t.seeders)),
     el('td', { class: 'num' }, count(t.leechers)),
-    el('td', { class: 'num' }, count(t.completed)))));
+    el('td', { class: 'num hide-narrow' }, count(t.completed)))));
   $('mine-empty').hidden = page.torrents.length > 0;
 }
 
