@@ -51,12 +51,16 @@ test('signed out: / is sign-in and registration; a wrong password is said in wor
   await page.goto(`${t.base}/`);
   await page.waitForSelector('body[data-ready="true"]');
   assert.equal(await page.locator('#invite-label').isHidden(), true, 'no invite field unless INVITE_ONLY');
-  const form = page.locator('#signin');
-  await form.getByLabel('Username').fill('nobody');
-  await form.getByLabel('Password').fill('not-the-password');
-  await form.getByRole('button', { name: 'Sign in' }).click();
+  // By keyboard alone: type, Tab to the password, Enter submits.
+  await page.locator('#signin').getByLabel('Username').focus();
+  await page.keyboard.type('nobody');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'password');
+  await page.keyboard.type('not-the-password');
+  await page.keyboard.press('Enter');
   const alert = page.locator('#signin-status[role="alert"]');
   await alert.filter({ hasText: 'Wrong username or password.' }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'password', 'focus stays on the password to retry');
   await checkAxe(page, 'sign-in with an error');
   for (const path of ['/torrents', '/me', '/upload', '/admin']) {
     await page.goto(`${t.base}${path}`);
