@@ -10,3 +10,6 @@ cargo bench --quiet --bench memory >&2
 cargo bench --quiet --bench adaptive_interval >&2
 log "load and cost benchmarks"
 node bench/run.mjs
+log "torrent creation: hashing 1 GiB in headless Chromium (bench/create.mjs)"
+bash scripts/install-clients.sh
+node bench/create.mjs

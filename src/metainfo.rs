@@ -337,6 +337,54 @@ pub fn magnet(info_hash: &InfoHash, name: &str, tracker: &str) -> String {
     )
 }
 
+/// The files of a (validated) torrent: path (parts joined by `/`) and
+/// length, the first `max` of them, and how many there are in all.
+pub fn files(bytes: &[u8], max: usize) -> Result<(Vec<(String, u64)>, usize), MetainfoError> {
+    let top = parse(bytes)?;
+    let info = top.get("info").ok_or(MetainfoError("missing 'info' dictionary".into()))?;
+    let name = String::from_utf8_lossy(info.get("name").and_then(Value::bytes).unwrap_or_default()).into_owned();
+    let mut out = Vec::new();
+    let mut count = 0;
+    let mut push = |path: String, len: i64| {
+        count += 1;
+        if out.len() < max {
+            out.push((path, len.max(0) as u64));
+        }
+    };
+    match (info.get("length"), info.get("files"), info.get("file tree")) {
+        (Some(len), _, _) => push(name, len.int().unwrap_or(0)),
+        (None, Some(Value::List(list)), _) => {
+            for f in list {
+                let parts: Vec<String> = match f.get("path") {
+                    Some(Value::List(p)) => p.iter().filter_map(Value::bytes).map(|b| String::from_utf8_lossy(b).into_owned()).collect(),
+                    _ => Vec::new(),
+                };
+                push(parts.join("/"), f.get("length").and_then(Value::int).unwrap_or(0));
+            }
+        }
+        (None, None, Some(tree)) => walk_tree(tree, &mut String::new(), &mut push),
+        _ => {}
+    }
+    Ok((out, count))
+}
+
+fn walk_tree(v: &Value<'_>, path: &mut String, push: &mut impl FnMut(String, i64)) {
+    let Value::Dict(entries) = v else { return };
+    for (k, child, _) in entries {
+        if k.is_empty() {
+            push(path.clone(), child.get("length").and_then(Value::int).unwrap_or(0));
+            continue;
+        }
+        let before = path.len();
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&String::from_utf8_lossy(k));
+        walk_tree(child, path, push);
+        path.truncate(before);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +402,16 @@ mod tests {
         assert_eq!(m.info_hash, InfoHash(want));
         assert_eq!((m.name.as_str(), m.size, m.private, m.v2_hash), ("a", 10, false, None));
         assert!(inspect(&single("7:privatei1e")).unwrap().private);
+    }
+
+    #[test]
+    fn lists_files_single_multi_and_v2() {
+        assert_eq!(files(&single(""), 10).unwrap(), (vec![("a".to_string(), 10)], 1));
+        let multi = b"d4:infod5:filesld6:lengthi3e4:pathl1:x5:y.bineed6:lengthi4e4:pathl1:zeee4:name1:d12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
+        assert_eq!(files(multi, 10).unwrap(), (vec![("x/y.bin".to_string(), 3), ("z".to_string(), 4)], 2));
+        assert_eq!(files(multi, 1).unwrap(), (vec![("x/y.bin".to_string(), 3)], 2), "bounded, with the full count");
+        let v2 = b"d4:infod9:file treed1:ad1:bd0:d6:lengthi5eeee1:cd0:d6:lengthi6eeee12:meta versioni2e4:name1:d12:piece lengthi16eee";
+        assert_eq!(files(v2, 10).unwrap(), (vec![("a/b".to_string(), 5), ("c".to_string(), 6)], 2));
     }
 
     #[test]

@@ -18,7 +18,7 @@ test('wrangler deploy --dry-run bundles the Worker with its bindings', () => {
       input: '',
     });
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    for (const binding of ['env.SWARMS (SwarmObject)', 'env.GATEWAYS (SocketGateway)', 'env.STATS (StatsObject)', 'env.TRACKER_KV', 'env.DB', 'env.TORRENT_FILES']) assert.ok(r.stdout.includes(binding), binding);
+    for (const binding of ['env.SWARMS (SwarmObject)', 'env.GATEWAYS (SocketGateway)', 'env.STATS (StatsObject)', 'env.TRACKER_KV', 'env.DB', 'env.TORRENT_FILES', 'env.ASSETS']) assert.ok(r.stdout.includes(binding), binding);
     const files = readdirSync(out);
     assert.ok(files.some((f) => f.endsWith('.wasm')), files.join(','));
     // One bundle: the JS entry with worker-build's module and its hot paths.

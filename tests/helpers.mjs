@@ -18,6 +18,23 @@ export function wranglerVars() {
   return vars;
 }
 
+/**
+ * The site's static assets as wrangler.toml `[assets]` declares them, in
+ * Miniflare's terms (wrangler dev does the same translation).
+ */
+export function assetsOptions() {
+  const text = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const section = text.split(/^\[assets\]\s*$/m)[1]?.split(/^\[/m)[0] ?? '';
+  const value = (key) => section.match(new RegExp(`^${key}\\s*=\\s*(.+)$`, 'm'))?.[1];
+  const str = (key) => JSON.parse(value(key) ?? 'null');
+  return {
+    directory: join(ROOT, str('directory')),
+    binding: str('binding'),
+    routerConfig: { has_user_worker: true, static_routing: { user_worker: JSON.parse(value('run_worker_first')) } },
+    assetConfig: { html_handling: str('html_handling'), not_found_handling: str('not_found_handling') },
+  };
+}
+
 function compatibilityDate() {
   const text = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
   return text.match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
@@ -47,6 +64,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
     kvNamespaces: ['TRACKER_KV'],
     r2Buckets: ['TORRENT_FILES'],
     d1Databases: ['DB'],
+    assets: assetsOptions(),
     // Off unless a test asks: most tests send far more from one address.
     ratelimits: ratelimits ?? {},
     bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },
@@ -103,9 +121,29 @@ async function applyMigrations(db) {
   for (const name of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
     if (done.has(name)) continue;
     const sql = readFileSync(join(dir, name), 'utf8').replace(/--.*$/gm, '');
-    const statements = sql.split(';').map((x) => x.trim()).filter(Boolean);
+    const statements = sqlStatements(sql);
     await db.batch([...statements.map((x) => db.prepare(x)), db.prepare('INSERT INTO d1_migrations (name) VALUES (?)').bind(name)]);
   }
+}
+
+/** Splits a migration into statements; a trigger's body (BEGIN ... END;) stays whole. */
+function sqlStatements(sql) {
+  const out = [];
+  let current = '';
+  let inTrigger = false;
+  for (const line of sql.split('\n')) {
+    const t = line.trim();
+    if (!t) continue;
+    current += `${line}\n`;
+    if (/^CREATE\s+TRIGGER\b/i.test(t)) inTrigger = true;
+    if (inTrigger ? /^END;$/i.test(t) : t.endsWith(';')) {
+      out.push(current.trim().replace(/;$/, ''));
+      current = '';
+      inTrigger = false;
+    }
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
 }
 
 /** Percent-encodes every byte, the way most clients send binary ids. */

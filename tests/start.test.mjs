@@ -35,6 +35,14 @@ test('npm start serves the tracker on PORT and passes --var overrides through', 
     assert.equal(r.status, 200, log);
     assert.equal(r.body.interval, 123);
     assert.equal(r.body.incomplete, 1);
+    // The site's static assets (wrangler.toml [assets]) are served too, and
+    // `/` is still the Worker's (the dashboard in public mode).
+    const root = await fetch(`${base}/`);
+    assert.equal(root.status, 200);
+    assert.match(await root.text(), /<script src="\/dashboard.js"/);
+    const script = await fetch(`${base}/dashboard.js`);
+    assert.equal(script.status, 200);
+    assert.match(script.headers.get('content-security-policy') ?? '', /script-src 'self'/, 'site/_headers applies');
   } finally {
     process.kill(-child.pid, 'SIGTERM');
     await new Promise((res) => child.once('exit', res));

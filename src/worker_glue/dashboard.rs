@@ -1,43 +1,62 @@
-//! The operator's pages: the dashboard (`/`, its script and style, all
-//! embedded in the Worker, no external CDN), `/stats` and `/metrics`.
+//! The operator's routes (`/stats`, `/metrics`) and the site pages whose
+//! path the Worker owns: `/` (the dashboard in public mode, sign-in in
+//! private mode) and `/torrents/<hash>`. Pages, scripts and styles are
+//! static assets (`site/`, wrangler.toml `[assets]`), not in the wasm: the
+//! Worker only picks which page a path gets and fetches it from the
+//! `ASSETS` binding. Every other page is served by the assets layer itself.
 
 use worker::*;
 
-use super::stats;
+use super::{config_from, stats};
+use crate::config::TrackerMode;
 
-const INDEX_HTML: &str = include_str!("dashboard/index.html");
-const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
-const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+/// The static-assets binding (wrangler.toml `[assets] binding`).
+pub const ASSETS_BINDING: &str = "ASSETS";
 
-/// Answers the operations routes; `None` for every other request.
+/// Answers the operations routes and the Worker-owned pages; `None` for
+/// every other request.
 pub async fn serve(req: &Request, env: &Env, url: &str, path: &str) -> Option<Result<Response>> {
     // The raw method (`Request::method()` reads unknown methods as GET); a
     // query on `/` is a misconfigured client, answered by the tracker.
-    if !matches!(path, "/" | "/dashboard.js" | "/dashboard.css" | "/stats" | "/metrics")
-        || !matches!(req.inner().method().as_str(), "GET" | "HEAD")
-        || (path == "/" && url.contains('?'))
-    {
+    if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
         return None;
     }
-    Some(match path {
-        "/stats" => stats::serve(env, url, false).await,
-        "/metrics" => stats::serve(env, url, true).await,
-        "/dashboard.js" => asset(DASHBOARD_JS, "text/javascript; charset=utf-8"),
-        "/dashboard.css" => asset(DASHBOARD_CSS, "text/css; charset=utf-8"),
-        _ => asset(INDEX_HTML, "text/html; charset=utf-8"),
-    })
+    match path {
+        "/stats" => Some(stats::serve(env, url, false).await),
+        "/metrics" => Some(stats::serve(env, url, true).await),
+        "/" if url.contains('?') => None,
+        "/" => {
+            let private = matches!(config_from(env), Ok(c) if c.mode == TrackerMode::Private);
+            Some(page(env, url, if private { "/signin" } else { "/dashboard" }).await)
+        }
+        p => {
+            let hash = p.strip_prefix("/torrents/")?;
+            if hash.len() != 40 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Some(not_found());
+            }
+            Some(page(env, url, "/torrent").await)
+        }
+    }
 }
 
-fn asset(body: &'static str, content_type: &str) -> Result<Response> {
-    let mut resp = Response::ok(body)?;
-    let headers = resp.headers_mut();
-    headers.set("content-type", content_type)?;
-    headers.set("cache-control", "public, max-age=300")?;
-    // Only this Worker's own script, style and /stats: nothing else may load.
-    headers.set(
-        "content-security-policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'",
-    )?;
-    headers.set("x-content-type-options", "nosniff")?;
+/// The page at `asset` (a path under site/), as the assets layer serves it
+/// (site/_headers: the CSP and the rest apply to binding fetches too).
+async fn page(env: &Env, url: &str, asset: &str) -> Result<Response> {
+    let Ok(assets) = env.assets(ASSETS_BINDING) else {
+        return Response::error("the site's static assets are not configured (wrangler.toml [assets])", 404);
+    };
+    // Same origin as the request; only the path matters to the binding.
+    let origin_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let origin = &url[..url[origin_end..].find('/').map(|i| i + origin_end).unwrap_or(url.len())];
+    let found = assets.fetch(format!("{origin}{asset}"), None).await?;
+    if found.status_code() != 200 {
+        return not_found();
+    }
+    Ok(found)
+}
+
+fn not_found() -> Result<Response> {
+    let mut resp = Response::error("no such page", 404)?;
+    resp.headers_mut().set("content-type", "text/plain; charset=utf-8")?;
     Ok(resp)
 }

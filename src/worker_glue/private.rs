@@ -287,6 +287,23 @@ pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Re
     Ok(())
 }
 
+/// Copies a swarm's published counters into its D1 row (private mode), so
+/// the site lists and sorts by them with an index. Called when the swarm
+/// publishes to KV (at most once per PUBLISH_WINDOW, on change); a failure
+/// is logged and the next publish writes again.
+pub async fn mirror_counts(env: &Env, hash: &InfoHash, c: crate::swarm::SwarmCounters) {
+    let write = async {
+        env.d1(D1_BINDING)?
+            .prepare("UPDATE torrents SET seeders = ?1, leechers = ?2, completed = ?3 WHERE info_hash = ?4")
+            .bind(&[(c.complete as f64).into(), (c.incomplete as f64).into(), (c.downloaded as f64).into(), hash.to_hex().into()])?
+            .run()
+            .await
+    };
+    if let Err(e) = write.await {
+        super::log::warn("mirror_counts_failed", serde_json::json!({ "info_hash": hash.to_hex(), "error": e.to_string() }));
+    }
+}
+
 /// The registered torrent for an announced hash (v1 or truncated v2),
 /// from this isolate's memory (60 s, unknown ones `NEGATIVE_CACHE` s), KV,
 /// or D1 (written back to KV only if still current, as for passkeys).

@@ -26,6 +26,9 @@ pub struct UserRow {
     pub uploaded: f64,
     pub downloaded: f64,
     pub banned: f64,
+    /// A member with the admin role may use the admin API (migration 0004).
+    #[serde(default)]
+    pub is_admin: f64,
 }
 
 /// What a token string stands for.
@@ -53,7 +56,7 @@ pub async fn resolve_token(db: &D1Database, config: &TrackerConfig, token: &str)
     let hash = accounts::token_hash(token);
     let row = d1_row(
         db.prepare(
-            "SELECT t.created_at, u.id, u.username, u.passkey, u.uploaded, u.downloaded, u.banned FROM tokens t \
+            "SELECT t.created_at, u.id, u.username, u.passkey, u.uploaded, u.downloaded, u.banned, u.is_admin FROM tokens t \
              JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
         )
         .bind(&[hash.as_str().into()])?,
@@ -74,6 +77,7 @@ pub async fn resolve_token(db: &D1Database, config: &TrackerConfig, token: &str)
         uploaded: num("uploaded"),
         downloaded: num("downloaded"),
         banned: num("banned"),
+        is_admin: num("is_admin"),
     }))
 }
 

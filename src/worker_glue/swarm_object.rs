@@ -662,6 +662,11 @@ impl SwarmObject {
             let kv = self.env.kv(KV_BINDING)?;
             kv.put(&format!("{FINAL_PREFIX}{}", hash.to_hex()), counters.to_kv())?.execute().await?;
         }
+        // Private mode: the site's lists sort by the copy in D1 (logged, not
+        // fatal, if it fails: the next publish writes again).
+        if self.config.mode == crate::config::TrackerMode::Private {
+            private::mirror_counts(&self.env, hash, counters).await;
+        }
         super::totals_shard::report(&self.env, hash, counters).await
     }
 

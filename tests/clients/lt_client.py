@@ -18,6 +18,9 @@ def main():
     p.add_argument("--save", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--seed", action="store_true")
+    # libtorrent re-announces at most every 300 s by default, whatever the
+    # tracker's interval; tests that wait for a later announce lower it.
+    p.add_argument("--min-announce-interval", type=int, default=None)
     args = p.parse_args()
 
     settings = {
@@ -33,6 +36,8 @@ def main():
         | lt.alert.category_t.status_notification,
         "user_agent": "edge-tracker-e2e libtorrent/" + lt.__version__,
     }
+    if args.min_announce_interval is not None:
+        settings["min_announce_interval"] = args.min_announce_interval
     ses = lt.session(settings)
     info = lt.torrent_info(args.torrent)
     atp = lt.add_torrent_params()

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::*;
 
-use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiResult, UserRow};
+use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiError, ApiResult, UserRow};
 use super::super::private::{self, d1_row, passkey_key, random};
 use super::super::sessions::{self, SignIn};
 use super::super::KV_BINDING;
@@ -64,9 +64,17 @@ pub(super) async fn register(req: &mut Request, env: &Env, config: &TrackerConfi
 }
 
 pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {
+    let (token, _) = sign_in_token(req, env, config).await?;
+    ok(200, json!({ "token": token }))
+}
+
+/// Checks the credentials in the body and issues a token: (token, the
+/// username as typed). `/api/login` hands the token to a script; the site's
+/// `/api/session` puts it in a cookie (`cookie.rs`).
+pub(super) async fn sign_in_token(req: &mut Request, env: &Env, config: &TrackerConfig) -> std::result::Result<(String, String), ApiError> {
     let c: Credentials = read_json(req).await?;
     match sessions::sign_in(&db(env)?, config, &c.username, &c.password).await? {
-        SignIn::Token(token) => ok(200, json!({ "token": token })),
+        SignIn::Token(token) => Ok((token, c.username)),
         SignIn::WrongCredentials => Err(bad(401, "wrong username or password")),
         SignIn::Banned => Err(bad(403, "account banned")),
     }
@@ -75,7 +83,9 @@ pub(super) async fn login(req: &mut Request, env: &Env, config: &TrackerConfig) 
 /// Revokes the token the request carries: 204.
 pub(super) async fn logout(req: &Request, env: &Env, config: &TrackerConfig) -> ApiResult {
     authenticate(req, env, config).await?;
-    let token = bearer(req).unwrap_or_default();
+    // The bearer token, or the site's cookie session (whose cookie then
+    // names a revoked token; `DELETE /api/session` also clears it).
+    let token = bearer(req).or_else(|| super::cookie::cookie_token(req)).unwrap_or_default();
     sessions::revoke_token(&db(env)?, &token).await?;
     no_content()
 }
@@ -117,6 +127,9 @@ fn me_json(u: &UserRow, req: &Request, config: &TrackerConfig) -> Result<Value> 
         "passkey": u.passkey,
         "announce_url": format!("{}/announce/{}", origin(req)?, u.passkey),
         "may_leech": config.ratio_rule().may_leech(up, down),
+        "admin": u.is_admin != 0.0,
+        "min_ratio": config.ratio_rule().min_ratio,
+        "ratio_allowance": config.ratio_rule().allowance,
     }))
 }
 

@@ -5,27 +5,39 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::*;
 
-use super::{bad, bearer, db, now, ok, read_json, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
+use super::{bad, bearer, cookie, db, now, ok, read_json, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
 use super::super::private::{self, d1_row, random, torrent_key, CLIENT_BANS_KEY};
 use super::super::{ledger, sessions, torrent_files, KV_BINDING};
 use crate::accounts::{self, ratio};
 use crate::config::{TrackerConfig, TrackerMode};
 use crate::peer::InfoHash;
 
-fn require_admin(req: &Request, env: &Env) -> std::result::Result<(), ApiError> {
+/// Who may use the admin API: the operator (the ADMIN_TOKEN secret as the
+/// bearer token) or, in private mode, a member with the admin role signed in
+/// on the site (cookie) or with their own bearer token.
+#[derive(PartialEq, Eq)]
+enum Admin {
+    Operator,
+    Member,
+}
+
+async fn require_admin(req: &Request, env: &Env, config: &TrackerConfig) -> std::result::Result<Admin, ApiError> {
     let secret = env.secret("ADMIN_TOKEN").map(|s| s.to_string()).unwrap_or_default();
     let given = bearer(req).unwrap_or_default();
+    if secret.len() >= 16 && accounts::secrets_match(given.as_bytes(), secret.as_bytes()) {
+        return Ok(Admin::Operator);
+    }
+    if config.mode == TrackerMode::Private && Box::pin(cookie::admin_member(req, env, config)).await {
+        return Ok(Admin::Member);
+    }
     if secret.len() < 16 {
         return Err(bad(403, "admin API disabled: set the ADMIN_TOKEN secret (16+ characters)"));
     }
-    if !accounts::secrets_match(given.as_bytes(), secret.as_bytes()) {
-        return Err(bad(401, "admin token required"));
-    }
-    Ok(())
+    Err(bad(401, "admin token required"))
 }
 
 pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, method: &str, rest: &[&str]) -> ApiResult {
-    require_admin(req, env)?;
+    let who = require_admin(req, env, config).await?;
     let kv = env.kv(KV_BINDING)?;
     match (method, rest) {
         ("GET", ["client-bans"]) => {
@@ -43,6 +55,14 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
     let db = db(env)?;
     match (method, rest) {
         ("GET", ["users"]) => list_users(&db).await,
+        // Only the operator makes or unmakes admins: a member's cookie cannot.
+        ("POST" | "DELETE", ["users", name, "admin"]) if who == Admin::Operator => {
+            let admin = method == "POST";
+            let id = user_id(&db, name).await?;
+            db.prepare("UPDATE users SET is_admin = ?1 WHERE id = ?2").bind(&[(admin as i32).into(), id.into()])?.run().await?;
+            ok(200, json!({ "username": name, "admin": admin }))
+        }
+        ("POST" | "DELETE", ["users", _, "admin"]) => Err(bad(403, "only the operator (ADMIN_TOKEN) grants or removes the admin role")),
         ("POST", ["users", name, action @ ("ban" | "unban")]) => ban(env, config, &db, name, *action == "ban").await,
         ("POST", ["users", name, "adjust"]) => adjust(req, env, config, &db, name).await,
         ("POST", ["invites"]) => {
@@ -59,7 +79,7 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
 
 async fn list_users(db: &D1Database) -> ApiResult {
     let rows: Vec<UserRow> = db
-        .prepare("SELECT id, username, passkey, uploaded, downloaded, banned FROM users ORDER BY id LIMIT 1000")
+        .prepare("SELECT id, username, passkey, uploaded, downloaded, banned, is_admin FROM users ORDER BY id LIMIT 1000")
         .all()
         .await?
         .results()?;
@@ -68,7 +88,7 @@ async fn list_users(db: &D1Database) -> ApiResult {
         .map(|u| {
             json!({ "id": u.id as u64, "username": u.username, "uploaded": u.uploaded as u64,
                     "downloaded": u.downloaded as u64, "ratio": ratio(u.uploaded as u64, u.downloaded as u64),
-                    "banned": u.banned != 0.0 })
+                    "banned": u.banned != 0.0, "admin": u.is_admin != 0.0 })
         })
         .collect();
     ok(200, json!({ "users": users }))

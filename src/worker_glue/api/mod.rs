@@ -5,6 +5,8 @@
 
 mod account;
 mod admin;
+mod catalog;
+mod cookie;
 mod torrents;
 
 use futures_util::StreamExt;
@@ -33,20 +35,34 @@ pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Resu
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
     let admin_action = segments.first() == Some(&"admin") && method.as_str() != "GET";
     let method_name = method.as_str().to_string();
+    // A state-changing request from another site is refused before anything else.
+    let refused = match method.as_str() {
+        "GET" | "HEAD" => Ok(()),
+        _ => cookie::check_origin(&req),
+    };
     let result = match (method.as_str(), segments.as_slice()) {
+        _ if refused.is_err() => Err(refused.err().unwrap_or(ApiError(403, String::new()))),
         (m @ ("GET" | "POST" | "DELETE"), ["admin", rest @ ..]) => admin::admin(&mut req, env, config, m, rest).await,
+        // What the site's pages need to know before anyone signs in.
+        ("GET", ["site"]) => ok(200, json!({
+            "mode": if config.mode == TrackerMode::Private { "private" } else { "public" },
+            "invite_only": config.invite_only,
+        })),
         _ if config.mode != TrackerMode::Private => {
             Err(bad(404, "the account API exists in private mode only (TRACKER_MODE=private)"))
         }
         ("POST", ["users"]) => account::register(&mut req, env, config).await,
         ("POST", ["login"]) => account::login(&mut req, env, config).await,
         ("POST", ["logout"]) => account::logout(&req, env, config).await,
+        ("POST", ["session"]) => Box::pin(cookie::sign_in(&mut req, env, config)).await,
+        ("DELETE", ["session"]) => Box::pin(cookie::sign_out(&req, env)).await,
         ("GET", ["me"]) => account::me(&req, env, config).await,
         ("POST", ["me", "passkey"]) => account::reset_passkey(&req, env, config).await,
         ("POST", ["me", "password"]) => account::change_password(&mut req, env, config).await,
         ("POST", ["torrents"]) => torrents::upload(&mut req, env, config).await,
-        ("GET", ["torrents"]) => torrents::list_torrents(&req, env, config).await,
+        ("GET", ["torrents"]) => Box::pin(catalog::list(&req, env, config)).await,
         ("GET", ["torrents", file]) if file.ends_with(".torrent") => torrents::download(&req, env, config, file).await,
+        ("GET", ["torrents", hash]) => Box::pin(catalog::detail(&req, env, config, hash)).await,
         _ => Err(ApiError(404, "no such API endpoint".into())),
     };
     if admin_action {
@@ -166,9 +182,12 @@ fn bearer(req: &Request) -> Option<String> {
     h.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-/// The user a bearer token belongs to (`sessions::resolve_token`).
+/// The user a bearer token, or the site's session cookie, belongs to
+/// (`sessions::resolve_token`).
 async fn authenticate(req: &Request, env: &Env, config: &TrackerConfig) -> std::result::Result<UserRow, ApiError> {
-    let token = bearer(req).ok_or_else(|| bad(401, "missing bearer token"))?;
+    let token = bearer(req)
+        .or_else(|| cookie::cookie_token(req))
+        .ok_or_else(|| bad(401, "missing bearer token (or sign in on the site)"))?;
     // Boxed: this future is polled in one place instead of being copied
     // into every endpoint's state machine.
     let db = db(env)?;

@@ -3,19 +3,16 @@
 //! name, size and flags.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::wasm_bindgen::JsValue;
 use worker::*;
 
 use super::{authenticate, bad, db, now, ok, origin, read_body, ApiError, ApiResult, MAX_TORRENT_BYTES};
 use super::super::private;
 use super::super::torrent_files::{self, D1_ROW_MAX};
-use super::super::KV_BINDING;
 use crate::config::TrackerConfig;
 use crate::metainfo;
 use crate::peer::InfoHash;
-use crate::scrape::counters_key;
-use crate::swarm::SwarmCounters;
 
 fn too_large(e: ApiError) -> ApiError {
     match e {
@@ -86,58 +83,6 @@ pub(super) async fn upload(req: &mut Request, env: &Env, config: &TrackerConfig)
             "magnet": metainfo::magnet(&meta.info_hash, &meta.name, &tracker),
         }),
     )
-}
-
-#[derive(Deserialize)]
-struct TorrentRow {
-    info_hash: String,
-    name: String,
-    size: f64,
-    freeleech: f64,
-    created_at: f64,
-}
-
-pub(super) async fn list_torrents(req: &Request, env: &Env, config: &TrackerConfig) -> ApiResult {
-    let user = authenticate(req, env, config).await?;
-    let rows: Vec<TorrentRow> = db(env)?
-        .prepare("SELECT info_hash, name, size, freeleech, created_at FROM torrents ORDER BY created_at DESC LIMIT 100")
-        .all()
-        .await?
-        .results()?;
-    let keys: Vec<String> = rows
-        .iter()
-        .filter_map(|r| InfoHash::from_hex(&r.info_hash))
-        .map(|h| counters_key(&h))
-        .collect();
-    let counters = if keys.is_empty() {
-        Default::default()
-    } else {
-        env.kv(KV_BINDING)?.get_bulk(&keys).text().await.map_err(Error::from)?
-    };
-    let tracker = format!("{}/announce/{}", origin(req)?, user.passkey);
-    let list: Vec<Value> = rows
-        .iter()
-        .filter_map(|r| {
-            let hash = InfoHash::from_hex(&r.info_hash)?;
-            let c = counters
-                .get(&counters_key(&hash))
-                .and_then(|v| v.as_deref())
-                .and_then(SwarmCounters::from_kv)
-                .unwrap_or_default();
-            Some(json!({
-                "info_hash": r.info_hash,
-                "name": r.name,
-                "size": r.size as u64,
-                "seeders": c.complete,
-                "leechers": c.incomplete,
-                "completed": c.downloaded,
-                "freeleech": r.freeleech != 0.0,
-                "added": r.created_at as u64,
-                "magnet": metainfo::magnet(&hash, &r.name, &tracker),
-            }))
-        })
-        .collect();
-    ok(200, json!({ "torrents": list }))
 }
 
 /// The torrent (by either hash) with the member's announce URL and, unless
