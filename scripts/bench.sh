@@ -9,3 +9,7 @@ cargo bench --quiet --bench announce >&2
 cargo bench --quiet --bench memory >&2
 log "load and cost benchmarks"
 node bench/run.mjs
+log "one swarm of 200,000 peers in workerd (bench/big-swarm.mjs; several minutes)"
+node bench/big-swarm.mjs
+log "swarm totals at 1M torrents (bench/totals.mjs)"
+node bench/totals.mjs

@@ -94,7 +94,8 @@ impl Default for TrackerConfig {
             require_private_flag: true,
             password_rounds: crate::accounts::PBKDF2_ROUNDS,
             enforce_min_interval: true,
-            max_peers: 500_000,
+            // What a 128 MB isolate can reload after an eviction (BENCHMARKS.md: one big swarm).
+            max_peers: 150_000,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
             stats_refresh: 30,
