@@ -137,6 +137,9 @@ function dollars(perAnnounce) {
     rows_read: p.read * PRICE.rowRead,
     kv_reads: (p.kv_reads + (p.worker_kv_reads ?? 0)) * PRICE.kvRead,
     kv_writes: p.kv_writes * PRICE.kvWrite,
+    // A report to a totals shard with each publish: a DO request and its
+    // row (bench/totals.mjs measures 1 row written per changed report).
+    stats_reports: (p.stats_reports ?? 0) * (PRICE.doRequest + PRICE.rowWritten),
     d1_rows_read: p.d1_rows_read * PRICE.d1RowRead,
     d1_rows_written: p.d1_rows_written * PRICE.d1RowWritten,
     // Wall-clock time of each request (as the Worker saw it) and of the

@@ -13,3 +13,7 @@ node bench/run.mjs
 log "torrent creation: hashing 1 GiB in headless Chromium (bench/create.mjs)"
 bash scripts/install-clients.sh
 node bench/create.mjs
+log "one swarm of 200,000 peers in workerd (bench/big-swarm.mjs; several minutes)"
+node bench/big-swarm.mjs
+log "swarm totals at 1M torrents (bench/totals.mjs)"
+node bench/totals.mjs

@@ -123,7 +123,8 @@ impl Default for TrackerConfig {
             swarm_rate_target: 500,
             scrape_cache: 3_600,
             interval_max: 7_200,
-            max_peers: 500_000,
+            // What a 128 MB isolate can reload after an eviction (BENCHMARKS.md: one big swarm).
+            max_peers: 150_000,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
             stats_refresh: 30,

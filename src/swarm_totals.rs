@@ -194,7 +194,9 @@ pub fn merge(into: &mut Gauges, shard: Gauges, top: usize) {
     into.leechers += shard.leechers;
     into.completed += shard.completed;
     into.busiest.extend(shard.busiest);
-    let key = |t: &TorrentLine| (t.seeders + t.leechers, std::cmp::Reverse(t.info_hash.clone()));
+    fn key(t: &TorrentLine) -> (u64, std::cmp::Reverse<&str>) {
+        (t.seeders + t.leechers, std::cmp::Reverse(t.info_hash.as_str()))
+    }
     insertion_sort(&mut into.busiest, |a, b| key(a) > key(b));
     into.busiest.truncate(top);
 }

@@ -159,6 +159,8 @@ async function announce(request, env, ctx, url) {
         // The object's wall-clock time for this request, as the Worker
         // sees it (ms; the cost bench prices duration from it).
         answer.headers.set('x-do-ms', String(Date.now() - sent));
+        // Locally the objects share this isolate: its wasm memory is theirs.
+        answer.headers.set('x-wasm-memory', String(Front.wasmMemory()));
       }
     } catch (e) {
       // Overloaded, reset, a deploy, an exceeded limit: a counted failure

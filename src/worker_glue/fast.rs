@@ -141,6 +141,13 @@ impl Front {
         private::remember_client_bans(json);
     }
 
+    /// The isolate's wasm linear memory in bytes (it only grows): the
+    /// swarms' memory for the big-swarm bench (`EXPOSE_COSTS`).
+    #[wasm_bindgen(js_name = wasmMemory)]
+    pub fn wasm_memory() -> usize {
+        core::arch::wasm32::memory_size(0) * 65_536
+    }
+
     /// KV reads this isolate made since the last report (`EXPOSE_COSTS`).
     #[wasm_bindgen(js_name = kvReads)]
     pub fn kv_reads() -> usize {

@@ -125,8 +125,11 @@ impl DurableObject for SocketGateway {
             };
             send(&ws, &e.frame());
             if fault {
-                // The tracker's own failure, counted: let the counts go out.
-                super::stats::after_object_request(&self.env, &self.state, &self.config);
+                // The tracker's own failure, counted: let the counts go out
+                // (after the frame; no `waitUntil` that could keep the object up).
+                if let Some(send) = super::stats::flush_if_due(&self.env, &self.config) {
+                    send.await;
+                }
             }
         }
         Ok(())

@@ -49,16 +49,9 @@ pub fn after_request(env: &Env, ctx: &Context, config: &TrackerConfig) {
     }
 }
 
-/// The same from a Durable Object (the socket gateways count their
-/// failures too), sent in the object's `waitUntil`.
-pub fn after_object_request(env: &Env, state: &State, config: &TrackerConfig) {
-    if let Some(send) = flush_if_due(env, config) {
-        state.wait_until(send);
-    }
-}
-
-/// The send of the isolate's counts, if a flush is due.
-fn flush_if_due(env: &Env, config: &TrackerConfig) -> Option<impl std::future::Future<Output = ()> + 'static> {
+/// The send of the isolate's counts, if a flush is due. (A socket gateway,
+/// which counts its failures too, awaits it after its frame is sent.)
+pub fn flush_if_due(env: &Env, config: &TrackerConfig) -> Option<impl std::future::Future<Output = ()> + 'static> {
     let delta = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         let (counts, clock) = &mut *p;
