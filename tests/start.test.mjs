@@ -80,7 +80,8 @@ test('npm start in private mode keeps uploaded .torrent files in its local R2 bu
     assert.equal(reg.status, 201, log);
     const { token } = await (await json('/login', { username, password: 'long-password' })).json();
     // Over D1's 2 MB row limit: only the bucket can hold it.
-    const made = makeLargeTorrent(2.5 * 1024 * 1024, 'http://x/announce');
+    // A name of its own: `npm start` keeps its state between runs.
+    const made = makeLargeTorrent(2.5 * 1024 * 1024, 'http://x/announce', { name: `large-${username}` });
     const up = await fetch(`${base}/api/torrents`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: made.torrent });
     assert.equal(up.status, 201, await up.text());
     const dl = await fetch(`${base}/api/torrents/${made.infoHash.toString('hex')}.torrent`, { headers: { authorization: `Bearer ${token}` } });

@@ -56,7 +56,7 @@ export function makeHybridTorrent(name, announce, { private: isPrivate = true, e
  * A private multi-file v1 torrent of about `targetBytes` (many files with
  * long paths, as large releases have), for size limits.
  */
-export function makeLargeTorrent(targetBytes, announce, { extra = {} } = {}) {
+export function makeLargeTorrent(targetBytes, announce, { extra = {}, name = 'large-release' } = {}) {
   const files = [];
   let size = 0;
   for (let i = 0; size < targetBytes; i++) {
@@ -68,7 +68,7 @@ export function makeLargeTorrent(targetBytes, announce, { extra = {} } = {}) {
   const pieceLength = 4 * 1024 * 1024;
   const info = {
     files,
-    name: Buffer.from('large-release'),
+    name: Buffer.from(name),
     'piece length': pieceLength,
     pieces: Buffer.alloc(20 * Math.ceil(total / pieceLength), 7),
     private: 1,
