@@ -440,6 +440,21 @@ pub fn bencoded(body: Vec<u8>) -> Result<Response> {
     Ok(resp)
 }
 
+/// The path of a request, undecoded, split by hand like `raw_path`:
+/// `Request::path()` and `Request::url()` parse the URL with the `url`
+/// crate, which alone was ~45 KB of the module (README, Module size).
+pub fn request_path(req: &Request) -> String {
+    raw_path(&req.inner().url()).to_string()
+}
+
+/// `scheme://host[:port]` of an absolute URL as the runtime serializes it
+/// (the part before the path), e.g. for the announce URLs the API hands out.
+pub fn raw_origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = url[after_scheme..].find(['/', '?', '#']).map(|i| after_scheme + i).unwrap_or(url.len());
+    &url[..end]
+}
+
 /// The path of an absolute URL (`scheme://host/path?query`), undecoded.
 fn raw_path(url: &str) -> &str {
     let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);

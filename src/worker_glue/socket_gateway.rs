@@ -78,7 +78,7 @@ impl DurableObject for SocketGateway {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let path = req.path();
+        let path = super::request_path(&req);
         if let Some(shard) = path.strip_prefix("/connect/").and_then(|s| s.parse::<u16>().ok()) {
             return self.accept(shard);
         }

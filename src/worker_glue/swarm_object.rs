@@ -101,7 +101,7 @@ impl DurableObject for SwarmObject {
         if let Some(rest) = url.strip_prefix("https://swarm/admin/") {
             return self.admin(rest).await;
         }
-        if req.path() == "/ws" {
+        if super::raw_path(&url) == "/ws" {
             return self.websocket_peer(&mut req).await;
         }
         let Some(msg) = decode_message(&url) else {
