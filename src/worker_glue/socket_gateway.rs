@@ -43,7 +43,7 @@ pub async fn connect(req: &Request, env: &Env) -> Result<Response> {
     let upgraded = async {
         let stub = env.durable_object(GATEWAYS_BINDING)?.id_from_name(&gateway_name(shard))?.get_stub()?;
         let url = format!("https://gateway/connect/{shard}");
-        stub.fetch_with_request(super::internal_request(&url, "GET", None, Some(&req.headers()))?).await
+        stub.fetch_with_request(super::internal_request(&url, "GET", None, Some(req.headers()))?).await
     }
     .await;
     match upgraded {
