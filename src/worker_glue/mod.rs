@@ -450,6 +450,39 @@ pub fn bencoded(body: Vec<u8>) -> Result<Response> {
     Ok(resp)
 }
 
+/// A request from the Worker or an object to another object (`POST` with a
+/// body, or `GET` with headers). Built on web_sys: worker's
+/// `Request::new_with_init` converts `RequestInit`'s Cloudflare `cf`
+/// properties even when none are set (~12 KB of the module).
+pub fn internal_request(url: &str, method: &str, body: Option<&str>, headers: Option<&Headers>) -> Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    if let Some(body) = body {
+        init.set_body(&wasm_bindgen::JsValue::from_str(body));
+    }
+    if let Some(headers) = headers {
+        init.set_headers(headers.as_ref());
+    }
+    let req = web_sys::Request::new_with_str_and_init(url, &init)
+        .map_err(|e| Error::JsError(e.as_string().unwrap_or_else(|| "invalid internal request".into())))?;
+    Ok(Request::from(req))
+}
+
+/// The path of a request, undecoded, split by hand like `raw_path`:
+/// `Request::path()` and `Request::url()` parse the URL with the `url`
+/// crate, which alone was ~45 KB of the module (README, Module size).
+pub fn request_path(req: &Request) -> String {
+    raw_path(&req.inner().url()).to_string()
+}
+
+/// `scheme://host[:port]` of an absolute URL as the runtime serializes it
+/// (the part before the path), e.g. for the announce URLs the API hands out.
+pub fn raw_origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = url[after_scheme..].find(['/', '?', '#']).map(|i| after_scheme + i).unwrap_or(url.len());
+    &url[..end]
+}
+
 /// The path of an absolute URL (`scheme://host/path?query`), undecoded.
 fn raw_path(url: &str) -> &str {
     let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);

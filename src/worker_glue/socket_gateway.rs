@@ -42,9 +42,8 @@ pub async fn connect(req: &Request, env: &Env) -> Result<Response> {
     let shard = u16::from_le_bytes(r) % GATEWAY_SHARDS;
     let upgraded = async {
         let stub = env.durable_object(GATEWAYS_BINDING)?.id_from_name(&gateway_name(shard))?.get_stub()?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(req.headers().clone());
-        stub.fetch_with_request(Request::new_with_init(&format!("https://gateway/connect/{shard}"), &init)?).await
+        let url = format!("https://gateway/connect/{shard}");
+        stub.fetch_with_request(super::internal_request(&url, "GET", None, Some(req.headers()))?).await
     }
     .await;
     match upgraded {
@@ -78,7 +77,7 @@ impl DurableObject for SocketGateway {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let path = req.path();
+        let path = super::request_path(&req);
         if let Some(shard) = path.strip_prefix("/connect/").and_then(|s| s.parse::<u16>().ok()) {
             return self.accept(shard);
         }
@@ -274,9 +273,8 @@ impl SocketGateway {
 
     async fn ask_swarm(&self, hash: &InfoHash, request: &SwarmWsRequest) -> Result<SwarmWsReply> {
         let stub = self.env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(serde_json::to_string(request)?.into()));
-        let mut resp = stub.fetch_with_request(Request::new_with_init("https://swarm/ws", &init)?).await?;
+        let body = serde_json::to_string(request)?;
+        let mut resp = stub.fetch_with_request(super::internal_request("https://swarm/ws", "POST", Some(&body), None)?).await?;
         if resp.status_code() != 200 {
             return Err(Error::RustError(format!("swarm answered {}", resp.status_code())));
         }
@@ -292,9 +290,8 @@ impl SocketGateway {
         }
         let result = async {
             let stub = self.env.durable_object(GATEWAYS_BINDING)?.id_from_name(&gateway_name(to))?.get_stub()?;
-            let mut init = RequestInit::new();
-            init.with_method(Method::Post).with_body(Some(serde_json::to_string(deliveries)?.into()));
-            stub.fetch_with_request(Request::new_with_init("https://gateway/deliver", &init)?).await
+            let body = serde_json::to_string(deliveries)?;
+            stub.fetch_with_request(super::internal_request("https://gateway/deliver", "POST", Some(&body), None)?).await
         }
         .await;
         if let Err(e) = result {

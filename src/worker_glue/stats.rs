@@ -93,9 +93,9 @@ async fn read(env: &Env, minutes: u64, prometheus: bool) -> Result<String> {
 
 async fn call(env: &Env, what: &str, body: &impl Serialize) -> Result<Response> {
     let stub = env.durable_object(STATS_BINDING)?.id_from_name(STATS_OBJECT)?.get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(serde_json::to_string(body)?.into()));
-    let resp = stub.fetch_with_request(Request::new_with_init(&format!("https://stats/{what}"), &init)?).await?;
+    let body = serde_json::to_string(body)?;
+    let req = super::internal_request(&format!("https://stats/{what}"), "POST", Some(&body), None)?;
+    let resp = stub.fetch_with_request(req).await?;
     if resp.status_code() != 200 {
         return Err(Error::RustError(format!("stats object answered {}", resp.status_code())));
     }

@@ -58,7 +58,7 @@ impl DurableObject for StatsObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let path = req.path();
+        let path = super::request_path(&req);
         let body = req.text().await?;
         match path.as_str() {
             "/flush" => {

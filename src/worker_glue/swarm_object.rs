@@ -108,7 +108,7 @@ impl DurableObject for SwarmObject {
         if let Some(hex) = url.strip_prefix(SWARM_COUNTERS_URL) {
             return self.counters(hex).await;
         }
-        if req.path() == "/ws" {
+        if super::raw_path(&url) == "/ws" {
             return self.websocket_peer(&mut req).await;
         }
         let Some(msg) = decode_message(&url) else {

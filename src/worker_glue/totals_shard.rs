@@ -109,9 +109,8 @@ fn shard_stub(env: &Env, shard: u8) -> Result<Stub> {
 
 /// A swarm's report of its counters (from its alarm, beside the KV publish).
 pub async fn report(env: &Env, hash: &InfoHash, counters: SwarmCounters) -> Result<()> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(swarm_totals::report_line(hash, counters).into()));
-    let req = Request::new_with_init("https://stats/swarms", &init)?;
+    let line = swarm_totals::report_line(hash, counters);
+    let req = super::internal_request("https://stats/swarms", "POST", Some(&line), None)?;
     let resp = shard_stub(env, swarm_totals::shard_of(hash))?.fetch_with_request(req).await?;
     match resp.status_code() {
         200 => Ok(()),

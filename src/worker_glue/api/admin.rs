@@ -188,8 +188,8 @@ async fn delete_torrent(env: &Env, db: &D1Database, kv: &kv::KvStore, hex: &str)
 /// `GET /api/admin/flags[?limit=N]`: the newest flags first. Also prunes
 /// the ledger's old rows (at most hourly per isolate).
 async fn flags(req: &Request, env: &Env, config: &TrackerConfig, db: &D1Database) -> ApiResult {
-    let url = req.url()?;
-    let limit = ledger::parse_limit(url.query()).map_err(|m| ApiError(400, m))?;
+    let url = req.inner().url();
+    let limit = ledger::parse_limit(Some(super::super::raw_query(&url))).map_err(|m| ApiError(400, m))?;
     if let Err(e) = ledger::prune_ledger(env, config).await {
         super::super::log::warn("ledger_prune_failed", json!({ "error": e.to_string() }));
     }

@@ -29,7 +29,7 @@ pub const MAX_CLIENT_BANS: usize = 1000;
 pub const MAX_ADJUST: i64 = (1 << 53) - 1;
 
 pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Result<Response> {
-    let path = req.path();
+    let path = super::request_path(&req);
     // The raw method: `Request::method()` reads any method it does not know as GET.
     let method = req.inner().method();
     let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
@@ -173,8 +173,7 @@ fn now() -> f64 {
 }
 
 fn origin(req: &Request) -> Result<String> {
-    let url = req.url()?;
-    Ok(url.origin().ascii_serialization())
+    Ok(super::raw_origin(&req.inner().url()).to_string())
 }
 
 fn bearer(req: &Request) -> Option<String> {
