@@ -106,7 +106,7 @@ impl Default for TrackerConfig {
             peer_grace: 600,
             publish_window: 60,
             flush_delay: 5,
-            refresh_after: 18_000,
+            refresh_after: 21_600,
             credit_flush: 120,
             passkey_cache: 30,
             scrape_max: 64,
