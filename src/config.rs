@@ -72,9 +72,10 @@ pub struct TrackerConfig {
     pub swarm_rate_target: u32,
     /// The longest interval a busy swarm hands out (`INTERVAL_MAX`).
     pub interval_max: u32,
-    /// Seconds a scrape keeps a torrent's counters cached in KV, refreshed
-    /// on change (`SCRAPE_CACHE`); torrents nobody scrapes write no KV.
-    /// 0 publishes every swarm's counters to KV, for good.
+    /// Read-through scrape cache (`SCRAPE_CACHE`, seconds): a scrape miss
+    /// asks the swarm, which keeps its KV counters fresh that long, and
+    /// torrents nobody scrapes write no KV. 0 (the default) publishes every
+    /// swarm's counters to KV and answers a miss with zeros.
     pub scrape_cache: u32,
     /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
     /// get peers but are not listed.
@@ -121,7 +122,7 @@ impl Default for TrackerConfig {
             enforce_min_interval: true,
             max_credit_rate: 1_250_000_000,
             swarm_rate_target: 500,
-            scrape_cache: 3_600,
+            scrape_cache: 0,
             interval_max: 7_200,
             // What a 128 MB isolate can reload after an eviction (BENCHMARKS.md: one big swarm).
             max_peers: 150_000,

@@ -324,8 +324,8 @@ impl SwarmState {
         if !legacy {
             return None;
         }
-        let (_, _, wish) = self.scraped(now.saturating_add(config.publish_window), config);
-        Some(wish)
+        self.kv_has = None;
+        self.scraped(now.saturating_add(config.publish_window), config).1.map(|(_, wish)| wish)
     }
 
     /// The swarm has a history (its hash, or final counters it resumed
@@ -773,10 +773,18 @@ impl SwarmState {
 
     /// A scrape found no counters in KV: the counters to cache there, and
     /// until when (changes are published to KV until then).
-    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, u32, StoreWrite) {
+    /// `None` for the cache write when KV already has these counters for a
+    /// while yet (another scrape's read-through got there first: KV takes
+    /// one write per key per second, and the cache needs only one).
+    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, Option<(u32, StoreWrite)>) {
+        let counters = self.counters();
+        let half = config.scrape_cache.max(60) / 2;
+        if self.kv_has == Some(counters) && self.scrape_wanted_until > now.saturating_add(half) {
+            return (counters, None);
+        }
         self.scrape_wanted_until = now.saturating_add(config.scrape_cache.max(60));
-        self.kv_has = Some(self.counters());
-        (self.counters(), self.scrape_wanted_until, StoreWrite::ScrapeWanted(self.scrape_wanted_until))
+        self.kv_has = Some(counters);
+        (counters, Some((self.scrape_wanted_until, StoreWrite::ScrapeWanted(self.scrape_wanted_until))))
     }
 
     /// Restores `scrape_cache` as storage had it.

@@ -1,6 +1,6 @@
-// Scrape (BEP 48) is served from KV counters that swarms keep fresh from
-// their alarms while someone scrapes them; a miss reads through the swarm
-// once and caches its counters for SCRAPE_CACHE seconds.
+// Scrape (BEP 48) is served from KV counters that each swarm publishes from
+// its alarm; with SCRAPE_CACHE a miss reads through the swarm once and
+// swarms publish only while someone scrapes them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTracker, announce, scrape, scrapeEntry, peerId, randomHash, eventually } from './helpers.mjs';
@@ -61,7 +61,9 @@ test('full scrape lists published torrents when enabled', async () => {
   }
 });
 
-test('a torrent nobody scrapes writes no KV; a scrape reads through, caches, and the cache follows changes', async () => {
+test('SCRAPE_CACHE: a torrent nobody scrapes writes no KV; a scrape reads through, caches, and the cache follows changes', async () => {
+  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', SCRAPE_CACHE: '3600' } });
+  try {
   const kv = await t.mf.getKVNamespace('TRACKER_KV');
   const hash = randomHash();
   const key = `scrape:${hash.toString('hex')}`;
@@ -79,4 +81,7 @@ test('a torrent nobody scrapes writes no KV; a scrape reads through, caches, and
   await eventually(async () => ((await kv.get(key)) === '2 1 0' ? true : null));
   const again = await scrape(t.base, [hash]);
   assert.deepEqual(scrapeEntry(again.body, hash), { complete: 2, downloaded: 0, incomplete: 1 });
+  } finally {
+    await t.close();
+  }
 });

@@ -79,9 +79,7 @@ async function scrape(request, env, ctx, url) {
         const got = await env.TRACKER_KV.get(keys);
         found = keys.map((k) => got.get(k) ?? '');
       }
-      // Not in KV: nobody scraped it lately; its swarm answers and caches it.
-      const values = await Promise.all(found.map((v, i) => (v === '' ? swarmCounters(env, keys[i]) : v)));
-      answer = bencoded(Front.scrapeAnswer(plan.slice(1), values.join('\n')));
+      answer = bencoded(Front.scrapeAnswer(plan.slice(1), found.join('\n')));
     } catch (e) {
       answer = bencoded(Front.scrapeUnavailable(String(e)));
     }
@@ -92,18 +90,6 @@ async function scrape(request, env, ctx, url) {
   }
   after(env, ctx, '');
   return answer;
-}
-
-/** A swarm's counters for a scrape-cache miss (`scrape:<hex>` key); '' if it cannot say. */
-async function swarmCounters(env, key) {
-  const hex = key.slice(key.indexOf(':') + 1);
-  try {
-    const stub = env.SWARMS.get(env.SWARMS.idFromName(hex));
-    const resp = await stub.fetch(`https://swarm/counters/${hex}`);
-    return resp.ok ? await resp.text() : '';
-  } catch {
-    return '';
-  }
 }
 
 // Tracker requests are rate-limited per address (ANNOUNCE_LIMITER). The

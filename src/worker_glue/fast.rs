@@ -64,7 +64,9 @@ impl Front {
     /// the torrents' counters, a line each: read them, then `scrapeAnswer`.
     pub fn scrape(env: Env, url: &str) -> String {
         let Ok(config) = config_from(&env) else { return String::new() };
-        if config.mode != TrackerMode::Public || !matches!(raw_path(url), "/scrape" | "/scrape.php") {
+        // A read-through scrape cache (SCRAPE_CACHE > 0) asks swarms on a
+        // miss: the full path's work.
+        if config.mode != TrackerMode::Public || config.scrape_cache > 0 || !matches!(raw_path(url), "/scrape" | "/scrape.php") {
             return String::new();
         }
         let query = match tracker_query(Kind::Scrape, url) {

@@ -403,10 +403,13 @@ async fn counters_for(
     let values = kv.get_bulk(&keys).text().await?;
     let cached: Vec<Option<SwarmCounters>> =
         keys.iter().map(|k| values.get(k).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv)).collect();
-    // Not in KV: nobody scraped it lately. Ask each swarm (read-through).
-    let missing = hashes.iter().zip(&cached).filter(|(_, c)| c.is_none()).map(|(h, _)| swarm_counters(env, h));
+    // Not in KV: nobody scraped it lately. With a read-through cache
+    // (SCRAPE_CACHE > 0), ask each swarm; otherwise the swarm is empty.
+    let read_through = config_from(env).map(|c| c.scrape_cache > 0).unwrap_or(false);
+    let missing = hashes.iter().zip(&cached).filter(|(_, c)| c.is_none() && read_through).map(|(h, _)| swarm_counters(env, h));
     let mut fetched = futures_util::future::join_all(missing).await.into_iter();
-    Ok(hashes.iter().zip(cached).map(|(h, c)| (*h, c.unwrap_or_else(|| fetched.next().flatten().unwrap_or_default()))).collect())
+    let mut fill = |c: Option<SwarmCounters>| c.unwrap_or_else(|| if read_through { fetched.next().flatten().unwrap_or_default() } else { SwarmCounters::default() });
+    Ok(hashes.iter().zip(cached).map(|(h, c)| (*h, fill(c))).collect())
 }
 
 /// A swarm's counters from its object (which caches them in KV); zeros if

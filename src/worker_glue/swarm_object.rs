@@ -693,13 +693,14 @@ impl SwarmObject {
         let known = self.inner.borrow().swarm.known().then_some(());
         let counters = match known {
             Some(()) => {
-                let (c, until) = {
+                let (c, cache) = {
                     let mut inner = self.inner.borrow_mut();
-                    let (c, until, write) = inner.swarm.scraped(now, &self.config);
+                    let (c, cache) = inner.swarm.scraped(now, &self.config);
+                    let Some((until, write)) = cache else { return Response::ok(c.to_kv()) };
                     cost.add(self.apply(&mut inner, vec![write])?);
                     (c, until)
                 };
-                self.cache_counters(&hash, c, until).await?;
+                self.cache_counters(&hash, c, cache).await?;
                 cost.kv_writes += 1;
                 c
             }
