@@ -68,7 +68,7 @@ async function throughput() {
     for (let i = 0; i < 2; i++) {
       for (const [name, target] of [['floor', floor], ['tracker', tracker]]) {
         const r = wrk(target.base, DURATION);
-        log(`${name}: ${r.rps} req/s, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}`);
+        log(`${name}: ${r.rps} req/s, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}, socket errors ${r.errors}, non-2xx ${r.non2xx}`);
         rounds.push({ name, ...r, raw: undefined });
       }
     }
@@ -285,6 +285,8 @@ const ONLY = process.env.BENCH_ONLY;
 const previous = () => (existsSync(join(OUT, 'results.json')) ? JSON.parse(readFileSync(join(OUT, 'results.json'), 'utf8')).throughput : null);
 results.throughput = ONLY === 'costs' ? previous() : await throughput();
 log('throughput', JSON.stringify({ floor: results.throughput?.floor_rps, tracker: results.throughput?.tracker_rps, ratio: results.throughput?.ratio }));
+// BENCH_ONLY=throughput: the throughput step alone, nothing written.
+if (ONLY === 'throughput') process.exit(0);
 results.cost_public = await publicCosts();
 log('public $/M announces', results.cost_public.cost.per_million, JSON.stringify(results.cost_public.per_announce));
 // Every re-announce due for a refresh (REFRESH_AFTER=1): the worst case for
