@@ -132,7 +132,9 @@ function dollars(perAnnounce) {
   const p = perAnnounce;
   const items = {
     worker_requests: 1 * PRICE.workerRequest,
-    do_requests: (p.requests + p.alarms) * PRICE.doRequest,
+    // The swarm's requests and alarms, and its deliveries to a ledger shard
+    // (private mode; the shard's alarms are counted in `alarms`).
+    do_requests: (p.requests + p.alarms + (p.ledger_requests ?? 0)) * PRICE.doRequest,
     rows_written: p.written * PRICE.rowWritten,
     rows_read: p.read * PRICE.rowRead,
     kv_reads: (p.kv_reads + (p.worker_kv_reads ?? 0)) * PRICE.kvRead,
@@ -283,6 +285,12 @@ log('size', JSON.stringify(results.size));
 log('native', JSON.stringify(results.native));
 const ONLY = process.env.BENCH_ONLY;
 const previous = () => (existsSync(join(OUT, 'results.json')) ? JSON.parse(readFileSync(join(OUT, 'results.json'), 'utf8')).throughput : null);
+// BENCH_ONLY=private: the private-mode cost step alone, nothing written.
+if (ONLY === 'private') {
+  const p = await privateCosts();
+  log('private $/M announces', p.cost.per_million, JSON.stringify(p.cost.breakdown), JSON.stringify(p.per_announce));
+  process.exit(0);
+}
 results.throughput = ONLY === 'costs' ? previous() : await throughput();
 log('throughput', JSON.stringify({ floor: results.throughput?.floor_rps, tracker: results.throughput?.tracker_rps, ratio: results.throughput?.ratio }));
 // BENCH_ONLY=throughput: the throughput step alone, nothing written.

@@ -35,6 +35,10 @@ pub struct TrackerConfig {
     pub scrape_max: u32,
     /// Seconds a swarm gathers private-mode credits before writing them to D1 (`CREDIT_FLUSH`).
     pub credit_flush: u32,
+    /// Private mode: ledger shards that add credit up per member before D1
+    /// (`LEDGER_SHARDS`; `credit_ledger.rs`). Change it only with no credit
+    /// in flight: a swarm's retried batch must reach the shard that saw it.
+    pub ledger_shards: u8,
     /// Private mode: seconds an isolate reuses a passkey's owner read from KV
     /// (`PASSKEY_CACHE`, 0 = read KV every announce). Changes made through
     /// this isolate apply at once; other isolates see them within this time
@@ -109,6 +113,7 @@ impl Default for TrackerConfig {
             flush_delay: 5,
             refresh_after: 21_600,
             credit_flush: 120,
+            ledger_shards: 8,
             passkey_cache: 30,
             scrape_max: 64,
             full_scrape: false,
@@ -184,6 +189,7 @@ impl TrackerConfig {
             flush_delay: num("FLUSH_DELAY", d.flush_delay, 1, 60)?,
             refresh_after: num("REFRESH_AFTER", d.refresh_after, 0, 604_800)?,
             credit_flush: num("CREDIT_FLUSH", d.credit_flush, 1, 3_600)?,
+            ledger_shards: num("LEDGER_SHARDS", d.ledger_shards as u32, 1, 64)? as u8,
             passkey_cache: num("PASSKEY_CACHE", d.passkey_cache, 0, 300)?,
             scrape_max: num("SCRAPE_MAX", d.scrape_max, 1, 1_000)?,
             full_scrape: flag("FULL_SCRAPE", d.full_scrape)?,

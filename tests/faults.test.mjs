@@ -242,3 +242,37 @@ test('a failing D1 flush is retried: no credit lost, none counted twice', { time
     await t.close();
   }
 });
+
+// A swarm whose delivery reached its ledger shard but whose answer was lost
+// sends the same batch again: the shard acknowledges it and adds nothing.
+test('a credit batch delivered twice to its ledger shard counts once', { timeout: 60_000 }, async () => {
+  const t = await startTracker({ vars: VARS });
+  try {
+    const c = client(t.base);
+    await c.account('twice');
+    const db = await t.mf.getD1Database('DB');
+    const { id } = await db.prepare("SELECT id FROM users WHERE username = 'twice'").first();
+    const stats = await t.mf.getDurableObjectNamespace('STATS');
+    const hash = (b) => Buffer.alloc(20, b).toString('hex');
+    // Hashes whose second byte picks shard 0 (LEDGER_SHARDS defaults to 8).
+    const deliver = async (batchId, h, up) => {
+      const body = JSON.stringify({ id: batchId, hash: hash(h), batch: { credits: [[id, up, 0]], flags: [] } });
+      const res = await stats.get(stats.idFromName('ledger-0')).fetch('https://stats/ledger', { method: 'POST', body });
+      assert.equal(res.status, 200);
+      return res.text();
+    };
+    const uploaded = async () => (await db.prepare('SELECT uploaded FROM users WHERE id = ?').bind(id).first()).uploaded;
+    assert.equal(await deliver('batch-a', 8, 1000), 'stored');
+    assert.equal(await deliver('batch-a', 8, 1000), 'duplicate', 'the same batch again, before the flush');
+    await eventually(async () => (await uploaded()) === 1000, { ms: 20_000 });
+    assert.equal(await deliver('batch-a', 8, 1000), 'duplicate', 'and after it');
+    // Another swarm's batch: once it is in, any flush after the duplicate has run.
+    assert.equal(await deliver('batch-a', 16, 1), 'stored', 'the same id from another swarm is another batch');
+    await eventually(async () => (await uploaded()) === 1001, { ms: 20_000 });
+    assert.equal(await uploaded(), 1001);
+    const malformed = await stats.get(stats.idFromName('ledger-0')).fetch('https://stats/ledger', { method: 'POST', body: '{"id":' });
+    assert.equal(malformed.status, 400);
+  } finally {
+    await t.close();
+  }
+});

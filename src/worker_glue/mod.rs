@@ -5,6 +5,7 @@ mod api;
 mod dashboard;
 mod fast;
 mod ledger;
+mod ledger_shard;
 mod log;
 mod private;
 mod sessions;

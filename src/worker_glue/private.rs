@@ -251,9 +251,10 @@ async fn stale_passkeys(db: &D1Database, written: &[(f64, String)]) -> Result<Ve
 /// ban state or passkey changed); only entries that differ are written,
 /// and a written entry whose passkey was reset meanwhile is deleted again
 /// (`stale_passkeys`).
-pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Result<()> {
+pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Result<KvCount> {
+    let mut count = KvCount::default();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(count);
     }
     let db = env.d1(D1_BINDING)?;
     let kv = env.kv(KV_BINDING)?;
@@ -274,17 +275,27 @@ pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Re
                 keep_passkey(config, &u.passkey, entry);
             }
             let key = passkey_key(&u.passkey);
+            count.reads += 1;
             if kv.get(&key).json::<PasskeyEntry>().await? != Some(entry) {
+                count.writes += 1;
                 kv.put(&key, serde_json::to_string(&entry)?)?.execute().await?;
                 written.push((u.id, u.passkey));
             }
         }
         for stale in stale_passkeys(&db, &written).await? {
             forget_passkey(&stale);
+            count.writes += 1;
             kv.delete(&passkey_key(&stale)).await?;
         }
     }
-    Ok(())
+    Ok(count)
+}
+
+/// KV operations a refresh made (for the cost bench).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KvCount {
+    pub reads: usize,
+    pub writes: usize,
 }
 
 /// Copies a swarm's published counters into its D1 row (private mode), so

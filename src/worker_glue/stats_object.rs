@@ -27,6 +27,8 @@ pub struct StatsObject {
     env: Env,
     config: TrackerConfig,
     inner: RefCell<Inner>,
+    /// When this object is a ledger shard (`ledger-N`, `ledger_shard.rs`).
+    ledger: RefCell<super::ledger_shard::Shard>,
 }
 
 #[derive(Default)]
@@ -54,7 +56,7 @@ fn shard_answer(mut resp: Response, rows: Rows) -> Result<Response> {
 impl DurableObject for StatsObject {
     fn new(state: State, env: Env) -> Self {
         let config = config_from(&env).unwrap_or_default();
-        StatsObject { state, env, config, inner: RefCell::new(Inner::default()) }
+        StatsObject { state, env, config, inner: RefCell::new(Inner::default()), ledger: RefCell::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -77,6 +79,8 @@ impl DurableObject for StatsObject {
                     Response::from_json(&stats)
                 }
             }
+            // A ledger shard (`ledger-N`): swarms' credit batches in.
+            "/ledger" => super::ledger_shard::receive(&self.ledger, &self.state, &self.config, &body).await,
             // A totals shard (`totals-N`): swarm reports in, sums out.
             "/swarms" => {
                 let rows = self.inner.borrow_mut().shard.report(&self.state.storage().sql(), &body)?;
@@ -93,6 +97,10 @@ impl DurableObject for StatsObject {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        if super::ledger_shard::is_shard(&self.state.storage().sql())? {
+            super::ledger_shard::alarm(&self.ledger, &self.state, &self.env, &self.config).await?;
+            return Response::ok("");
+        }
         self.inner.borrow_mut().alarm_set = false;
         self.write_dirty()?;
         Response::ok("")

@@ -12,7 +12,7 @@ use worker::*;
 use serde_json::json;
 
 use super::{config_from, log, FAILURE_HEADER, KV_BINDING, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, SWARM_COUNTERS_URL, USAGE_HEADER};
-use super::private::{self, D1_BINDING};
+use super::private;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId, PeerKey};
 use crate::response;
@@ -70,6 +70,8 @@ struct RowCost {
     kv_reads: usize,
     d1_rows_read: usize,
     d1_rows_written: usize,
+    /// Deliveries to a ledger shard (a Durable Object request each).
+    ledger_requests: usize,
     /// Which in-memory instance counted these (a restart starts from zero).
     instance: u32,
 }
@@ -559,12 +561,13 @@ impl SwarmObject {
         Ok(1)
     }
 
-    /// Sends pending credits to D1 exactly once. Unflushed credit first
-    /// moves into an outbox batch with a random id, in the same local step
-    /// that records it as taken (the chunks with the new marks). The D1 batch records that id
-    /// in `credit_batches` in the same transaction as the updates, so a retry
-    /// after an unknown outcome is refused by D1 instead of counted twice.
-    /// The outbox row goes only once D1 has the batch.
+    /// Delivers pending credits to the swarm's ledger shard exactly once
+    /// (`credit_ledger.rs`). Unflushed credit first moves into an outbox
+    /// batch with a random id, in the same local step that records it as
+    /// taken (the chunks with the new marks). Batches go oldest first and
+    /// the first failure stops the round, so the shard, which remembers
+    /// the last id it applied from this swarm, knows a batch sent again
+    /// after a lost answer. The outbox row goes once the shard has it.
     async fn flush_credits(&self, cost: &mut RowCost) -> Result<()> {
         let sql = self.state.storage().sql();
         {
@@ -583,72 +586,23 @@ impl SwarmObject {
                 cost.written += c.written;
             }
         }
-        let outbox = sql.exec("SELECT id, batch FROM outbox", None)?;
+        let outbox = sql.exec("SELECT id, batch FROM outbox ORDER BY rowid", None)?;
         let batches: Vec<OutboxRow> = outbox.to_array()?;
         cost.read += outbox.rows_read();
-        let db = self.env.d1(D1_BINDING)?;
-        let hash = self.inner.borrow().swarm.info_hash.map(|h| h.to_hex()).unwrap_or_default();
-        let mut users = Vec::new();
+        let hash = self.inner.borrow().swarm.info_hash.ok_or_else(|| Error::RustError("credit in a swarm with no info hash".into()))?;
         for b in batches {
             let batch = CreditBatch::parse(&b.batch).unwrap_or_else(|| {
                 // Not ours to guess at: logged, and cleared like a sent one.
                 log::error("outbox_row_unreadable", json!({ "batch": b.id }));
                 CreditBatch::default()
             });
-            let mut statements = vec![db
-                .prepare("INSERT INTO credit_batches (id, applied_at) VALUES (?1, ?2)")
-                .bind(&[b.id.as_str().into(), (now_secs() as f64).into()])?];
-            for [user, up, down] in &batch.credits {
-                statements.push(
-                    db.prepare("UPDATE users SET uploaded = uploaded + ?1, downloaded = downloaded + ?2 WHERE id = ?3")
-                        .bind(&[(*up as f64).into(), (*down as f64).into(), (*user as f64).into()])?,
-                );
-                users.push(*user);
-            }
-            for f in &batch.flags {
-                statements.push(
-                    db.prepare(
-                        "INSERT INTO flags (user_id, info_hash, reason, reported, credited, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )
-                    .bind(&[
-                        (f.user as f64).into(),
-                        hash.as_str().into(),
-                        f.reason.as_str().into(),
-                        (f.reported as f64).into(),
-                        (f.credited as f64).into(),
-                        (f.at as f64).into(),
-                    ])?,
-                );
-            }
-            match db.batch(statements).await {
-                Ok(results) => {
-                    for r in results {
-                        if let Ok(Some(meta)) = r.meta() {
-                            cost.d1_rows_read += meta.rows_read.unwrap_or(0);
-                            cost.d1_rows_written += meta.rows_written.unwrap_or(0);
-                        }
-                    }
-                }
-                Err(e) if e.to_string().contains("UNIQUE constraint failed") => {
-                    log::info("credit_batch_already_applied", json!({ "batch": b.id }));
-                }
-                Err(e) => return Err(e),
-            }
-            let c = sql.exec("DELETE FROM outbox WHERE id = ?", vec![b.id.into()])?;
+            let delivery = crate::credit_ledger::Delivery { id: b.id, hash, batch };
+            let shard = super::ledger_shard::deliver(&self.env, &self.config, &delivery).await?;
+            cost.add_ledger(&shard);
+            let c = sql.exec("DELETE FROM outbox WHERE id = ?", vec![delivery.id.into()])?;
             cost.written += c.rows_written();
         }
-        let left = sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?;
-        let pending = left.to_array::<CountRow>()?.first().map(|r| r.n > 0.0).unwrap_or(false);
-        self.inner.borrow_mut().swarm.outbox_pending = pending;
-        users.sort_unstable();
-        users.dedup();
-        if !users.is_empty() {
-            log::info("credits_flushed", json!({ "users": users.len() }));
-        }
-        // Ratio status may have changed for these users.
-        if let Err(e) = private::refresh_users(&self.env, &self.config, &users).await {
-            log::warn("passkey_refresh_failed", json!({ "error": e.to_string() }));
-        }
+        self.inner.borrow_mut().swarm.outbox_pending = false;
         Ok(())
     }
 
@@ -749,7 +703,22 @@ impl RowCost {
         self.kv_reads += other.kv_reads;
         self.d1_rows_read += other.d1_rows_read;
         self.d1_rows_written += other.d1_rows_written;
+        self.ledger_requests += other.ledger_requests;
         self.instance = self.instance.max(other.instance);
+    }
+
+    /// A delivery to the ledger shard, and the shard's costs it reported:
+    /// the shard's work is the swarms' credit, so it is counted as theirs.
+    fn add_ledger(&mut self, shard: &super::ledger_shard::Usage) {
+        self.ledger_requests += 1;
+        self.read += shard.read;
+        self.written += shard.written;
+        self.alarms += shard.alarms;
+        self.alarm_ms += shard.alarm_ms;
+        self.kv_reads += shard.kv_reads;
+        self.kv_writes += shard.kv_writes;
+        self.d1_rows_read += shard.d1_rows_read;
+        self.d1_rows_written += shard.d1_rows_written;
     }
 }
 
@@ -792,15 +761,15 @@ fn read_legacy_sessions(sql: &SqlStorage, cost: &mut RowCost) -> Result<(Vec<Pee
 }
 
 #[derive(serde::Deserialize)]
-struct CountRow {
-    n: f64,
+pub(super) struct CountRow {
+    pub(super) n: f64,
 }
 
 
 #[derive(serde::Deserialize)]
-struct OutboxRow {
-    id: String,
-    batch: String,
+pub(super) struct OutboxRow {
+    pub(super) id: String,
+    pub(super) batch: String,
 }
 
 #[derive(serde::Deserialize)]
