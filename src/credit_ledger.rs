@@ -219,6 +219,11 @@ impl Ledger {
         })
     }
 
+    /// The id of the last batch applied from this swarm, if any is remembered.
+    pub fn last_id(&self, hash: &InfoHash) -> Option<&str> {
+        self.swarms.get(hash).map(|i| i.last_id.as_str())
+    }
+
     pub fn has_pending(&self) -> bool {
         self.swarms.values().any(|i| !is_empty(&i.pending))
     }

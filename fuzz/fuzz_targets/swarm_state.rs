@@ -1,6 +1,7 @@
 //! A swarm's Durable Object logic without the runtime: arbitrary public and
-//! private announces, alarms, D1 credit flushes that fail or lose their
-//! answer, storage frees and crashes (state rebuilt from the tables alone),
+//! private announces, alarms, credit flushes whose delivery to the ledger
+//! shard (the real `credit_ledger::Ledger`, oldest batch first, the first
+//! failure ending the round) fails or loses its answer, storage frees and crashes (state rebuilt from the tables alone),
 //! applied to `SwarmState` over a fake of its SQLite tables. Checked after
 //! every step:
 //! - every answer is strict bencode (a dictionary);
@@ -10,7 +11,7 @@
 //!   this target keeps (credit computed from the announced counters by the
 //!   documented rules: sessions per user and peer id, the first report and
 //!   a lowered counter only set a baseline, a delta beyond the rate bound
-//!   since the baseline's time credits nothing) equals what D1 has, plus what waits in the outbox,
+//!   since the baseline's time credits nothing) equals what D1 has, plus what waits in the outbox and the shard has not applied,
 //!   plus what storage's sessions hold beyond their flushed marks, less the
 //!   credit of announces storage has not seen yet (sessions are written
 //!   behind). A crash takes those announces back: their credit returns with
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use arbitrary::Arbitrary;
 use edge_tracker::announce::{AnnounceEvent, MAX_COUNTER};
 use edge_tracker::config::TrackerConfig;
+use edge_tracker::credit_ledger::{Delivery, Ledger as ShardLedger};
 use edge_tracker::metainfo::{self, Value};
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::response::PeerListFormat;
@@ -163,10 +165,42 @@ struct Ledger {
     durable: HashMap<PeerKey, (u64, u64, u64, u32)>,
 }
 
-#[derive(Default)]
+/// The swarm's ledger shard (the real one, `credit_ledger::Ledger`) and D1
+/// behind it: what the shard takes reaches D1 at once (that step has its
+/// own batch ids; what is modelled here is the swarm-to-shard delivery).
 struct D1Db {
-    applied: HashSet<u64>,
+    hash: InfoHash,
+    shard: ShardLedger,
     totals: BTreeMap<u64, (u128, u128)>,
+}
+
+impl D1Db {
+    /// Delivers the outbox oldest first, as the swarm does; the first
+    /// failure (or lost answer) ends the round.
+    fn deliver(&mut self, outbox: &mut Vec<(u64, CreditBatch)>, outcome: D1, now: u32) {
+        while let Some((id, batch)) = outbox.first().cloned() {
+            if matches!(outcome, D1::Fails) {
+                break;
+            }
+            self.shard.receive(Delivery { id: id.to_string(), hash: self.hash, batch }, now);
+            if let Some((batch, _)) = self.shard.take() {
+                for [user, up, down] in batch.credits {
+                    let t = self.totals.entry(user).or_default();
+                    t.0 += up as u128;
+                    t.1 += down as u128;
+                }
+            }
+            if matches!(outcome, D1::AnswerLost) {
+                break;
+            }
+            outbox.remove(0);
+        }
+    }
+
+    /// Whether the shard has this outbox batch (its answer may be lost).
+    fn applied(&self, id: u64) -> bool {
+        self.shard.last_id(&self.hash) == Some(id.to_string().as_str())
+    }
 }
 
 fn config(dense: bool) -> TrackerConfig {
@@ -197,7 +231,7 @@ fuzz_target!(|input: Input| {
     let mut state = SwarmState::new(input.seed);
     let mut tables = Tables::default();
     let mut ledger = Ledger::default();
-    let mut d1 = D1Db::default();
+    let mut d1 = D1Db { hash, shard: ShardLedger::default(), totals: BTreeMap::new() };
     let mut next_batch = 0u64;
     let mut now: u32 = 1_700_000_000;
     let mut exact = true;
@@ -293,20 +327,7 @@ fuzz_target!(|input: Input| {
                     apply(&mut tables, &mut ledger, &state, marks, &config);
                     next_batch += 1;
                 }
-                let mut kept = Vec::new();
-                for (id, batch) in std::mem::take(&mut tables.outbox) {
-                    if matches!(outcome, D1::Ok | D1::AnswerLost) && d1.applied.insert(id) {
-                        for [user, up, down] in &batch.credits {
-                            let t = d1.totals.entry(*user).or_default();
-                            t.0 += *up as u128;
-                            t.1 += *down as u128;
-                        }
-                    }
-                    if !matches!(outcome, D1::Ok) {
-                        kept.push((id, batch));
-                    }
-                }
-                tables.outbox = kept;
+                d1.deliver(&mut tables.outbox, outcome, now);
                 state.outbox_pending = !tables.outbox.is_empty();
             }
             Op::Crash { dt } => {
@@ -329,15 +350,8 @@ fuzz_target!(|input: Input| {
             tables.apply(marks, &config);
             next_batch += 1;
         }
-        for (id, batch) in std::mem::take(&mut tables.outbox) {
-            if d1.applied.insert(id) {
-                for [user, up, down] in &batch.credits {
-                    let t = d1.totals.entry(*user).or_default();
-                    t.0 += *up as u128;
-                    t.1 += *down as u128;
-                }
-            }
-        }
+        d1.deliver(&mut tables.outbox, D1::Ok, now);
+        assert!(tables.outbox.is_empty());
         state.outbox_pending = false;
     }
     if !exact {
@@ -449,7 +463,7 @@ fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool
     }
     let mut accounted: BTreeMap<u64, (u128, u128)> = d1.totals.clone();
     for (id, batch) in &t.outbox {
-        if !d1.applied.contains(id) {
+        if !d1.applied(*id) {
             for [user, up, down] in &batch.credits {
                 let e = accounted.entry(*user).or_default();
                 e.0 += *up as u128;
