@@ -6,6 +6,7 @@ pub mod accounting;
 pub mod accounts;
 pub mod announce;
 pub mod config;
+pub mod failure;
 pub mod flags;
 pub mod listing;
 pub mod logging;

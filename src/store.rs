@@ -38,7 +38,8 @@ use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
 use crate::pace::Pace;
 use crate::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
-use crate::response::{self, PeerListFormat};
+use crate::failure::Failure;
+use crate::response::{AnnounceAnswer, AnnounceResponse, PeerListFormat};
 use crate::swarm::{Peer, PeerAnnounce, PeerChange, Swarm, SwarmCounters};
 use crate::webtorrent::{SocketRef, SwarmWsReply};
 use crate::wire::{Account, SwarmAnnounce};
@@ -55,9 +56,6 @@ CREATE TABLE IF NOT EXISTS blocked (k INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ws_peers (id BLOB PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS scrape_cache (k INTEGER PRIMARY KEY, until INTEGER NOT NULL);
 ";
-
-/// What an announce to a blocked torrent gets.
-pub const BLOCKED_REFUSAL: &str = "this torrent is blocked on this tracker";
 
 /// What a newcomer to a full swarm is told (it still gets peers).
 pub const FULL_WARNING: &str = "swarm is full: you get peers but are not listed until a slot frees";
@@ -231,10 +229,6 @@ pub struct SwarmState {
     pub pace: Pace,
 }
 
-/// Why a private-mode announce was refused by the swarm.
-pub const RATIO_REFUSAL: &str =
-    "your ratio is below the minimum: you may keep seeding, but not start new downloads";
-
 impl SwarmState {
     pub fn new(seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
@@ -334,29 +328,29 @@ impl SwarmState {
         (self.info_hash.is_some() || self.published.is_some()) && !self.blocked
     }
 
-    /// Applies an announce; returns the bencoded answer and the writes that
-    /// must be durable before it is sent.
-    pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (Vec<u8>, Vec<StoreWrite>) {
+    /// Applies an announce; returns the answer (or the refusal) and the
+    /// writes that must be durable before it is sent. A refusal writes nothing.
+    pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (AnnounceAnswer, Vec<StoreWrite>) {
         let mut writes = Vec::new();
         if self.blocked {
-            return (response::failure(BLOCKED_REFUSAL), writes);
+            return (Err(Failure::TorrentBlocked), writes);
         }
         self.pace.record(now);
         if let Some(seeder) = self.early(&msg.peer, now, config) {
             // Answered like any announce, but not applied: nothing written,
             // nothing credited (the next accepted one credits the delta).
-            return (self.answer(msg, seeder, now, config, None), writes);
+            return (Ok(self.answer(msg, seeder, now, config, None)), writes);
         }
         if let Some(account) = msg.account {
             if let Err(refusal) = self.account_announce(msg, account, now, config, &mut writes) {
-                return (response::failure(refusal), writes);
+                return (Err(refusal), writes);
             }
         }
         self.adopt_legacy_entry(&msg.peer, &mut writes);
         if self.is_full_for(&msg.peer, config) {
             // Existing peers are never pushed out: a flood of new ids must
             // not evict real peers. The newcomer still gets peers.
-            return (self.answer(msg, msg.peer.left == 0, now, config, Some(FULL_WARNING)), writes);
+            return (Ok(self.answer(msg, msg.peer.left == 0, now, config, Some(FULL_WARNING))), writes);
         }
         let outcome = self.swarm.announce_with_refresh(&msg.peer, now, config.refresh_after);
         if self.oldest_seen.is_none() && !self.swarm.is_empty() {
@@ -370,18 +364,26 @@ impl SwarmState {
             writes.push(StoreWrite::SwarmRow(self.row()));
             self.row_stored = true;
         }
-        (self.answer(msg, outcome.seeder, now, config, None), writes)
+        (Ok(self.answer(msg, outcome.seeder, now, config, None)), writes)
     }
 
     /// Counts, intervals and a fresh random peer list for the announcer.
     /// Private peer lists never carry peer ids: they would let a member
     /// announce as another.
-    fn answer(&mut self, msg: &SwarmAnnounce, seeder: bool, now: u32, config: &TrackerConfig, warning: Option<&str>) -> Vec<u8> {
+    fn answer(
+        &mut self,
+        msg: &SwarmAnnounce,
+        seeder: bool,
+        now: u32,
+        config: &TrackerConfig,
+        warning: Option<&'static str>,
+    ) -> AnnounceResponse {
         let format = PeerListFormat { no_peer_id: msg.format.no_peer_id || msg.account.is_some(), ..msg.format };
         let given = self.pace.intervals(now, self.swarm.len() + self.ws.len(), config, &mut self.rng);
         let p = &msg.peer;
         let peers = self.swarm.select((&p.key, &p.peer_id), seeder, msg.numwant as usize, &mut self.rng);
-        response::announce(self.counters(), given.interval, given.min_interval, &peers, format, warning)
+        let peers = peers.into_iter().copied().collect();
+        AnnounceResponse { counters: self.counters(), interval: given.interval, min_interval: given.min_interval, peers, format, warning }
     }
 
     /// The write a change to the HTTP swarm needs: rows through, refreshes
@@ -415,13 +417,13 @@ impl SwarmState {
         now: u32,
         config: &TrackerConfig,
         writes: &mut Vec<StoreWrite>,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), Failure> {
         let key = PeerKey::session(account.user, &msg.peer.peer_id);
         let previous = self.sessions.get(&key).copied();
         // A download in progress is this user's own session on this torrent.
         let starts_leeching = msg.peer.left > 0 && msg.peer.event != AnnounceEvent::Stopped && previous.is_none();
         if starts_leeching && !account.may_leech {
-            return Err(RATIO_REFUSAL);
+            return Err(Failure::RatioTooLow);
         }
         let rules = accounting::Rules { max_rate: config.max_credit_rate, freeleech: account.freeleech };
         let a = accounting::credit(previous.map(|p| p.session), account.user, msg.uploaded, msg.downloaded, now, rules);
@@ -992,6 +994,20 @@ pub fn merge_touch_row(existing: Option<(u32, Vec<u8>)>, at: u32, mut ids: Vec<u
     ids
 }
 
+/// An announce as the edge sends it: the outcome bencoded, with its
+/// writes. For tests, fuzz targets and benches, which look at the bytes a
+/// client gets.
+pub trait EncodedAnnounce {
+    fn announce_encoded(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (Vec<u8>, Vec<StoreWrite>);
+}
+
+impl EncodedAnnounce for SwarmState {
+    fn announce_encoded(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (Vec<u8>, Vec<StoreWrite>) {
+        let (answer, writes) = self.announce(msg, now, config);
+        (crate::response::encode_announce(&answer), writes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1019,26 +1035,26 @@ mod tests {
     fn an_early_reannounce_is_answered_but_not_applied_and_events_apply() {
         let c = TrackerConfig { min_interval: 100, enforce_min_interval: true, ..cfg() };
         let mut s = SwarmState::new(1);
-        let (body, _) = s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+        let (body, _) = s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
         assert!(failure_of(&body).is_none());
-        s.announce(&msg(2, 0, AnnounceEvent::Started), 1000, &c);
+        s.announce_encoded(&msg(2, 0, AnnounceEvent::Started), 1000, &c);
         // 50 s later (90 s is the floor): a normal answer, nothing written.
-        let (body, writes) = s.announce(&msg(1, 10, AnnounceEvent::Update), 1050, &c);
+        let (body, writes) = s.announce_encoded(&msg(1, 10, AnnounceEvent::Update), 1050, &c);
         let text = String::from_utf8_lossy(&body);
         assert!(failure_of(&body).is_none(), "{text}");
         assert!(text.contains("8:completei1e") && text.contains("8:intervali100e") && text.contains("5:peers6:"), "{text}");
         assert!(writes.is_empty());
         assert_eq!(s.swarm.get(&key_of(1)).unwrap().0.last_seen, 1000, "not applied");
         // Events and role changes apply at once.
-        let (_, w) = s.announce(&msg(1, 0, AnnounceEvent::Completed), 1051, &c);
+        let (_, w) = s.announce_encoded(&msg(1, 0, AnnounceEvent::Completed), 1051, &c);
         assert!(!w.is_empty());
         assert_eq!(s.swarm.counters().downloaded, 1);
         // Private mode: an early report is credited with the next accepted one.
         let mut t = s;
-        t.announce(&private(3, 10, AnnounceEvent::Started, 0, 0, true), 2000, &c);
-        t.announce(&private(3, 10, AnnounceEvent::Update, 40, 0, true), 2010, &c);
+        t.announce_encoded(&private(3, 10, AnnounceEvent::Started, 0, 0, true), 2000, &c);
+        t.announce_encoded(&private(3, 10, AnnounceEvent::Update, 40, 0, true), 2010, &c);
         assert_eq!(t.session(3, &PeerId([3; 20])).unwrap().credited.uploaded, 0, "early: not taken yet");
-        t.announce(&private(3, 10, AnnounceEvent::Update, 50, 0, true), 2100, &c);
+        t.announce_encoded(&private(3, 10, AnnounceEvent::Update, 50, 0, true), 2100, &c);
         assert_eq!(t.session(3, &PeerId([3; 20])).unwrap().credited.uploaded, 50);
     }
 
@@ -1047,9 +1063,9 @@ mod tests {
         let c = TrackerConfig { max_peers: 3, ..cfg() };
         let mut s = SwarmState::new(1);
         for n in 1..=3 {
-            s.announce(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
+            s.announce_encoded(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
         }
-        let (body, writes) = s.announce(&msg(9, 0, AnnounceEvent::Started), 1000, &c);
+        let (body, writes) = s.announce_encoded(&msg(9, 0, AnnounceEvent::Started), 1000, &c);
         assert!(writes.is_empty());
         assert!(failure_of(&body).is_none());
         let text = String::from_utf8_lossy(&body);
@@ -1057,10 +1073,10 @@ mod tests {
         assert_eq!(s.swarm.len(), 3);
         assert!(s.swarm.get(&key_of(9)).is_none());
         // Members keep announcing; when one leaves, the newcomer gets in.
-        let (body, _) = s.announce(&msg(2, 10, AnnounceEvent::Update), 1001, &c);
+        let (body, _) = s.announce_encoded(&msg(2, 10, AnnounceEvent::Update), 1001, &c);
         assert!(!String::from_utf8_lossy(&body).contains("warning"));
-        s.announce(&msg(3, 10, AnnounceEvent::Stopped), 1002, &c);
-        let (body, writes) = s.announce(&msg(9, 0, AnnounceEvent::Update), 1003, &c);
+        s.announce_encoded(&msg(3, 10, AnnounceEvent::Stopped), 1002, &c);
+        let (body, writes) = s.announce_encoded(&msg(9, 0, AnnounceEvent::Update), 1003, &c);
         assert!(!String::from_utf8_lossy(&body).contains("warning"));
         assert!(!writes.is_empty());
         assert_eq!(s.swarm.counters().complete, 1);
@@ -1072,20 +1088,20 @@ mod tests {
         let mut s = SwarmState::new(1);
         let mut t = Tables::default();
         for n in 1..=3 {
-            let (_, w) = s.announce(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
+            let (_, w) = s.announce_encoded(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
             t.apply(w, &c);
         }
         let writes = s.block(1001);
         assert!(matches!(writes.last(), Some(StoreWrite::Blocked(Some(1001)))));
         t.apply(writes, &c);
         assert!(t.peers.is_empty());
-        let (body, writes) = s.announce(&msg(4, 10, AnnounceEvent::Started), 1002, &c);
-        assert_eq!(failure_of(&body).as_deref(), Some(&*format!("{}:{}e", BLOCKED_REFUSAL.len(), BLOCKED_REFUSAL)));
+        let (answer, writes) = s.announce(&msg(4, 10, AnnounceEvent::Started), 1002, &c);
+        assert_eq!(answer, Err(Failure::TorrentBlocked));
         assert!(writes.is_empty());
         let m = s.maintain(1100, &c);
         assert!(m.publish.is_none() && !m.free_storage && !s.can_free());
         s.unblock();
-        let (body, _) = s.announce(&msg(4, 10, AnnounceEvent::Started), 1003, &c);
+        let (body, _) = s.announce_encoded(&msg(4, 10, AnnounceEvent::Started), 1003, &c);
         assert!(failure_of(&body).is_none());
     }
 
@@ -1180,7 +1196,7 @@ mod tests {
         let mut t = Tables::default();
         let mut s = SwarmState::new(1);
         for n in 1..=50 {
-            let (_, w) = s.announce(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
+            let (_, w) = s.announce_encoded(&msg(n, 10, AnnounceEvent::Started), 1000, &c);
             t.apply(w, &c);
         }
         // 50 peer rows plus the swarm row.
@@ -1189,13 +1205,13 @@ mod tests {
         s.published(m.publish.unwrap().1, 1000, true);
         t.writes = 0;
         for n in 1..=50 {
-            let (_, w) = s.announce(&msg(n, 5, AnnounceEvent::Update), 1000 + c.refresh_after - 1, &c);
+            let (_, w) = s.announce_encoded(&msg(n, 5, AnnounceEvent::Update), 1000 + c.refresh_after - 1, &c);
             assert!(w.is_empty(), "storage's time is recent enough: nothing to write");
         }
         // Once storage's copy is REFRESH_AFTER old, a small swarm writes the peer's row.
-        let (_, w) = s.announce(&msg(1, 5, AnnounceEvent::Update), 1000 + c.refresh_after, &c);
+        let (_, w) = s.announce_encoded(&msg(1, 5, AnnounceEvent::Update), 1000 + c.refresh_after, &c);
         assert!(matches!(w.as_slice(), [StoreWrite::UpsertPeer { .. }]));
-        let (_, w) = s.announce(&msg(1, 5, AnnounceEvent::Update), 1000 + c.refresh_after + 1, &c);
+        let (_, w) = s.announce_encoded(&msg(1, 5, AnnounceEvent::Update), 1000 + c.refresh_after + 1, &c);
         assert!(w.is_empty());
     }
 
@@ -1206,14 +1222,14 @@ mod tests {
         let mut s = SwarmState::new(1);
         let n = DENSE_SWARM as u32;
         for i in 0..n {
-            t.apply(s.announce(&wide(i, 10, AnnounceEvent::Started), 1000, &c).1, &c);
+            t.apply(s.announce_encoded(&wide(i, 10, AnnounceEvent::Started), 1000, &c).1, &c);
         }
         let m = s.maintain(1000, &c);
         s.published(m.publish.unwrap().1, 1000, true);
         t.writes = 0;
         let later = 1000 + c.refresh_after;
         for i in 0..n {
-            let (_, w) = s.announce(&wide(i, 5, AnnounceEvent::Update), later, &c);
+            let (_, w) = s.announce_encoded(&wide(i, 5, AnnounceEvent::Update), later, &c);
             assert!(w.is_empty(), "a refresh in a dense swarm waits for the batch");
         }
         assert_eq!(s.next_alarm(later, &c), Some(later + c.flush_delay));
@@ -1231,7 +1247,7 @@ mod tests {
         let mut t = Tables::default();
         let mut s = SwarmState::new(1);
         for (n, left, ev) in [(1, 10, AnnounceEvent::Started), (2, 0, AnnounceEvent::Started), (1, 0, AnnounceEvent::Completed)] {
-            let (_, w) = s.announce(&msg(n, left, ev), 1000, &c);
+            let (_, w) = s.announce_encoded(&msg(n, left, ev), 1000, &c);
             t.apply(w, &c);
         }
         let r = t.reload(1001, &c);
@@ -1244,8 +1260,8 @@ mod tests {
         let c = cfg();
         let mut t = Tables::default();
         let mut s = SwarmState::new(1);
-        t.apply(s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c).1, &c);
-        t.apply(s.announce(&msg(2, 10, AnnounceEvent::Started), 1100, &c).1, &c);
+        t.apply(s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 1000, &c).1, &c);
+        t.apply(s.announce_encoded(&msg(2, 10, AnnounceEvent::Started), 1100, &c).1, &c);
         // After a reload, storage's time may lag by under REFRESH_AFTER:
         // a silent peer goes once even its latest possible announce is too old.
         let peers = |t: &Tables| t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).unwrap()).collect::<Vec<_>>();
@@ -1268,7 +1284,7 @@ mod tests {
     fn publishes_once_per_window_and_frees_storage_when_empty() {
         let c = cfg();
         let mut s = SwarmState::new(1);
-        s.announce(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+        s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
         assert_eq!(s.next_alarm(1000, &c), Some(1000));
         let m = s.maintain(1000, &c);
         let (hash, counters) = m.publish.unwrap();
@@ -1276,7 +1292,7 @@ mod tests {
         assert_eq!(counters.incomplete, 1);
         s.published(counters, 1000, true);
         // A change inside the window waits for the window's end.
-        s.announce(&msg(2, 0, AnnounceEvent::Started), 1010, &c);
+        s.announce_encoded(&msg(2, 0, AnnounceEvent::Started), 1010, &c);
         assert_eq!(s.maintain(1010, &c).publish, None);
         assert_eq!(s.next_alarm(1010, &c), Some(1060));
         let m = s.maintain(1060, &c);
@@ -1285,8 +1301,8 @@ mod tests {
         // Nothing changed: nothing to publish.
         assert_eq!(s.maintain(1070, &c).publish, None);
         // Everyone leaves: publish zeros, then free storage.
-        s.announce(&msg(1, 10, AnnounceEvent::Stopped), 1200, &c);
-        s.announce(&msg(2, 0, AnnounceEvent::Stopped), 1200, &c);
+        s.announce_encoded(&msg(1, 10, AnnounceEvent::Stopped), 1200, &c);
+        s.announce_encoded(&msg(2, 0, AnnounceEvent::Stopped), 1200, &c);
         let m = s.maintain(1200, &c);
         assert_eq!(m.publish.unwrap().1, SwarmCounters { complete: 0, incomplete: 0, downloaded: 0 });
         assert!(!m.free_storage);
@@ -1299,7 +1315,7 @@ mod tests {
         let c = cfg();
         let mut s = SwarmState::new(1);
         s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, false, 5000, &c);
-        let (body, writes) = s.announce(&msg(1, 0, AnnounceEvent::Completed), 5000, &c);
+        let (body, writes) = s.announce_encoded(&msg(1, 0, AnnounceEvent::Completed), 5000, &c);
         assert!(String::from_utf8_lossy(&body).contains("10:downloadedi8e"));
         assert!(writes.iter().any(|w| matches!(w, StoreWrite::SwarmRow(r) if r.downloaded == 8)));
     }
@@ -1360,10 +1376,10 @@ mod tests {
         let mut s = SwarmState::new(1);
         let mut t = LedgerTable::default();
         let id = PeerId([1; 20]);
-        let (_, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
+        let (_, w) = s.announce_encoded(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
         assert_eq!(session_writes(&w), 1, "the first change in a window is written through: {w:?}");
         t.apply(&w);
-        let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
+        let (_, w) = s.announce_encoded(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
         assert_eq!(session_writes(&w), 0, "later ones are written behind: {w:?}");
         assert_eq!(s.session(1, &id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
         assert!(s.next_alarm(1001, &c).is_some_and(|t| t <= 1000 + c.flush_delay), "by the alarm at the window's end");
@@ -1374,7 +1390,7 @@ mod tests {
         t.apply(&m.writes);
         assert_eq!(t.session(1, id).unwrap().credited, Credit { uploaded: 10, downloaded: 50 });
         // A retry of the same announce credits and dirties nothing.
-        let (_, w) = s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1011, &c);
+        let (_, w) = s.announce_encoded(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1011, &c);
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(session_writes(&s.maintain(1011, &c).writes), 0);
         let (batch, w) = s.take_credit_batch(0).unwrap();
@@ -1383,11 +1399,11 @@ mod tests {
         t.apply(&w);
         assert!(s.take_credit_batch(0).is_none(), "taken credit is not taken twice");
         // Stopped credits the rest and is written before the answer.
-        let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1020, &c);
+        let (_, w) = s.announce_encoded(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1020, &c);
         assert_eq!(session_writes(&w), 1, "{w:?}");
         t.apply(&w);
         assert_eq!(t.session(1, id).unwrap().credited, Credit { uploaded: 30, downloaded: 100 });
-        let (_, w) = s.announce(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1021, &c);
+        let (_, w) = s.announce_encoded(&private(1, 0, AnnounceEvent::Stopped, 30, 100, true), 1021, &c);
         assert_eq!(session_writes(&w), 0, "a retried stop credits nothing");
         assert!(s.credits_pending());
         assert_eq!(s.next_alarm(1021, &c).map(|t| t <= 1021 + c.credit_flush), Some(true));
@@ -1405,15 +1421,15 @@ mod tests {
         let c = cfg();
         let mut s = SwarmState::new(1);
         let mut t = LedgerTable::default();
-        s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
-        s.announce(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
+        s.announce_encoded(&private(1, 100, AnnounceEvent::Started, 0, 0, true), 1000, &c);
+        s.announce_encoded(&private(1, 50, AnnounceEvent::Update, 10, 50, true), 1001, &c);
         t.apply(&s.maintain(1005, &c).writes);
-        s.announce(&private(1, 30, AnnounceEvent::Update, 20, 70, true), 1006, &c);
+        s.announce_encoded(&private(1, 30, AnnounceEvent::Update, 20, 70, true), 1006, &c);
         // The object dies before its alarm: storage has the announce of 1001.
         let mut r = t.reload();
         assert_eq!(r.session(1, &PeerId([1; 20])).unwrap().session.uploaded, 10);
         for state in [&mut s, &mut r] {
-            state.announce(&private(1, 0, AnnounceEvent::Update, 30, 90, true), 1100, &c);
+            state.announce_encoded(&private(1, 0, AnnounceEvent::Update, 30, 90, true), 1100, &c);
             assert_eq!(state.take_credit_batch(0).unwrap().0.credits, vec![[1, 30, 90]]);
         }
     }
@@ -1427,15 +1443,15 @@ mod tests {
         let c = TrackerConfig { max_credit_rate: u64::MAX, ..cfg() };
         let mut s = SwarmState::new(1);
         for (at, up) in [(1000, 0), (1001, u64::MAX), (1002, 1), (1003, u64::MAX)] {
-            s.announce(&private(1, 0, AnnounceEvent::Update, up, up, true), at, &c);
+            s.announce_encoded(&private(1, 0, AnnounceEvent::Update, up, up, true), at, &c);
         }
         assert_eq!(s.session(1, &PeerId([1; 20])).unwrap().credited, Credit { uploaded: u64::MAX, downloaded: u64::MAX });
         // Two clients of one user, each near the top: one batch entry, saturated.
         let mut m = private(3, 0, AnnounceEvent::Update, 0, 0, true);
         m = as_user(m, 1, true);
-        s.announce(&m, 1004, &c);
+        s.announce_encoded(&m, 1004, &c);
         m.uploaded = u64::MAX;
-        s.announce(&m, 1005, &c);
+        s.announce_encoded(&m, 1005, &c);
         let (batch, _) = s.take_credit_batch(0).unwrap();
         assert!(batch.credits.contains(&[1, u64::MAX, u64::MAX]), "{batch:?}");
     }
@@ -1448,18 +1464,18 @@ mod tests {
         let c = cfg();
         let mut s = SwarmState::new(1);
         let mut t = LedgerTable::default();
-        s.announce(&private(1, 0, AnnounceEvent::Started, 0, 0, true), 999, &c);
-        s.announce(&private(1, 0, AnnounceEvent::Update, 10, 0, true), 1000, &c);
+        s.announce_encoded(&private(1, 0, AnnounceEvent::Started, 0, 0, true), 999, &c);
+        s.announce_encoded(&private(1, 0, AnnounceEvent::Update, 10, 0, true), 1000, &c);
         let (batch, w) = s.take_credit_batch(0).unwrap();
         assert_eq!(batch.credits, vec![[1, 10, 0]]);
         t.apply(&w);
         s.outbox_pending = false;
-        t.apply(&s.announce(&private(1, 0, AnnounceEvent::Stopped, 10, 0, true), 1001, &c).1);
+        t.apply(&s.announce_encoded(&private(1, 0, AnnounceEvent::Stopped, 10, 0, true), 1001, &c).1);
         t.apply(&s.maintain(1001 + c.peer_timeout() + 1, &c).writes);
         assert!(s.session(1, &PeerId([1; 20])).is_none(), "the session ended");
         // Back with a new session: its first report is a baseline.
-        t.apply(&s.announce(&private(1, 0, AnnounceEvent::Started, 5, 0, true), 1200, &c).1);
-        t.apply(&s.announce(&private(1, 0, AnnounceEvent::Update, 10, 0, true), 1210, &c).1);
+        t.apply(&s.announce_encoded(&private(1, 0, AnnounceEvent::Started, 5, 0, true), 1200, &c).1);
+        t.apply(&s.announce_encoded(&private(1, 0, AnnounceEvent::Update, 10, 0, true), 1210, &c).1);
         t.apply(&s.maintain(1210, &c).writes);
         // The object dies after the new session was written.
         let mut r = t.reload();
@@ -1493,14 +1509,15 @@ mod tests {
     fn ratio_rule_blocks_new_downloads_but_not_seeding_or_running_ones() {
         let c = cfg();
         let mut s = SwarmState::new(1);
-        let (body, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, false), 1000, &c);
-        assert!(String::from_utf8_lossy(&body).contains("ratio is below the minimum"));
+        let (answer, w) = s.announce(&private(1, 100, AnnounceEvent::Started, 0, 0, false), 1000, &c);
+        assert_eq!(answer, Err(Failure::RatioTooLow));
+        assert!(String::from_utf8_lossy(&crate::response::encode_announce(&answer)).contains("ratio is below the minimum"));
         assert!(w.is_empty());
         assert!(s.swarm.is_empty());
-        let (body, _) = s.announce(&private(1, 0, AnnounceEvent::Started, 0, 0, false), 1000, &c);
+        let (body, _) = s.announce_encoded(&private(1, 0, AnnounceEvent::Started, 0, 0, false), 1000, &c);
         assert!(!String::from_utf8_lossy(&body).contains("failure"), "seeding is allowed");
-        let (_, _) = s.announce(&private(2, 10, AnnounceEvent::Started, 0, 0, true), 1000, &c);
-        let (body, _) = s.announce(&private(2, 5, AnnounceEvent::Update, 0, 5, false), 1001, &c);
+        let (_, _) = s.announce_encoded(&private(2, 10, AnnounceEvent::Started, 0, 0, true), 1000, &c);
+        let (body, _) = s.announce_encoded(&private(2, 5, AnnounceEvent::Update, 0, 5, false), 1001, &c);
         assert!(!String::from_utf8_lossy(&body).contains("failure"), "a running download continues");
     }
 
@@ -1524,7 +1541,7 @@ mod tests {
         let c = cfg();
         let mut t = Tables::default();
         let mut s = SwarmState::new(3);
-        let (_, w) = s.announce(&msg(1, 0, AnnounceEvent::Started), 100, &c);
+        let (_, w) = s.announce_encoded(&msg(1, 0, AnnounceEvent::Started), 100, &c);
         t.apply(w, &c);
         let (r, w) = s.ws_announce(InfoHash([1; 20]), &ws_peer(10, 1, 5, AnnounceEvent::Started), 5, 100, &c);
         t.apply(w, &c);
@@ -1536,7 +1553,7 @@ mod tests {
         assert_eq!((r.complete, r.incomplete), (2, 1));
         assert_eq!(s.counters(), SwarmCounters { complete: 2, incomplete: 1, downloaded: 0 });
         // HTTP peers see the WebSocket peers in the counts, not in the peer list.
-        let (body, _) = s.announce(&msg(2, 5, AnnounceEvent::Started), 101, &c);
+        let (body, _) = s.announce_encoded(&msg(2, 5, AnnounceEvent::Started), 101, &c);
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("8:completei2e") && text.contains("10:incompletei2e"), "{text}");
         assert!(text.contains("5:peers6:"), "only the HTTP peer is listed: {text}");

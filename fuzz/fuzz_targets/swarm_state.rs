@@ -26,7 +26,7 @@ use edge_tracker::metainfo::{self, Value};
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::response::PeerListFormat;
 use edge_tracker::session_store::{chunk_of, decode_row};
-use edge_tracker::store::{decode_peer, merge_touch_row, CreditBatch, StoreWrite, SwarmRow, SwarmState};
+use edge_tracker::store::{decode_peer, merge_touch_row, CreditBatch, EncodedAnnounce, StoreWrite, SwarmRow, SwarmState};
 use edge_tracker::swarm::PeerAnnounce;
 use edge_tracker::wire::{Account, SwarmAnnounce};
 use libfuzzer_sys::fuzz_target;
@@ -227,7 +227,7 @@ fuzz_target!(|input: Input| {
                 };
                 // An early re-announce is answered but not applied.
                 let deferred = state.early(&msg.peer, now, &config).is_some();
-                let (body, writes) = state.announce(&msg, now, &config);
+                let (body, writes) = state.announce_encoded(&msg, now, &config);
                 let mut must_store = false;
                 let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
                 let refused = top.get("failure reason").is_some();

@@ -240,8 +240,8 @@ impl SwarmObject {
             answer
         };
         cost.requests += 1;
-        let failure = Failure::of_swarm_answer(&answer);
-        Ok((answer, failure, cost))
+        let failure = answer.as_ref().err().copied();
+        Ok((response::encode_announce(&answer), failure, cost))
     }
 
     /// Counts the request's cost; the headers the answer carries: its
