@@ -9,7 +9,8 @@ use edge_tracker::config::TrackerConfig;
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::query::{percent_encode, QueryPairs};
 use edge_tracker::response::PeerListFormat;
-use edge_tracker::store::{EncodedAnnounce, SwarmState};
+use edge_tracker::swarm::memory::EncodedAnnounce;
+use edge_tracker::swarm::SwarmState;
 use edge_tracker::swarm::PeerAnnounce;
 use edge_tracker::wire::SwarmAnnounce;
 

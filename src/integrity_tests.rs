@@ -8,7 +8,9 @@ use crate::config::TrackerConfig;
 use crate::flags;
 use crate::peer::{client_key, InfoHash, PeerAddr, PeerId, PeerKey};
 use crate::response::PeerListFormat;
-use crate::store::{EncodedAnnounce, SwarmState};
+use crate::swarm::memory::EncodedAnnounce;
+use crate::swarm::storage::StoreWrite;
+use crate::swarm::SwarmState;
 use crate::swarm::PeerAnnounce;
 use crate::wire::{Account, SwarmAnnounce};
 
@@ -192,7 +194,7 @@ fn a_row_from_before_entry_keys_is_adopted_by_its_own_peer_only() {
     assert!(s.swarm.get(&PeerKey::raw(&id)).is_some());
     // The peer itself, from its address: the row moves to its key.
     let (_, w) = s.announce_encoded(&ann(1, "10.0.0.1", None, Some(b"k"), 10, AnnounceEvent::Update), 102, &c);
-    assert!(w.contains(&crate::store::StoreWrite::DeletePeer(PeerKey::raw(&id))), "{w:?}");
+    assert!(w.contains(&StoreWrite::DeletePeer(PeerKey::raw(&id))), "{w:?}");
     assert_eq!(s.swarm.len(), 1);
 }
 
@@ -210,6 +212,6 @@ fn a_busy_swarm_hands_out_a_longer_interval_and_keeps_its_peers_that_long() {
     assert!((177..=295).contains(&interval), "200 peers at 0.85/s, a quarter either side: {t}");
     // A peer that obeys that interval is still there when it comes back.
     let m = s.maintain(1000 + c.interval + c.peer_grace + 10, &c);
-    assert!(m.writes.iter().all(|w| !matches!(w, crate::store::StoreWrite::DeletePeer(_))), "{:?}", m.writes.len());
+    assert!(m.writes.iter().all(|w| !matches!(w, StoreWrite::DeletePeer(_))), "{:?}", m.writes.len());
     assert_eq!(s.swarm.len(), 200);
 }

@@ -19,7 +19,6 @@ pub mod scrape;
 pub mod session;
 pub mod session_store;
 pub mod stats;
-pub mod store;
 pub mod swarm;
 pub mod swarm_totals;
 pub mod unavailable;

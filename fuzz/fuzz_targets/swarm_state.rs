@@ -1,7 +1,7 @@
 //! A swarm's Durable Object logic without the runtime: arbitrary public and
 //! private announces, alarms, D1 credit flushes that fail or lose their
 //! answer, storage frees and crashes (state rebuilt from the tables alone),
-//! applied to `SwarmState` over a fake of its SQLite tables. Checked after
+//! applied to `SwarmState` over its tables in memory (`swarm::memory`). Checked after
 //! every step:
 //! - every answer is strict bencode (a dictionary);
 //! - storage holds exactly the peers memory holds, with the same address,
@@ -26,7 +26,10 @@ use edge_tracker::metainfo::{self, Value};
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::response::PeerListFormat;
 use edge_tracker::session_store::{chunk_of, decode_row};
-use edge_tracker::store::{decode_peer, merge_touch_row, CreditBatch, EncodedAnnounce, StoreWrite, SwarmRow, SwarmState};
+use edge_tracker::swarm::ledger::CreditBatch;
+use edge_tracker::swarm::memory::{EncodedAnnounce, MemoryTables};
+use edge_tracker::swarm::storage::StoreWrite;
+use edge_tracker::swarm::SwarmState;
 use edge_tracker::swarm::PeerAnnounce;
 use edge_tracker::wire::{Account, SwarmAnnounce};
 use libfuzzer_sys::fuzz_target;
@@ -100,54 +103,38 @@ struct Input {
     ops: Vec<Op>,
 }
 
+/// The swarm's storage: its tables (the in-memory set the unit tests and
+/// benches use too), the glue's outbox, and the ledger chunks written
+/// since the ledger last looked: (chunk count, chunk).
 #[derive(Default)]
 struct Tables {
-    peers: BTreeMap<PeerKey, Vec<u8>>,
-    touches: BTreeMap<u32, (u32, Vec<u8>)>,
-    row: Option<SwarmRow>,
-    /// `ledger`: (chunk, part) -> packed session records.
-    ledger: BTreeMap<(u32, u32), Vec<u8>>,
+    tables: MemoryTables,
     outbox: Vec<(u64, CreditBatch)>,
-    /// Chunks written since the ledger last looked: (chunk count, chunk).
     written_chunks: Vec<(u32, u32)>,
 }
 
 impl Tables {
     fn apply(&mut self, writes: Vec<StoreWrite>, config: &TrackerConfig) {
-        for w in writes {
+        for w in &writes {
             match w {
-                StoreWrite::UpsertPeer { id, rec } => {
-                    self.peers.insert(id, rec);
-                }
-                StoreWrite::DeletePeer(id) => {
-                    self.peers.remove(&id);
-                }
-                StoreWrite::Touches { slot, at, ids } => {
-                    let merged = merge_touch_row(self.touches.get(&slot).cloned(), at, ids, config);
-                    self.touches.insert(slot, (at, merged));
-                }
-                StoreWrite::SwarmRow(r) => self.row = Some(r),
                 StoreWrite::SessionChunk { chunks, chunk, rows } => {
-                    self.ledger.retain(|(c, _), _| *c != chunk);
-                    for (part, row) in rows.into_iter().enumerate() {
-                        let (n, _) = decode_row(&row).expect("undecodable ledger row");
-                        assert_eq!(n, chunks);
-                        self.ledger.insert((chunk, part as u32), row);
+                    for row in rows {
+                        let (n, _) = decode_row(row).expect("undecodable ledger row");
+                        assert_eq!(n, *chunks);
                     }
-                    self.written_chunks.push((chunks, chunk));
+                    self.written_chunks.push((*chunks, *chunk));
                 }
-                StoreWrite::DropSessionChunksFrom(from) => self.ledger.retain(|(c, _), _| *c < from),
                 // This target sends no WebSocket announces and no blocks, and
                 // starts from empty storage.
-                w @ (StoreWrite::Blocked(_)
+                StoreWrite::Blocked(_)
                 | StoreWrite::ScrapeWanted(_)
                 | StoreWrite::UpsertWsPeer { .. }
                 | StoreWrite::DeleteWsPeer(_)
-                | StoreWrite::DropLegacySessions) => {
-                    panic!("unexpected write {w:?}")
-                }
+                | StoreWrite::DropLegacySessions => panic!("unexpected write {w:?}"),
+                _ => {}
             }
         }
+        self.tables.apply(writes, config);
     }
 }
 
@@ -311,9 +298,7 @@ fuzz_target!(|input: Input| {
             }
             Op::Crash { dt } => {
                 now += dt as u32 % 200;
-                state = reload(&tables, &mut ledger, now, &config, input.seed);
-                let deletes = state.load(tables.row, peers(&tables), tables.touches.values().cloned(), now, &config);
-                apply(&mut tables, &mut ledger, &state, deletes, &config);
+                state = reload(&mut tables, &mut ledger, now, &config, input.seed);
             }
         }
         if let Some(at) = state.next_alarm(now, &config) {
@@ -412,16 +397,12 @@ fn apply(t: &mut Tables, ledger: &mut Ledger, state: &SwarmState, writes: Vec<St
     }
 }
 
-fn peers(t: &Tables) -> Vec<(edge_tracker::swarm::Peer, bool)> {
-    t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).expect("storage holds an undecodable peer row")).collect()
-}
-
-/// A fresh object over the same storage; the ledger takes back what
-/// storage never saw.
-fn reload(t: &Tables, ledger: &mut Ledger, _now: u32, _config: &TrackerConfig, seed: u64) -> SwarmState {
-    let mut s = SwarmState::new(seed.wrapping_add(1));
+/// A fresh object over the same storage (loaded as the Durable Object
+/// loads it, the deletes its load asks for applied); the ledger takes
+/// back what storage never saw.
+fn reload(t: &mut Tables, ledger: &mut Ledger, now: u32, config: &TrackerConfig, seed: u64) -> SwarmState {
     ledger.crash();
-    s.load_ledger(t.ledger.values().map(|r| r.as_slice()), !t.outbox.is_empty(), _now);
+    let s = t.tables.reload(seed.wrapping_add(1), !t.outbox.is_empty(), now, config);
     for (id, (user, up, down, at)) in &ledger.durable {
         let r = s.session_at(id).expect("storage lost a session");
         let stored = (r.session.user, r.session.uploaded, r.session.downloaded, r.session.last_seen);
@@ -433,11 +414,11 @@ fn reload(t: &Tables, ledger: &mut Ledger, _now: u32, _config: &TrackerConfig, s
 fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool) {
     // Storage's peers are memory's peers.
     let stored: BTreeMap<PeerKey, (PeerId, PeerAddr, bool, bool)> =
-        peers(t).into_iter().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
+        t.tables.peer_rows().into_iter().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
     let memory: BTreeMap<PeerKey, (PeerId, PeerAddr, bool, bool)> =
         state.swarm.peers().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
     assert_eq!(stored, memory, "storage and memory disagree on the peers");
-    if let Some(row) = t.row {
+    if let Some(row) = t.tables.row {
         assert_eq!(row.downloaded, state.swarm.downloaded(), "completed count not durable");
     }
     let c = state.swarm.counters();
@@ -457,7 +438,7 @@ fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool
             }
         }
     }
-    for row in t.ledger.values() {
+    for row in t.tables.ledger.values() {
         for rec in decode_row(row).expect("undecodable ledger row").1 {
             let Some(r) = rec.session else { continue };
             let m = rec.mark.unwrap_or_default();
