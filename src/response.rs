@@ -48,19 +48,21 @@ pub struct PeerListFormat {
 }
 
 /// What an accepted announce is answered with, before it is encoded.
+/// It borrows the selected peers from the swarm: nothing is copied on
+/// the way to the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnounceResponse {
+pub struct AnnounceResponse<'a> {
     pub counters: SwarmCounters,
     pub interval: u32,
     pub min_interval: u32,
     /// The peers selected for the announcer.
-    pub peers: Vec<Peer>,
+    pub peers: Vec<&'a Peer>,
     pub format: PeerListFormat,
     pub warning: Option<&'static str>,
 }
 
 /// An announce's outcome: the response, or why the swarm refused it.
-pub type AnnounceAnswer = Result<AnnounceResponse, Failure>;
+pub type AnnounceAnswer<'a> = Result<AnnounceResponse<'a>, Failure>;
 
 /// The bytes an announce's outcome is sent as.
 pub fn encode_announce(answer: &AnnounceAnswer) -> Vec<u8> {
@@ -71,11 +73,11 @@ pub fn encode_announce(answer: &AnnounceAnswer) -> Vec<u8> {
 }
 
 /// The answer to an announce: counts, intervals and the selected peers.
-pub fn announce(r: &AnnounceResponse) -> Vec<u8> {
+pub fn announce(r: &AnnounceResponse<'_>) -> Vec<u8> {
     let (peers, peers6) = if r.format.compact {
         let mut v4 = Vec::with_capacity(r.peers.len() * 6);
         let mut v6 = Vec::new();
-        for p in &r.peers {
+        for p in r.peers.iter() {
             if p.addr.is_ipv4() {
                 p.addr.write_compact_v4(&mut v4);
             } else {
@@ -180,8 +182,7 @@ mod tests {
         format: PeerListFormat,
         warning: Option<&'static str>,
     ) -> Vec<u8> {
-        let peers = peers.iter().map(|p| **p).collect();
-        super::announce(&AnnounceResponse { counters, interval, min_interval, peers, format, warning })
+        super::announce(&AnnounceResponse { counters, interval, min_interval, peers: peers.to_vec(), format, warning })
     }
 
     #[test]

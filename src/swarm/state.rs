@@ -170,7 +170,7 @@ impl SwarmState {
 
     /// Applies an announce; returns the answer (or the refusal) and the
     /// writes that must be durable before it is sent. A refusal writes nothing.
-    pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (AnnounceAnswer, Vec<StoreWrite>) {
+    pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> (AnnounceAnswer<'_>, Vec<StoreWrite>) {
         let mut writes = Vec::new();
         if self.blocked {
             return (Err(Failure::TorrentBlocked), writes);
@@ -206,13 +206,13 @@ impl SwarmState {
         now: u32,
         config: &TrackerConfig,
         warning: Option<&'static str>,
-    ) -> AnnounceResponse {
+    ) -> AnnounceResponse<'_> {
         let format = PeerListFormat { no_peer_id: msg.format.no_peer_id || msg.account.is_some(), ..msg.format };
         let given = self.pace.intervals(now, self.swarm.len() + self.ws.len(), config, &mut self.rng);
+        let counters = self.counters();
         let p = &msg.peer;
         let peers = self.swarm.select((&p.key, &p.peer_id), seeder, msg.numwant as usize, &mut self.rng);
-        let peers = peers.into_iter().copied().collect();
-        AnnounceResponse { counters: self.counters(), interval: given.interval, min_interval: given.min_interval, peers, format, warning }
+        AnnounceResponse { counters, interval: given.interval, min_interval: given.min_interval, peers, format, warning }
     }
 
     /// The one path of a peer's announce into either table: update the

@@ -235,15 +235,16 @@ impl SwarmObject {
     /// durable, answer. Returns the body, its failure (if it is one) and
     /// the rows it cost.
     fn answer(&self, msg: &SwarmAnnounce, now: u32, mut cost: RowCost) -> Result<(Vec<u8>, Option<Failure>, RowCost)> {
-        let answer = {
+        let (body, failure) = {
             let mut inner = self.inner.borrow_mut();
             let (answer, writes) = inner.swarm.announce(msg, now, &self.config);
+            // Encoded here, once: the answer borrows its peers from the swarm.
+            let encoded = (response::encode_announce(&answer), answer.as_ref().err().copied());
             cost.add(self.apply(&mut inner, writes)?);
-            answer
+            encoded
         };
         cost.requests += 1;
-        let failure = answer.as_ref().err().copied();
-        Ok((response::encode_announce(&answer), failure, cost))
+        Ok((body, failure, cost))
     }
 
     /// Counts the request's cost; the headers the answer carries: its
