@@ -17,7 +17,6 @@ pub mod query;
 pub mod response;
 pub mod scrape;
 pub mod session;
-pub mod session_store;
 pub mod stats;
 pub mod swarm;
 pub mod swarm_totals;

@@ -25,7 +25,7 @@ use edge_tracker::config::TrackerConfig;
 use edge_tracker::metainfo::{self, Value};
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::response::PeerListFormat;
-use edge_tracker::session_store::{chunk_of, decode_row};
+use edge_tracker::swarm::sessions::{chunk_of, decode_row};
 use edge_tracker::swarm::ledger::CreditBatch;
 use edge_tracker::swarm::memory::{EncodedAnnounce, MemoryTables};
 use edge_tracker::swarm::storage::StoreWrite;

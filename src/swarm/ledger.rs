@@ -2,7 +2,7 @@
 //! the part of that credit already taken into a credit batch (its mark),
 //! flags for admins, and when all that must be written or sent.
 //!
-//! Sessions are packed into chunk rows ([`crate::session_store`]) and
+//! Sessions are packed into chunk rows ([`super::sessions`]) and
 //! written behind the answer: the first change after a quiet spell before
 //! it, later ones by the alarm at the end of the `FLUSH_DELAY` window.
 //! Credit leaves in batches, one per user, through the Durable Object's
@@ -17,8 +17,8 @@ use crate::failure::Failure;
 pub use crate::flags::CreditBatch;
 use crate::flags::{self, Balance, Flag};
 use crate::peer::{PeerId, PeerKey};
-pub use crate::session_store::SessionRecord;
-use crate::session_store::{self, ChunkRecord, SessionChunks};
+pub use super::sessions::SessionRecord;
+use super::sessions::{self, ChunkRecord, SessionChunks};
 use crate::wire::{Account, SwarmAnnounce};
 
 use super::storage::StoreWrite;
@@ -143,20 +143,20 @@ impl Ledger {
         let Some(plan) = self.chunks.take_plan(ids) else { return false };
         let mut groups: Vec<Vec<ChunkRecord>> = vec![Vec::new(); plan.chunks as usize];
         for (id, s) in &self.sessions {
-            let chunk = session_store::chunk_of(id, plan.chunks);
+            let chunk = sessions::chunk_of(id, plan.chunks);
             if plan.dirty.contains(chunk) {
                 groups[chunk as usize].push(ChunkRecord { id: *id, session: Some(*s), mark: self.marks.get(id).copied(), legacy: false });
             }
         }
         for (id, m) in &self.marks {
-            let chunk = session_store::chunk_of(id, plan.chunks);
+            let chunk = sessions::chunk_of(id, plan.chunks);
             if plan.dirty.contains(chunk) && !self.sessions.contains_key(id) {
                 groups[chunk as usize].push(ChunkRecord { id: *id, session: None, mark: Some(*m), legacy: false });
             }
         }
         for chunk in plan.dirty.iter() {
             let records = std::mem::take(&mut groups[chunk as usize]);
-            writes.push(StoreWrite::SessionChunk { chunks: plan.chunks, chunk, rows: session_store::encode_chunk(plan.chunks, records) });
+            writes.push(StoreWrite::SessionChunk { chunks: plan.chunks, chunk, rows: sessions::encode_chunk(plan.chunks, records) });
         }
         if let Some(from) = plan.drop_from {
             writes.push(StoreWrite::DropSessionChunksFrom(from));
@@ -185,7 +185,7 @@ impl Ledger {
     /// later.
     pub fn load<'a>(&mut self, rows: impl IntoIterator<Item = &'a [u8]>, now: u32) {
         let mut chunks = None;
-        for (n, records) in rows.into_iter().filter_map(session_store::decode_row) {
+        for (n, records) in rows.into_iter().filter_map(sessions::decode_row) {
             chunks = Some(chunks.map_or(n, |c: u32| c.max(n)));
             for r in records {
                 self.load_record(r);

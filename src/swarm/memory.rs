@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 use crate::config::TrackerConfig;
 use crate::peer::PeerKey;
 use crate::response::encode_announce;
-use crate::session_store::decode_row;
 use crate::wire::SwarmAnnounce;
 
-use super::ledger::SessionRecord;
+use super::sessions::{decode_row, SessionRecord};
 use super::storage::{decode_peer, merge_touch_row, StoreWrite, SwarmRow};
 use super::{Peer, SwarmState};
 

@@ -5,13 +5,15 @@
 //!   WebSocket peer tables, answering with a typed response or refusal;
 //! - `upkeep.rs`: the alarm's side (expiry, publishing, credit batches,
 //!   blocking, freeing), more of [`SwarmState`];
-//! - [`ledger`]: private mode's sessions, credit and flags;
+//! - [`ledger`]: private mode's sessions, credit and flags, and
+//!   [`sessions`], the session records packed into chunk rows;
 //! - [`storage`]: the SQLite schema, row codecs and [`storage::StoreWrite`];
 //! - [`memory`]: those tables in memory, for tests, fuzz targets and benches.
 
 pub mod ledger;
 pub mod memory;
 mod peers;
+pub mod sessions;
 pub mod state;
 pub mod storage;
 mod upkeep;

@@ -17,7 +17,7 @@
 //! - `blocked`: one row while an operator has blocked the torrent; a
 //!   blocked swarm lists nobody and keeps its storage so the block lasts.
 //! - `ledger`: private-mode sessions, packed into chunk rows and written
-//!   behind the answer (see [`crate::session_store`]); `outbox`: credit
+//!   behind the answer (see [`super::sessions`]); `outbox`: credit
 //!   batches not yet confirmed by D1.
 //! - `ws_peers`: WebTorrent (WebSocket) peers, kept like `peers` but in a
 //!   swarm of their own whose "address" is the peer's socket location
