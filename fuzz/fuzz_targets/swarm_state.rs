@@ -179,159 +179,209 @@ fn peer_id(n: u8) -> PeerId {
 }
 
 fuzz_target!(|input: Input| {
-    let config = config(input.dense);
-    let hash = InfoHash([7; 20]);
-    let mut state = SwarmState::new(input.seed);
-    let mut tables = Tables::default();
-    let mut ledger = Ledger::default();
-    let mut d1 = D1Db::default();
-    let mut next_batch = 0u64;
-    let mut now: u32 = 1_700_000_000;
-    let mut exact = true;
-
+    let mut run = Run::new(input.seed, input.dense);
     for op in input.ops {
         match op {
-            Op::Announce(a) => {
-                now += a.dt as u32;
-                exact &= a.uploaded.exact() && a.downloaded.exact();
-                let id = peer_id(a.peer);
-                let addr = PeerAddr::new([192, 0, 2, a.ip % 3].into(), a.port);
-                let user = a.user.map(|u| (u % 4) as u64);
-                let msg = SwarmAnnounce {
-                    info_hash: hash,
-                    peer: PeerAnnounce {
-                        key: PeerKey::entry(user, &id, &addr, None),
-                        peer_id: id,
-                        addr,
-                        left: a.left as u64 % 2,
-                        event: AnnounceEvent::from_code(a.event % 4).unwrap(),
-                    },
-                    uploaded: a.uploaded.value(),
-                    downloaded: a.downloaded.value(),
-                    numwant: a.numwant as u16,
-                    format: PeerListFormat { compact: a.compact, no_peer_id: a.no_peer_id },
-                    account: user.map(|user| Account { user, may_leech: a.may_leech, freeleech: a.freeleech }),
-                };
-                // An early re-announce is answered but not applied.
-                let deferred = state.early(&msg.peer, now, &config).is_some();
-                let (body, writes) = state.announce_encoded(&msg, now, &config);
-                let mut must_store = false;
-                let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
-                let refused = top.get("failure reason").is_some();
-                if std::env::var_os("FUZZ_TRACE").is_some() {
-                    eprintln!("{msg:?}\n -> {} {writes:?}", String::from_utf8_lossy(&body));
-                }
-                if refused {
-                    assert!(writes.is_empty(), "a refused announce wrote {writes:?}");
-                } else {
-                    assert!(matches!(top.get("interval"), Some(Value::Int(_))));
-                    let listed = match top.get("peers") {
-                        Some(Value::Bytes(b)) => b.len() / 6,
-                        Some(Value::List(l)) => l.len(),
-                        other => panic!("no peer list: {other:?}"),
-                    } + match top.get("peers6") {
-                        Some(Value::Bytes(b)) => b.len() / 18,
-                        _ => 0,
-                    };
-                    let others = state.swarm.len() - state.swarm.get(&msg.peer.key).is_some() as usize;
-                    assert!(listed <= (msg.numwant as usize).min(others), "{listed} peers listed");
-                    if deferred {
-                        assert!(writes.is_empty(), "an early re-announce wrote {writes:?}");
-                    }
-                    if let (Some(acc), false) = (msg.account, deferred) {
-                        must_store = ledger.credit(&msg, acc, now, config.max_credit_rate);
-                    }
-                    if msg.account.is_some() {
-                        assert!(!body.windows(7).any(|w| w == b"peer id"), "a private list named a peer id");
-                    }
-                }
-                apply(&mut tables, &mut ledger, &state, writes, &config);
-                if let (false, Some(acc), true) = (refused, msg.account, msg.peer.event == AnnounceEvent::Stopped || must_store) {
-                    // A session's last report, a new baseline and a refused
-                    // delta are durable before the answer.
-                    let key = PeerKey::session(acc.user, &msg.peer.peer_id);
-                    assert!(!ledger.pending.contains_key(&key), "stopped answered before it was stored");
-                }
-            }
-            Op::Alarm { dt, publish_ok } => {
-                now += dt as u32 % 200;
-                let m = state.maintain(now, &config);
-                apply(&mut tables, &mut ledger, &state, m.writes, &config);
-                let mut free = m.free_storage && state.can_free();
-                if let Some((h, counters)) = m.publish {
-                    assert_eq!(h, hash);
-                    if publish_ok {
-                        if let Some(w) = state.published(counters, now, m.kv.is_some()) {
-                            apply(&mut tables, &mut ledger, &state, vec![w], &config);
-                        }
-                        free = state.can_free();
-                    }
-                }
-                if free {
-                    state.freed();
-                    tables = Tables::default();
-                    assert!(ledger.pending.values().all(|v| v.iter().all(|c| c.1 == 0 && c.2 == 0)), "storage freed with credit it never saw");
-                    ledger.durable.clear();
-                }
-            }
-            Op::FlushCredits(outcome) => {
-                if let Some((batch, marks)) = state.take_credit_batch(now) {
-                    tables.outbox.push((next_batch, batch));
-                    apply(&mut tables, &mut ledger, &state, marks, &config);
-                    next_batch += 1;
-                }
-                let mut kept = Vec::new();
-                for (id, batch) in std::mem::take(&mut tables.outbox) {
-                    if matches!(outcome, D1::Ok | D1::AnswerLost) && d1.applied.insert(id) {
-                        for [user, up, down] in &batch.credits {
-                            let t = d1.totals.entry(*user).or_default();
-                            t.0 += *up as u128;
-                            t.1 += *down as u128;
-                        }
-                    }
-                    if !matches!(outcome, D1::Ok) {
-                        kept.push((id, batch));
-                    }
-                }
-                tables.outbox = kept;
-                state.outbox_pending = !tables.outbox.is_empty();
-            }
+            Op::Announce(a) => run.announce(a),
+            Op::Alarm { dt, publish_ok } => run.alarm(dt, publish_ok),
+            Op::FlushCredits(outcome) => run.flush_credits(outcome),
             Op::Crash { dt } => {
-                now += dt as u32 % 200;
-                state = reload(&mut tables, &mut ledger, now, &config, input.seed);
+                run.now += dt as u32 % 200;
+                run.state = reload(&mut run.tables, &mut run.ledger, run.now, &run.config, run.seed);
             }
         }
-        if let Some(at) = state.next_alarm(now, &config) {
-            assert!(at >= now.saturating_sub(1), "an alarm in the past");
+        if let Some(at) = run.state.next_alarm(run.now, &run.config) {
+            assert!(at >= run.now.saturating_sub(1), "an alarm in the past");
         }
-        check(&state, &tables, &ledger, &d1, exact);
+        check(&run.state, &run.tables, &run.ledger, &run.d1, run.exact);
+    }
+    run.finish();
+});
+
+/// One input's run: the swarm, its storage, the ledger it must agree with
+/// and D1.
+struct Run {
+    config: TrackerConfig,
+    hash: InfoHash,
+    seed: u64,
+    state: SwarmState,
+    tables: Tables,
+    ledger: Ledger,
+    d1: D1Db,
+    next_batch: u64,
+    now: u32,
+    exact: bool,
+}
+
+impl Run {
+    fn new(seed: u64, dense: bool) -> Self {
+        Run {
+            config: config(dense),
+            hash: InfoHash([7; 20]),
+            seed,
+            state: SwarmState::new(seed),
+            tables: Tables::default(),
+            ledger: Ledger::default(),
+            d1: D1Db::default(),
+            next_batch: 0,
+            now: 1_700_000_000,
+            exact: true,
+        }
     }
 
-    // Once D1 answers, everything owed reaches it, exactly.
-    for _ in 0..3 {
-        if let Some((batch, marks)) = state.take_credit_batch(now) {
-            tables.outbox.push((next_batch, batch));
-            tables.apply(marks, &config);
-            next_batch += 1;
+    fn message(&self, a: &Announce) -> SwarmAnnounce {
+        let id = peer_id(a.peer);
+        let addr = PeerAddr::new([192, 0, 2, a.ip % 3].into(), a.port);
+        let user = a.user.map(|u| (u % 4) as u64);
+        SwarmAnnounce {
+            info_hash: self.hash,
+            peer: PeerAnnounce {
+                key: PeerKey::entry(user, &id, &addr, None),
+                peer_id: id,
+                addr,
+                left: a.left as u64 % 2,
+                event: AnnounceEvent::from_code(a.event % 4).unwrap(),
+            },
+            uploaded: a.uploaded.value(),
+            downloaded: a.downloaded.value(),
+            numwant: a.numwant as u16,
+            format: PeerListFormat { compact: a.compact, no_peer_id: a.no_peer_id },
+            account: user.map(|user| Account { user, may_leech: a.may_leech, freeleech: a.freeleech }),
         }
-        for (id, batch) in std::mem::take(&mut tables.outbox) {
-            if d1.applied.insert(id) {
-                for [user, up, down] in &batch.credits {
-                    let t = d1.totals.entry(*user).or_default();
-                    t.0 += *up as u128;
-                    t.1 += *down as u128;
-                }
+    }
+
+    fn announce(&mut self, a: Announce) {
+        self.now += a.dt as u32;
+        self.exact &= a.uploaded.exact() && a.downloaded.exact();
+        let (msg, now, config) = (self.message(&a), self.now, self.config.clone());
+        // An early re-announce is answered but not applied.
+        let deferred = self.state.early(&msg.peer, now, &config).is_some();
+        let (body, writes) = self.state.announce_encoded(&msg, now, &config);
+        let mut must_store = false;
+        let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
+        let refused = top.get("failure reason").is_some();
+        if std::env::var_os("FUZZ_TRACE").is_some() {
+            eprintln!("{msg:?}\n -> {} {writes:?}", String::from_utf8_lossy(&body));
+        }
+        if refused {
+            assert!(writes.is_empty(), "a refused announce wrote {writes:?}");
+        } else {
+            self.check_answer(&msg, &top, &body);
+            if deferred {
+                assert!(writes.is_empty(), "an early re-announce wrote {writes:?}");
+            }
+            if let (Some(acc), false) = (msg.account, deferred) {
+                must_store = self.ledger.credit(&msg, acc, now, config.max_credit_rate);
             }
         }
-        state.outbox_pending = false;
+        apply(&mut self.tables, &mut self.ledger, &self.state, writes, &config);
+        if let (false, Some(acc), true) = (refused, msg.account, msg.peer.event == AnnounceEvent::Stopped || must_store) {
+            // A session's last report, a new baseline and a refused
+            // delta are durable before the answer.
+            let key = PeerKey::session(acc.user, &msg.peer.peer_id);
+            assert!(!self.ledger.pending.contains_key(&key), "stopped answered before it was stored");
+        }
     }
-    if !exact {
-        return;
+
+    /// An accepted announce's answer: intervals, and a peer list no longer
+    /// than asked for, without peer ids in private mode.
+    fn check_answer(&self, msg: &SwarmAnnounce, top: &Value, body: &[u8]) {
+        assert!(matches!(top.get("interval"), Some(Value::Int(_))));
+        let listed = match top.get("peers") {
+            Some(Value::Bytes(b)) => b.len() / 6,
+            Some(Value::List(l)) => l.len(),
+            other => panic!("no peer list: {other:?}"),
+        } + match top.get("peers6") {
+            Some(Value::Bytes(b)) => b.len() / 18,
+            _ => 0,
+        };
+        let others = self.state.swarm.len() - self.state.swarm.get(&msg.peer.key).is_some() as usize;
+        assert!(listed <= (msg.numwant as usize).min(others), "{listed} peers listed");
+        if msg.account.is_some() {
+            assert!(!body.windows(7).any(|w| w == b"peer id"), "a private list named a peer id");
+        }
     }
-    let owed: BTreeMap<u64, (u128, u128)> = ledger.owed.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
-    let have: BTreeMap<u64, (u128, u128)> = d1.totals.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
-    assert_eq!(have, owed, "D1 totals differ from the ledger after a full flush");
-});
+
+    /// The alarm: maintenance, then publish to KV, free storage if asked.
+    fn alarm(&mut self, dt: u16, publish_ok: bool) {
+        self.now += dt as u32 % 200;
+        let (now, config) = (self.now, &self.config);
+        let m = self.state.maintain(now, config);
+        apply(&mut self.tables, &mut self.ledger, &self.state, m.writes, config);
+        let mut free = m.free_storage && self.state.can_free();
+        if let Some((h, counters)) = m.publish {
+            assert_eq!(h, self.hash);
+            if publish_ok {
+                if let Some(w) = self.state.published(counters, now, m.kv.is_some()) {
+                    apply(&mut self.tables, &mut self.ledger, &self.state, vec![w], config);
+                }
+                free = self.state.can_free();
+            }
+        }
+        if free {
+            self.state.freed();
+            self.tables = Tables::default();
+            let unseen = self.ledger.pending.values().flatten().any(|c| c.1 != 0 || c.2 != 0);
+            assert!(!unseen, "storage freed with credit it never saw");
+            self.ledger.durable.clear();
+        }
+    }
+
+    /// The credit flush to D1 the alarm runs in private mode.
+    fn flush_credits(&mut self, outcome: D1) {
+        if let Some((batch, marks)) = self.state.take_credit_batch(self.now) {
+            self.tables.outbox.push((self.next_batch, batch));
+            apply(&mut self.tables, &mut self.ledger, &self.state, marks, &self.config);
+            self.next_batch += 1;
+        }
+        let mut kept = Vec::new();
+        for (id, batch) in std::mem::take(&mut self.tables.outbox) {
+            if matches!(outcome, D1::Ok | D1::AnswerLost) {
+                self.d1.apply(id, &batch);
+            }
+            if !matches!(outcome, D1::Ok) {
+                kept.push((id, batch));
+            }
+        }
+        self.tables.outbox = kept;
+        self.state.outbox_pending = !self.tables.outbox.is_empty();
+    }
+
+    /// Once D1 answers, everything owed reaches it, exactly.
+    fn finish(mut self) {
+        for _ in 0..3 {
+            if let Some((batch, marks)) = self.state.take_credit_batch(self.now) {
+                self.tables.outbox.push((self.next_batch, batch));
+                self.tables.apply(marks, &self.config);
+                self.next_batch += 1;
+            }
+            for (id, batch) in std::mem::take(&mut self.tables.outbox) {
+                self.d1.apply(id, &batch);
+            }
+            self.state.outbox_pending = false;
+        }
+        if !self.exact {
+            return;
+        }
+        let nonzero = |m: &BTreeMap<u64, (u128, u128)>| -> BTreeMap<u64, (u128, u128)> {
+            m.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect()
+        };
+        assert_eq!(nonzero(&self.d1.totals), nonzero(&self.ledger.owed), "D1 totals differ from the ledger after a full flush");
+    }
+}
+
+impl D1Db {
+    /// Applies a batch, once per id (D1 refuses a batch id it has seen).
+    fn apply(&mut self, id: u64, batch: &CreditBatch) {
+        if self.applied.insert(id) {
+            for [user, up, down] in &batch.credits {
+                let t = self.totals.entry(*user).or_default();
+                t.0 += *up as u128;
+                t.1 += *down as u128;
+            }
+        }
+    }
+}
 
 impl Ledger {
     /// Credits an accepted private announce by the documented rules;
