@@ -9,7 +9,8 @@ use edge_tracker::config::TrackerConfig;
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::query::{percent_encode, QueryPairs};
 use edge_tracker::response::PeerListFormat;
-use edge_tracker::store::SwarmState;
+use edge_tracker::swarm::memory::EncodedAnnounce;
+use edge_tracker::swarm::SwarmState;
 use edge_tracker::swarm::PeerAnnounce;
 use edge_tracker::wire::SwarmAnnounce;
 
@@ -43,7 +44,7 @@ fn swarm_of(size: u32, config: &TrackerConfig) -> SwarmState {
     let mut s = SwarmState::new(42);
     for n in 0..size {
         // Half seeders, half leechers.
-        s.announce(&message(n, (n % 2) as u64 * 1000, AnnounceEvent::Started), 1_000, config);
+        s.announce_encoded(&message(n, (n % 2) as u64 * 1000, AnnounceEvent::Started), 1_000, config);
     }
     s
 }
@@ -70,7 +71,7 @@ fn bench(c: &mut Criterion) {
                 |m| {
                     let q = QueryPairs::parse(black_box(query.as_bytes())).unwrap();
                     black_box(AnnounceRequest::parse(&q).unwrap());
-                    let (body, writes) = state.announce(&m, 2_000, &config);
+                    let (body, writes) = state.announce_encoded(&m, 2_000, &config);
                     black_box((body, writes))
                 },
                 BatchSize::SmallInput,

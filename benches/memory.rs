@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use edge_tracker::config::TrackerConfig;
 use edge_tracker::peer::{PeerAddr, PeerId, PeerKey};
-use edge_tracker::store::{decode_peer, encode_peer, SwarmState};
+use edge_tracker::swarm::memory::MemoryTables;
+use edge_tracker::swarm::storage::encode_peer;
 use edge_tracker::swarm::{Peer, Swarm};
 
 struct Counting;
@@ -61,12 +62,14 @@ fn main() {
     drop(swarm);
 
     // Storage rows as the Durable Object reads them back.
-    let rows: Vec<([u8; 20], Vec<u8>)> = (0..N).map(|n| { let p = peer(n); (p.id.0, encode_peer(&p, n % 2 == 0)) }).collect();
+    let mut tables = MemoryTables::default();
+    for n in 0..N {
+        let p = peer(n);
+        tables.peers.insert(p.key, encode_peer(&p, n % 2 == 0));
+    }
     let config = TrackerConfig::default();
     let started = Instant::now();
-    let mut state = SwarmState::new(7);
-    let peers = rows.iter().filter_map(|(id, rec)| decode_peer(id, rec));
-    state.load(None, peers, Vec::<(u32, Vec<u8>)>::new(), 1_000, &config);
+    let state = tables.reload(7, false, 1_000, &config);
     let reload_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(state.swarm.len(), N as usize);
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
+use crate::failure::Failure;
 use crate::peer::InfoHash;
 use crate::swarm::{Peer, SwarmCounters};
 
@@ -46,19 +47,37 @@ pub struct PeerListFormat {
     pub no_peer_id: bool,
 }
 
+/// What an accepted announce is answered with, before it is encoded.
+/// It borrows the selected peers from the swarm: nothing is copied on
+/// the way to the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceResponse<'a> {
+    pub counters: SwarmCounters,
+    pub interval: u32,
+    pub min_interval: u32,
+    /// The peers selected for the announcer.
+    pub peers: Vec<&'a Peer>,
+    pub format: PeerListFormat,
+    pub warning: Option<&'static str>,
+}
+
+/// An announce's outcome: the response, or why the swarm refused it.
+pub type AnnounceAnswer<'a> = Result<AnnounceResponse<'a>, Failure>;
+
+/// The bytes an announce's outcome is sent as.
+pub fn encode_announce(answer: &AnnounceAnswer) -> Vec<u8> {
+    match answer {
+        Ok(r) => announce(r),
+        Err(f) => failure(f.text()),
+    }
+}
+
 /// The answer to an announce: counts, intervals and the selected peers.
-pub fn announce(
-    counters: SwarmCounters,
-    interval: u32,
-    min_interval: u32,
-    peers: &[&Peer],
-    format: PeerListFormat,
-    warning: Option<&str>,
-) -> Vec<u8> {
-    let (peers, peers6) = if format.compact {
-        let mut v4 = Vec::with_capacity(peers.len() * 6);
+pub fn announce(r: &AnnounceResponse<'_>) -> Vec<u8> {
+    let (peers, peers6) = if r.format.compact {
+        let mut v4 = Vec::with_capacity(r.peers.len() * 6);
         let mut v6 = Vec::new();
-        for p in peers {
+        for p in r.peers.iter() {
             if p.addr.is_ipv4() {
                 p.addr.write_compact_v4(&mut v4);
             } else {
@@ -68,25 +87,26 @@ pub fn announce(
         let peers6 = (!v6.is_empty()).then(|| ByteBuf::from(v6));
         (PeerList::Compact(ByteBuf::from(v4)), peers6)
     } else {
-        let dicts = peers
+        let dicts = r
+            .peers
             .iter()
             .map(|p| PeerDict {
                 ip: p.addr.ip().to_string(),
-                peer_id: (!format.no_peer_id).then(|| ByteBuf::from(p.id.0.to_vec())),
+                peer_id: (!r.format.no_peer_id).then(|| ByteBuf::from(p.id.0.to_vec())),
                 port: p.addr.port(),
             })
             .collect();
         (PeerList::Dicts(dicts), None)
     };
     let body = AnnounceBody {
-        complete: counters.complete,
-        downloaded: counters.downloaded,
-        incomplete: counters.incomplete,
-        interval,
-        min_interval,
+        complete: r.counters.complete,
+        downloaded: r.counters.downloaded,
+        incomplete: r.counters.incomplete,
+        interval: r.interval,
+        min_interval: r.min_interval,
         peers,
         peers6,
-        warning,
+        warning: r.warning,
     };
     // Serialising plain integers and byte strings cannot fail.
     serde_bencode::to_bytes(&body).unwrap_or_else(|_| failure("internal encoding error"))
@@ -154,6 +174,17 @@ mod tests {
 
     const C: SwarmCounters = SwarmCounters { complete: 1, incomplete: 2, downloaded: 3 };
 
+    fn announce(
+        counters: SwarmCounters,
+        interval: u32,
+        min_interval: u32,
+        peers: &[&Peer],
+        format: PeerListFormat,
+        warning: Option<&'static str>,
+    ) -> Vec<u8> {
+        super::announce(&AnnounceResponse { counters, interval, min_interval, peers: peers.to_vec(), format, warning })
+    }
+
     #[test]
     fn compact_splits_v4_and_v6() {
         let a = peer("1.2.3.4", 0x1ae1, b'a');
@@ -204,5 +235,7 @@ mod tests {
     #[test]
     fn failure_reason() {
         assert_eq!(failure("missing parameter 'port'"), b"d14:failure reason24:missing parameter 'port'e");
+        let refused = encode_announce(&Err(Failure::TorrentBlocked));
+        assert_eq!(refused, b"d14:failure reason39:this torrent is blocked on this trackere");
     }
 }

@@ -10,104 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::peer::InfoHash;
 use crate::swarm::SwarmCounters;
 
-/// Why a request was answered with a failure; the `reason` label of
-/// `edge_tracker_failures_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    InvalidQuery,
-    InvalidAnnounce,
-    InvalidScrape,
-    MethodNotAllowed,
-    Misconfigured,
-    MissingPasskey,
-    UnknownPasskey,
-    AccountBanned,
-    ClientBanned,
-    UnregisteredTorrent,
-    RatioTooLow,
-    AccountLookupFailed,
-    SwarmUnavailable,
-    SwarmOverloaded,
-    ScrapeUnavailable,
-    RateLimited,
-    TorrentBlocked,
-    Other,
-}
-
-impl Failure {
-    pub const ALL: [Failure; 18] = [
-        Failure::InvalidQuery,
-        Failure::InvalidAnnounce,
-        Failure::InvalidScrape,
-        Failure::MethodNotAllowed,
-        Failure::Misconfigured,
-        Failure::MissingPasskey,
-        Failure::UnknownPasskey,
-        Failure::AccountBanned,
-        Failure::ClientBanned,
-        Failure::UnregisteredTorrent,
-        Failure::RatioTooLow,
-        Failure::AccountLookupFailed,
-        Failure::SwarmUnavailable,
-        Failure::SwarmOverloaded,
-        Failure::ScrapeUnavailable,
-        Failure::RateLimited,
-        Failure::TorrentBlocked,
-        Failure::Other,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Failure::InvalidQuery => "invalid_query",
-            Failure::InvalidAnnounce => "invalid_announce",
-            Failure::InvalidScrape => "invalid_scrape",
-            Failure::MethodNotAllowed => "method_not_allowed",
-            Failure::Misconfigured => "misconfigured",
-            Failure::MissingPasskey => "missing_passkey",
-            Failure::UnknownPasskey => "unknown_passkey",
-            Failure::AccountBanned => "account_banned",
-            Failure::ClientBanned => "client_banned",
-            Failure::UnregisteredTorrent => "unregistered_torrent",
-            Failure::RatioTooLow => "ratio_too_low",
-            Failure::AccountLookupFailed => "account_lookup_failed",
-            Failure::SwarmUnavailable => "swarm_unavailable",
-            Failure::SwarmOverloaded => "swarm_overloaded",
-            Failure::ScrapeUnavailable => "scrape_unavailable",
-            Failure::RateLimited => "rate_limited",
-            Failure::TorrentBlocked => "torrent_blocked",
-            Failure::Other => "other",
-        }
-    }
-
-    pub fn from_label(label: &str) -> Option<Failure> {
-        Failure::ALL.into_iter().find(|f| f.label() == label)
-    }
-
-    /// The reason of a swarm's bencoded answer, if it is a failure.
-    pub fn of_swarm_answer(body: &[u8]) -> Option<Failure> {
-        let reason = body.strip_prefix(b"d14:failure reason")?;
-        let contains = |needle: &str| reason.windows(needle.len()).any(|w| w == needle.as_bytes());
-        Some(if contains(crate::store::RATIO_REFUSAL) {
-            Failure::RatioTooLow
-        } else if contains(crate::store::BLOCKED_REFUSAL) {
-            Failure::TorrentBlocked
-        } else {
-            Failure::Other
-        })
-    }
-
-    /// Whether the tracker (not the client) is at fault: worth an error log and an alert.
-    pub fn is_server_side(self) -> bool {
-        matches!(
-            self,
-            Failure::Misconfigured
-                | Failure::AccountLookupFailed
-                | Failure::SwarmUnavailable
-                | Failure::SwarmOverloaded
-                | Failure::ScrapeUnavailable
-        )
-    }
-}
+pub use crate::failure::Failure;
 
 /// Requests served: counted in memory by an isolate and sent as a delta
 /// to the stats object, which keeps the running totals in the same shape.
@@ -427,23 +330,6 @@ mod tests {
 
     fn counts(announces: u64, scrapes: u64, failures: &[(&str, u64)]) -> Counts {
         Counts { announces, scrapes, failures: failures.iter().map(|(r, n)| (r.to_string(), *n)).collect() }
-    }
-
-    #[test]
-    fn failure_labels_round_trip_and_are_unique() {
-        for f in Failure::ALL {
-            assert_eq!(Failure::from_label(f.label()), Some(f));
-        }
-        let labels: std::collections::BTreeSet<_> = Failure::ALL.iter().map(|f| f.label()).collect();
-        assert_eq!(labels.len(), Failure::ALL.len());
-    }
-
-    #[test]
-    fn swarm_failures_are_recognised() {
-        use crate::response::failure;
-        assert_eq!(Failure::of_swarm_answer(&failure(crate::store::RATIO_REFUSAL)), Some(Failure::RatioTooLow));
-        assert_eq!(Failure::of_swarm_answer(&failure("malformed swarm request")), Some(Failure::Other));
-        assert_eq!(Failure::of_swarm_answer(b"d8:completei0e10:incompletei1e8:intervali1800e5:peers0:e"), None);
     }
 
     #[test]

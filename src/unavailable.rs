@@ -15,10 +15,6 @@ pub const OVERLOADED_RETRY_SECS: u32 = 300;
 /// object comes back on its own, so the shortest `retry in` (one minute).
 pub const UNAVAILABLE_RETRY_SECS: u32 = 60;
 
-pub const OVERLOADED_REASON: &str = "this torrent is too busy right now, retry later";
-pub const UNAVAILABLE_REASON: &str = "tracker temporarily unavailable, retry later";
-pub const SCRAPE_UNAVAILABLE_REASON: &str = "scrape temporarily unavailable, retry later";
-
 /// What a swarm stub's error means. `overloaded` is the runtime's own flag
 /// on the error (`e.overloaded`), when the caller can see it; the message
 /// is looked at too, since the flag does not survive every hop.
@@ -43,12 +39,12 @@ pub fn retry_minutes(failure: Failure) -> u32 {
     retry_secs(failure).div_ceil(60).max(1)
 }
 
-/// The reason text a client shows for `failure`.
+/// The reason text a client shows for `failure` (any other fault reads
+/// as the tracker being unavailable).
 pub fn reason(failure: Failure) -> &'static str {
     match failure {
-        Failure::SwarmOverloaded => OVERLOADED_REASON,
-        Failure::ScrapeUnavailable => SCRAPE_UNAVAILABLE_REASON,
-        _ => UNAVAILABLE_REASON,
+        Failure::SwarmOverloaded | Failure::ScrapeUnavailable => failure.text(),
+        _ => Failure::SwarmUnavailable.text(),
     }
 }
 

@@ -265,10 +265,10 @@ fn parse_scrape(m: &Map<String, Value>) -> Result<ClientMessage, ProtocolError> 
 pub fn check_scrape(hashes: &[InfoHash], max: u32, full_scrape: bool) -> Result<(), ProtocolError> {
     let fail = |reason: String| Err(ProtocolError { reason, action: Some("scrape"), ..ProtocolError::default() });
     if hashes.len() > max as usize {
-        return fail(format!("too many info_hash values (max {max} per scrape)"));
+        return fail(crate::scrape::ScrapeError::TooMany { max }.to_string());
     }
     if hashes.is_empty() && !full_scrape {
-        return fail("full scrape is disabled: pass one or more 'info_hash'".into());
+        return fail(crate::scrape::ScrapeError::FullScrapeDisabled.to_string());
     }
     Ok(())
 }

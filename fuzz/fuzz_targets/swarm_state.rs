@@ -2,7 +2,7 @@
 //! private announces, alarms, credit flushes whose delivery to the ledger
 //! shard (the real `credit_ledger::Ledger`, oldest batch first, the first
 //! failure ending the round) fails or loses its answer, storage frees and crashes (state rebuilt from the tables alone),
-//! applied to `SwarmState` over a fake of its SQLite tables. Checked after
+//! applied to `SwarmState` over its tables in memory (`swarm::memory`). Checked after
 //! every step:
 //! - every answer is strict bencode (a dictionary);
 //! - storage holds exactly the peers memory holds, with the same address,
@@ -27,8 +27,11 @@ use edge_tracker::credit_ledger::{Delivery, Ledger as ShardLedger};
 use edge_tracker::metainfo::{self, Value};
 use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
 use edge_tracker::response::PeerListFormat;
-use edge_tracker::session_store::{chunk_of, decode_row};
-use edge_tracker::store::{decode_peer, merge_touch_row, CreditBatch, StoreWrite, SwarmRow, SwarmState};
+use edge_tracker::swarm::sessions::{chunk_of, decode_row};
+use edge_tracker::swarm::ledger::CreditBatch;
+use edge_tracker::swarm::memory::{EncodedAnnounce, MemoryTables};
+use edge_tracker::swarm::storage::StoreWrite;
+use edge_tracker::swarm::SwarmState;
 use edge_tracker::swarm::PeerAnnounce;
 use edge_tracker::wire::{Account, SwarmAnnounce};
 use libfuzzer_sys::fuzz_target;
@@ -102,54 +105,38 @@ struct Input {
     ops: Vec<Op>,
 }
 
+/// The swarm's storage: its tables (the in-memory set the unit tests and
+/// benches use too), the glue's outbox, and the ledger chunks written
+/// since the ledger last looked: (chunk count, chunk).
 #[derive(Default)]
 struct Tables {
-    peers: BTreeMap<PeerKey, Vec<u8>>,
-    touches: BTreeMap<u32, (u32, Vec<u8>)>,
-    row: Option<SwarmRow>,
-    /// `ledger`: (chunk, part) -> packed session records.
-    ledger: BTreeMap<(u32, u32), Vec<u8>>,
+    tables: MemoryTables,
     outbox: Vec<(u64, CreditBatch)>,
-    /// Chunks written since the ledger last looked: (chunk count, chunk).
     written_chunks: Vec<(u32, u32)>,
 }
 
 impl Tables {
     fn apply(&mut self, writes: Vec<StoreWrite>, config: &TrackerConfig) {
-        for w in writes {
+        for w in &writes {
             match w {
-                StoreWrite::UpsertPeer { id, rec } => {
-                    self.peers.insert(id, rec);
-                }
-                StoreWrite::DeletePeer(id) => {
-                    self.peers.remove(&id);
-                }
-                StoreWrite::Touches { slot, at, ids } => {
-                    let merged = merge_touch_row(self.touches.get(&slot).cloned(), at, ids, config);
-                    self.touches.insert(slot, (at, merged));
-                }
-                StoreWrite::SwarmRow(r) => self.row = Some(r),
                 StoreWrite::SessionChunk { chunks, chunk, rows } => {
-                    self.ledger.retain(|(c, _), _| *c != chunk);
-                    for (part, row) in rows.into_iter().enumerate() {
-                        let (n, _) = decode_row(&row).expect("undecodable ledger row");
-                        assert_eq!(n, chunks);
-                        self.ledger.insert((chunk, part as u32), row);
+                    for row in rows {
+                        let (n, _) = decode_row(row).expect("undecodable ledger row");
+                        assert_eq!(n, *chunks);
                     }
-                    self.written_chunks.push((chunks, chunk));
+                    self.written_chunks.push((*chunks, *chunk));
                 }
-                StoreWrite::DropSessionChunksFrom(from) => self.ledger.retain(|(c, _), _| *c < from),
                 // This target sends no WebSocket announces and no blocks, and
                 // starts from empty storage.
-                w @ (StoreWrite::Blocked(_)
+                StoreWrite::Blocked(_)
                 | StoreWrite::ScrapeWanted(_)
                 | StoreWrite::UpsertWsPeer { .. }
                 | StoreWrite::DeleteWsPeer(_)
-                | StoreWrite::DropLegacySessions) => {
-                    panic!("unexpected write {w:?}")
-                }
+                | StoreWrite::DropLegacySessions => panic!("unexpected write {w:?}"),
+                _ => {}
             }
         }
+        self.tables.apply(writes, config);
     }
 }
 
@@ -172,6 +159,210 @@ struct D1Db {
     hash: InfoHash,
     shard: ShardLedger,
     totals: BTreeMap<u64, (u128, u128)>,
+}
+
+fn config(dense: bool) -> TrackerConfig {
+    // Short times so that expiry, refresh and publish windows all happen.
+    TrackerConfig {
+        interval: 100,
+        min_interval: 50,
+        peer_grace: 20,
+        flush_delay: 5,
+        publish_window: 30,
+        refresh_after: if dense { 1 } else { 40 },
+        credit_flush: 10,
+        // Small: Small(u16) counters cross it often.
+        max_credit_rate: 4_000,
+        ..TrackerConfig::default()
+    }
+}
+
+fn peer_id(n: u8) -> PeerId {
+    let mut b = [b'p'; 20];
+    b[0] = n % 16;
+    PeerId(b)
+}
+
+fuzz_target!(|input: Input| {
+    let mut run = Run::new(input.seed, input.dense);
+    for op in input.ops {
+        match op {
+            Op::Announce(a) => run.announce(a),
+            Op::Alarm { dt, publish_ok } => run.alarm(dt, publish_ok),
+            Op::FlushCredits(outcome) => run.flush_credits(outcome),
+            Op::Crash { dt } => {
+                run.now += dt as u32 % 200;
+                run.state = reload(&mut run.tables, &mut run.ledger, run.now, &run.config, run.seed);
+            }
+        }
+        if let Some(at) = run.state.next_alarm(run.now, &run.config) {
+            assert!(at >= run.now.saturating_sub(1), "an alarm in the past");
+        }
+        check(&run.state, &run.tables, &run.ledger, &run.d1, run.exact);
+    }
+    run.finish();
+});
+
+/// One input's run: the swarm, its storage, the ledger it must agree with
+/// and D1.
+struct Run {
+    config: TrackerConfig,
+    hash: InfoHash,
+    seed: u64,
+    state: SwarmState,
+    tables: Tables,
+    ledger: Ledger,
+    d1: D1Db,
+    next_batch: u64,
+    now: u32,
+    exact: bool,
+}
+
+impl Run {
+    fn new(seed: u64, dense: bool) -> Self {
+        Run {
+            config: config(dense),
+            hash: InfoHash([7; 20]),
+            seed,
+            state: SwarmState::new(seed),
+            tables: Tables::default(),
+            ledger: Ledger::default(),
+            d1: D1Db { hash: InfoHash([7; 20]), shard: ShardLedger::default(), totals: BTreeMap::new() },
+            next_batch: 0,
+            now: 1_700_000_000,
+            exact: true,
+        }
+    }
+
+    fn message(&self, a: &Announce) -> SwarmAnnounce {
+        let id = peer_id(a.peer);
+        let addr = PeerAddr::new([192, 0, 2, a.ip % 3].into(), a.port);
+        let user = a.user.map(|u| (u % 4) as u64);
+        SwarmAnnounce {
+            info_hash: self.hash,
+            peer: PeerAnnounce {
+                key: PeerKey::entry(user, &id, &addr, None),
+                peer_id: id,
+                addr,
+                left: a.left as u64 % 2,
+                event: AnnounceEvent::from_code(a.event % 4).unwrap(),
+            },
+            uploaded: a.uploaded.value(),
+            downloaded: a.downloaded.value(),
+            numwant: a.numwant as u16,
+            format: PeerListFormat { compact: a.compact, no_peer_id: a.no_peer_id },
+            account: user.map(|user| Account { user, may_leech: a.may_leech, freeleech: a.freeleech }),
+        }
+    }
+
+    fn announce(&mut self, a: Announce) {
+        self.now += a.dt as u32;
+        self.exact &= a.uploaded.exact() && a.downloaded.exact();
+        let (msg, now, config) = (self.message(&a), self.now, self.config.clone());
+        // An early re-announce is answered but not applied.
+        let deferred = self.state.early(&msg.peer, now, &config).is_some();
+        let (body, writes) = self.state.announce_encoded(&msg, now, &config);
+        let mut must_store = false;
+        let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
+        let refused = top.get("failure reason").is_some();
+        if std::env::var_os("FUZZ_TRACE").is_some() {
+            eprintln!("{msg:?}\n -> {} {writes:?}", String::from_utf8_lossy(&body));
+        }
+        if refused {
+            assert!(writes.is_empty(), "a refused announce wrote {writes:?}");
+        } else {
+            self.check_answer(&msg, &top, &body);
+            if deferred {
+                assert!(writes.is_empty(), "an early re-announce wrote {writes:?}");
+            }
+            if let (Some(acc), false) = (msg.account, deferred) {
+                must_store = self.ledger.credit(&msg, acc, now, config.max_credit_rate);
+            }
+        }
+        apply(&mut self.tables, &mut self.ledger, &self.state, writes, &config);
+        if let (false, Some(acc), true) = (refused, msg.account, msg.peer.event == AnnounceEvent::Stopped || must_store) {
+            // A session's last report, a new baseline and a refused
+            // delta are durable before the answer.
+            let key = PeerKey::session(acc.user, &msg.peer.peer_id);
+            assert!(!self.ledger.pending.contains_key(&key), "stopped answered before it was stored");
+        }
+    }
+
+    /// An accepted announce's answer: intervals, and a peer list no longer
+    /// than asked for, without peer ids in private mode.
+    fn check_answer(&self, msg: &SwarmAnnounce, top: &Value, body: &[u8]) {
+        assert!(matches!(top.get("interval"), Some(Value::Int(_))));
+        let listed = match top.get("peers") {
+            Some(Value::Bytes(b)) => b.len() / 6,
+            Some(Value::List(l)) => l.len(),
+            other => panic!("no peer list: {other:?}"),
+        } + match top.get("peers6") {
+            Some(Value::Bytes(b)) => b.len() / 18,
+            _ => 0,
+        };
+        let others = self.state.swarm.len() - self.state.swarm.get(&msg.peer.key).is_some() as usize;
+        assert!(listed <= (msg.numwant as usize).min(others), "{listed} peers listed");
+        if msg.account.is_some() {
+            assert!(!body.windows(7).any(|w| w == b"peer id"), "a private list named a peer id");
+        }
+    }
+
+    /// The alarm: maintenance, then publish to KV, free storage if asked.
+    fn alarm(&mut self, dt: u16, publish_ok: bool) {
+        self.now += dt as u32 % 200;
+        let (now, config) = (self.now, &self.config);
+        let m = self.state.maintain(now, config);
+        apply(&mut self.tables, &mut self.ledger, &self.state, m.writes, config);
+        let mut free = m.free_storage && self.state.can_free();
+        if let Some((h, counters)) = m.publish {
+            assert_eq!(h, self.hash);
+            if publish_ok {
+                if let Some(w) = self.state.published(counters, now, m.kv.is_some()) {
+                    apply(&mut self.tables, &mut self.ledger, &self.state, vec![w], config);
+                }
+                free = self.state.can_free();
+            }
+        }
+        if free {
+            self.state.freed();
+            self.tables = Tables::default();
+            let unseen = self.ledger.pending.values().flatten().any(|c| c.1 != 0 || c.2 != 0);
+            assert!(!unseen, "storage freed with credit it never saw");
+            self.ledger.durable.clear();
+        }
+    }
+
+    /// The credit flush to D1 the alarm runs in private mode.
+    fn flush_credits(&mut self, outcome: D1) {
+        if let Some((batch, marks)) = self.state.take_credit_batch(self.now) {
+            self.tables.outbox.push((self.next_batch, batch));
+            apply(&mut self.tables, &mut self.ledger, &self.state, marks, &self.config);
+            self.next_batch += 1;
+        }
+        self.d1.deliver(&mut self.tables.outbox, outcome, self.now);
+        self.state.outbox_pending = !self.tables.outbox.is_empty();
+    }
+
+    /// Once D1 answers, everything owed reaches it, exactly.
+    fn finish(mut self) {
+        for _ in 0..3 {
+            if let Some((batch, marks)) = self.state.take_credit_batch(self.now) {
+                self.tables.outbox.push((self.next_batch, batch));
+                self.tables.apply(marks, &self.config);
+                self.next_batch += 1;
+            }
+            self.d1.deliver(&mut self.tables.outbox, D1::Ok, self.now);
+            assert!(self.tables.outbox.is_empty());
+            self.state.outbox_pending = false;
+        }
+        if !self.exact {
+            return;
+        }
+        let nonzero = |m: &BTreeMap<u64, (u128, u128)>| -> BTreeMap<u64, (u128, u128)> {
+            m.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect()
+        };
+        assert_eq!(nonzero(&self.d1.totals), nonzero(&self.ledger.owed), "D1 totals differ from the ledger after a full flush");
+    }
 }
 
 impl D1Db {
@@ -202,165 +393,6 @@ impl D1Db {
         self.shard.last_id(&self.hash) == Some(id.to_string().as_str())
     }
 }
-
-fn config(dense: bool) -> TrackerConfig {
-    // Short times so that expiry, refresh and publish windows all happen.
-    TrackerConfig {
-        interval: 100,
-        min_interval: 50,
-        peer_grace: 20,
-        flush_delay: 5,
-        publish_window: 30,
-        refresh_after: if dense { 1 } else { 40 },
-        credit_flush: 10,
-        // Small: Small(u16) counters cross it often.
-        max_credit_rate: 4_000,
-        ..TrackerConfig::default()
-    }
-}
-
-fn peer_id(n: u8) -> PeerId {
-    let mut b = [b'p'; 20];
-    b[0] = n % 16;
-    PeerId(b)
-}
-
-fuzz_target!(|input: Input| {
-    let config = config(input.dense);
-    let hash = InfoHash([7; 20]);
-    let mut state = SwarmState::new(input.seed);
-    let mut tables = Tables::default();
-    let mut ledger = Ledger::default();
-    let mut d1 = D1Db { hash, shard: ShardLedger::default(), totals: BTreeMap::new() };
-    let mut next_batch = 0u64;
-    let mut now: u32 = 1_700_000_000;
-    let mut exact = true;
-
-    for op in input.ops {
-        match op {
-            Op::Announce(a) => {
-                now += a.dt as u32;
-                exact &= a.uploaded.exact() && a.downloaded.exact();
-                let id = peer_id(a.peer);
-                let addr = PeerAddr::new([192, 0, 2, a.ip % 3].into(), a.port);
-                let user = a.user.map(|u| (u % 4) as u64);
-                let msg = SwarmAnnounce {
-                    info_hash: hash,
-                    peer: PeerAnnounce {
-                        key: PeerKey::entry(user, &id, &addr, None),
-                        peer_id: id,
-                        addr,
-                        left: a.left as u64 % 2,
-                        event: AnnounceEvent::from_code(a.event % 4).unwrap(),
-                    },
-                    uploaded: a.uploaded.value(),
-                    downloaded: a.downloaded.value(),
-                    numwant: a.numwant as u16,
-                    format: PeerListFormat { compact: a.compact, no_peer_id: a.no_peer_id },
-                    account: user.map(|user| Account { user, may_leech: a.may_leech, freeleech: a.freeleech }),
-                };
-                // An early re-announce is answered but not applied.
-                let deferred = state.early(&msg.peer, now, &config).is_some();
-                let (body, writes) = state.announce(&msg, now, &config);
-                let mut must_store = false;
-                let top = metainfo::parse(&body).expect("an answer that is not strict bencode");
-                let refused = top.get("failure reason").is_some();
-                if std::env::var_os("FUZZ_TRACE").is_some() {
-                    eprintln!("{msg:?}\n -> {} {writes:?}", String::from_utf8_lossy(&body));
-                }
-                if refused {
-                    assert!(writes.is_empty(), "a refused announce wrote {writes:?}");
-                } else {
-                    assert!(matches!(top.get("interval"), Some(Value::Int(_))));
-                    let listed = match top.get("peers") {
-                        Some(Value::Bytes(b)) => b.len() / 6,
-                        Some(Value::List(l)) => l.len(),
-                        other => panic!("no peer list: {other:?}"),
-                    } + match top.get("peers6") {
-                        Some(Value::Bytes(b)) => b.len() / 18,
-                        _ => 0,
-                    };
-                    let others = state.swarm.len() - state.swarm.get(&msg.peer.key).is_some() as usize;
-                    assert!(listed <= (msg.numwant as usize).min(others), "{listed} peers listed");
-                    if deferred {
-                        assert!(writes.is_empty(), "an early re-announce wrote {writes:?}");
-                    }
-                    if let (Some(acc), false) = (msg.account, deferred) {
-                        must_store = ledger.credit(&msg, acc, now, config.max_credit_rate);
-                    }
-                    if msg.account.is_some() {
-                        assert!(!body.windows(7).any(|w| w == b"peer id"), "a private list named a peer id");
-                    }
-                }
-                apply(&mut tables, &mut ledger, &state, writes, &config);
-                if let (false, Some(acc), true) = (refused, msg.account, msg.peer.event == AnnounceEvent::Stopped || must_store) {
-                    // A session's last report, a new baseline and a refused
-                    // delta are durable before the answer.
-                    let key = PeerKey::session(acc.user, &msg.peer.peer_id);
-                    assert!(!ledger.pending.contains_key(&key), "stopped answered before it was stored");
-                }
-            }
-            Op::Alarm { dt, publish_ok } => {
-                now += dt as u32 % 200;
-                let m = state.maintain(now, &config);
-                apply(&mut tables, &mut ledger, &state, m.writes, &config);
-                let mut free = m.free_storage && state.can_free();
-                if let Some((h, counters)) = m.publish {
-                    assert_eq!(h, hash);
-                    if publish_ok {
-                        if let Some(w) = state.published(counters, now, m.kv.is_some()) {
-                            apply(&mut tables, &mut ledger, &state, vec![w], &config);
-                        }
-                        free = state.can_free();
-                    }
-                }
-                if free {
-                    state.freed();
-                    tables = Tables::default();
-                    assert!(ledger.pending.values().all(|v| v.iter().all(|c| c.1 == 0 && c.2 == 0)), "storage freed with credit it never saw");
-                    ledger.durable.clear();
-                }
-            }
-            Op::FlushCredits(outcome) => {
-                if let Some((batch, marks)) = state.take_credit_batch(now) {
-                    tables.outbox.push((next_batch, batch));
-                    apply(&mut tables, &mut ledger, &state, marks, &config);
-                    next_batch += 1;
-                }
-                d1.deliver(&mut tables.outbox, outcome, now);
-                state.outbox_pending = !tables.outbox.is_empty();
-            }
-            Op::Crash { dt } => {
-                now += dt as u32 % 200;
-                state = reload(&tables, &mut ledger, now, &config, input.seed);
-                let deletes = state.load(tables.row, peers(&tables), tables.touches.values().cloned(), now, &config);
-                apply(&mut tables, &mut ledger, &state, deletes, &config);
-            }
-        }
-        if let Some(at) = state.next_alarm(now, &config) {
-            assert!(at >= now.saturating_sub(1), "an alarm in the past");
-        }
-        check(&state, &tables, &ledger, &d1, exact);
-    }
-
-    // Once D1 answers, everything owed reaches it, exactly.
-    for _ in 0..3 {
-        if let Some((batch, marks)) = state.take_credit_batch(now) {
-            tables.outbox.push((next_batch, batch));
-            tables.apply(marks, &config);
-            next_batch += 1;
-        }
-        d1.deliver(&mut tables.outbox, D1::Ok, now);
-        assert!(tables.outbox.is_empty());
-        state.outbox_pending = false;
-    }
-    if !exact {
-        return;
-    }
-    let owed: BTreeMap<u64, (u128, u128)> = ledger.owed.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
-    let have: BTreeMap<u64, (u128, u128)> = d1.totals.iter().filter(|(_, v)| **v != (0, 0)).map(|(k, v)| (*k, *v)).collect();
-    assert_eq!(have, owed, "D1 totals differ from the ledger after a full flush");
-});
 
 impl Ledger {
     /// Credits an accepted private announce by the documented rules;
@@ -426,16 +458,12 @@ fn apply(t: &mut Tables, ledger: &mut Ledger, state: &SwarmState, writes: Vec<St
     }
 }
 
-fn peers(t: &Tables) -> Vec<(edge_tracker::swarm::Peer, bool)> {
-    t.peers.iter().map(|(id, rec)| decode_peer(&id.0, rec).expect("storage holds an undecodable peer row")).collect()
-}
-
-/// A fresh object over the same storage; the ledger takes back what
-/// storage never saw.
-fn reload(t: &Tables, ledger: &mut Ledger, _now: u32, _config: &TrackerConfig, seed: u64) -> SwarmState {
-    let mut s = SwarmState::new(seed.wrapping_add(1));
+/// A fresh object over the same storage (loaded as the Durable Object
+/// loads it, the deletes its load asks for applied); the ledger takes
+/// back what storage never saw.
+fn reload(t: &mut Tables, ledger: &mut Ledger, now: u32, config: &TrackerConfig, seed: u64) -> SwarmState {
     ledger.crash();
-    s.load_ledger(t.ledger.values().map(|r| r.as_slice()), !t.outbox.is_empty(), _now);
+    let s = t.tables.reload(seed.wrapping_add(1), !t.outbox.is_empty(), now, config);
     for (id, (user, up, down, at)) in &ledger.durable {
         let r = s.session_at(id).expect("storage lost a session");
         let stored = (r.session.user, r.session.uploaded, r.session.downloaded, r.session.last_seen);
@@ -447,11 +475,11 @@ fn reload(t: &Tables, ledger: &mut Ledger, _now: u32, _config: &TrackerConfig, s
 fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool) {
     // Storage's peers are memory's peers.
     let stored: BTreeMap<PeerKey, (PeerId, PeerAddr, bool, bool)> =
-        peers(t).into_iter().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
+        t.tables.peer_rows().into_iter().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
     let memory: BTreeMap<PeerKey, (PeerId, PeerAddr, bool, bool)> =
         state.swarm.peers().map(|(p, s)| (p.key, (p.id, p.addr, s, p.completed))).collect();
     assert_eq!(stored, memory, "storage and memory disagree on the peers");
-    if let Some(row) = t.row {
+    if let Some(row) = t.tables.row {
         assert_eq!(row.downloaded, state.swarm.downloaded(), "completed count not durable");
     }
     let c = state.swarm.counters();
@@ -471,7 +499,7 @@ fn check(state: &SwarmState, t: &Tables, ledger: &Ledger, d1: &D1Db, exact: bool
             }
         }
     }
-    for row in t.ledger.values() {
+    for row in t.tables.ledger.values() {
         for rec in decode_row(row).expect("undecodable ledger row").1 {
             let Some(r) = rec.session else { continue };
             let m = rec.mark.unwrap_or_default();

@@ -7,8 +7,9 @@
 
 use edge_tracker::peer::{parse_ip, InfoHash, PeerAddr};
 use edge_tracker::scrape::{counters_key, hash_of_key};
-use edge_tracker::session_store::{decode_row, encode_chunk, ChunkRecord, RECORD_LEN};
-use edge_tracker::store::{decode_marks, decode_peer, encode_marks, encode_peer, SessionRecord};
+use edge_tracker::swarm::sessions::{decode_row, encode_chunk, ChunkRecord, RECORD_LEN};
+use edge_tracker::swarm::ledger::{decode_marks, encode_marks, SessionRecord};
+use edge_tracker::swarm::storage::{decode_peer, encode_peer};
 use edge_tracker::swarm::SwarmCounters;
 use edge_tracker::wire::{SwarmAnnounce, ENCODED_LEN};
 use libfuzzer_sys::fuzz_target;

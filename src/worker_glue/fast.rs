@@ -47,7 +47,7 @@ impl Front {
         // The ban list is read from KV once a minute, by the caller.
         let Some(banned) = private::client_banned_cached(&announce.peer_id) else { return "B".into() };
         if banned {
-            return refused(Kind::Announce, Failure::ClientBanned, super::CLIENT_BANNED);
+            return refused(Kind::Announce, Failure::ClientBanned, Failure::ClientBanned.text());
         }
         stats::count_announce();
         let remote = parse_ip(ip).unwrap_or(FALLBACK_IP);
@@ -127,7 +127,7 @@ impl Front {
             stats::count_scrape();
         }
         stats::count_failure(Failure::RateLimited);
-        response::failure_retry("too many requests from your address: slow down", super::RATE_LIMIT_WAIT)
+        response::failure_retry(Failure::RateLimited.text(), super::RATE_LIMIT_WAIT)
     }
 
     /// A limiter that fails lets the request through: availability first.

@@ -101,27 +101,27 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     }
     // The raw method: `Request::method()` reads any method it does not know as GET.
     if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
-        let mut resp = fail(Failure::MethodNotAllowed, "method not allowed: use GET")?.with_status(405);
+        let mut resp = refuse(Failure::MethodNotAllowed)?.with_status(405);
         resp.headers_mut().set("allow", "GET, HEAD")?;
         return Ok(resp);
     }
     if let Some(wait) = rate_limited(env, ANNOUNCE_LIMITER, &req).await {
         stats::count_failure(Failure::RateLimited);
-        return bencoded(response::failure_retry("too many requests from your address: slow down", wait));
+        return bencoded(response::failure_retry(Failure::RateLimited.text(), wait));
     }
     if websocket {
         return match config_from(env) {
             Ok(config) if config.mode == TrackerMode::Public => socket_gateway::connect(&req, env).await,
             Ok(_) => bencoded(response::failure("the WebSocket tracker exists in public mode only"))
                 .map(|r| r.with_status(400)),
-            Err(e) => fail(Failure::Misconfigured, &format!("tracker misconfigured: {e}")),
+            Err(e) => fail(Failure::Misconfigured, &format!("{}: {e}", Failure::Misconfigured.text())),
         };
     }
     let config = match config_from(env) {
         Ok(c) => c,
         Err(e) => {
             log::error("config_invalid", serde_json::json!({ "error": e.to_string() }));
-            return fail(Failure::Misconfigured, &format!("tracker misconfigured: {e}"));
+            return fail(Failure::Misconfigured, &format!("{}: {e}", Failure::Misconfigured.text()));
         }
     };
     let raw_query = raw_query(&url);
@@ -143,7 +143,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             if config.mode == TrackerMode::Private {
                 match private_user(env, &config, passkey.as_deref()).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err((failure, reason))) => return fail(failure, reason),
+                    Ok(Err(failure)) => return refuse(failure),
                     Err(e) => {
                         log::error("private_lookup_failed", serde_json::json!({ "route": "scrape", "error": e.to_string() }));
                         return fail_retry(Failure::AccountLookupFailed);
@@ -174,18 +174,23 @@ fn fail(failure: Failure, reason: &str) -> Result<Response> {
     bencoded(response::failure(reason))
 }
 
-/// Private mode: the passkey's owner, or the failure reason to send.
+/// A bencoded refusal with its reason's own text, counted.
+fn refuse(failure: Failure) -> Result<Response> {
+    fail(failure, failure.text())
+}
+
+/// Private mode: the passkey's owner, or why not.
 async fn private_user(
     env: &Env,
     config: &TrackerConfig,
     passkey: Option<&str>,
-) -> Result<std::result::Result<private::PasskeyEntry, (Failure, &'static str)>> {
+) -> Result<std::result::Result<private::PasskeyEntry, Failure>> {
     let Some(passkey) = passkey else {
-        return Ok(Err((Failure::MissingPasskey, "missing passkey: use the personal announce URL from your account")));
+        return Ok(Err(Failure::MissingPasskey));
     };
     Ok(match private::resolve_passkey(env, config, passkey).await? {
-        None => Err((Failure::UnknownPasskey, "unknown or revoked passkey")),
-        Some(e) if e.banned => Err((Failure::AccountBanned, "account banned")),
+        None => Err(Failure::UnknownPasskey),
+        Some(e) if e.banned => Err(Failure::AccountBanned),
         Some(e) => Ok(e),
     })
 }
@@ -196,13 +201,13 @@ async fn private_account(
     config: &TrackerConfig,
     passkey: Option<&str>,
     announce: &AnnounceRequest,
-) -> Result<std::result::Result<Account, (Failure, &'static str)>> {
+) -> Result<std::result::Result<Account, Failure>> {
     let user = match private_user(env, config, passkey).await? {
         Ok(u) => u,
         Err(reason) => return Ok(Err(reason)),
     };
     let Some(torrent) = private::registered_torrent(env, config, &announce.info_hash).await? else {
-        return Ok(Err((Failure::UnregisteredTorrent, "torrent not registered on this tracker")));
+        return Ok(Err(Failure::UnregisteredTorrent));
     };
     Ok(Ok(Account { user: user.user, may_leech: user.may_leech, freeleech: torrent.freeleech }))
 }
@@ -212,8 +217,6 @@ enum Route {
     Announce,
     Scrape,
 }
-
-const CLIENT_BANNED: &str = "this BitTorrent client is banned on this tracker";
 
 /// Rate-limit bindings (wrangler.toml `[[ratelimits]]`): tracker requests
 /// and API calls, each counted per client address. Without the binding
@@ -251,14 +254,14 @@ async fn announce(
     };
     match private::client_banned(env, &announce.peer_id).await {
         Ok(false) => {}
-        Ok(true) => return fail(Failure::ClientBanned, CLIENT_BANNED),
+        Ok(true) => return refuse(Failure::ClientBanned),
         Err(e) => log::warn("client_bans_unreadable", serde_json::json!({ "error": e.to_string() })),
     }
     let account = match config.mode {
         TrackerMode::Public => None,
         TrackerMode::Private => match private_account(env, config, passkey, &announce).await {
             Ok(Ok(account)) => Some(account),
-            Ok(Err((failure, reason))) => return fail(failure, reason),
+            Ok(Err(failure)) => return refuse(failure),
             Err(e) => {
                 log::error("private_lookup_failed", serde_json::json!({ "route": "announce", "error": e.to_string() }));
                 return fail_retry(Failure::AccountLookupFailed);

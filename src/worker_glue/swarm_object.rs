@@ -18,7 +18,9 @@ use crate::peer::{InfoHash, PeerId, PeerKey};
 use crate::response;
 use crate::scrape::counters_key;
 use crate::stats::Failure;
-use crate::store::{self, CreditBatch, SessionRecord, StoreWrite, SwarmRow, SwarmState};
+use crate::swarm::ledger::{CreditBatch, SessionRecord};
+use crate::swarm::storage::{self as store, StoreWrite, SwarmRow};
+use crate::swarm::SwarmState;
 use crate::swarm::SwarmCounters;
 use crate::announce::AnnounceEvent;
 use crate::swarm::PeerAnnounce;
@@ -235,15 +237,16 @@ impl SwarmObject {
     /// durable, answer. Returns the body, its failure (if it is one) and
     /// the rows it cost.
     fn answer(&self, msg: &SwarmAnnounce, now: u32, mut cost: RowCost) -> Result<(Vec<u8>, Option<Failure>, RowCost)> {
-        let answer = {
+        let (body, failure) = {
             let mut inner = self.inner.borrow_mut();
             let (answer, writes) = inner.swarm.announce(msg, now, &self.config);
+            // Encoded here, once: the answer borrows its peers from the swarm.
+            let encoded = (response::encode_announce(&answer), answer.as_ref().err().copied());
             cost.add(self.apply(&mut inner, writes)?);
-            answer
+            encoded
         };
         cost.requests += 1;
-        let failure = Failure::of_swarm_answer(&answer);
-        Ok((answer, failure, cost))
+        Ok((body, failure, cost))
     }
 
     /// Counts the request's cost; the headers the answer carries: its

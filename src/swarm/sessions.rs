@@ -16,15 +16,10 @@
 //! within `FLUSH_DELAY`, with every credit batch (in the same step as the
 //! outbox row) and before the answer to `stopped`. A chunk is one row per
 //! `RECORDS_PER_ROW` records, so even a chunk crowded on purpose stays under
-//! SQLite's row size cap.
+//! SQLite's row size cap. (The `ledger` table: [`super::storage::SCHEMA`].)
 
 use crate::accounting::{Credit, Session};
 use crate::peer::PeerKey;
-
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS ledger (chunk INTEGER NOT NULL, part INTEGER NOT NULL, recs BLOB NOT NULL,
-  PRIMARY KEY (chunk, part)) WITHOUT ROWID;
-";
 
 /// A private-mode peer: its accounting baseline and the bytes credited to
 /// its peer id (only ever grows; the part beyond the id's flushed mark
@@ -133,7 +128,7 @@ pub fn encode_chunk(chunks: u32, records: Vec<ChunkRecord>) -> Vec<Vec<u8>> {
 pub fn decode_row(b: &[u8]) -> Option<(u32, Vec<ChunkRecord>)> {
     let chunks = u32::from_be_bytes(b.get(..4)?.try_into().ok()?);
     let body = &b[4..];
-    if body.len() % RECORD_LEN != 0 || !chunks.is_power_of_two() {
+    if !body.len().is_multiple_of(RECORD_LEN) || !chunks.is_power_of_two() {
         return None;
     }
     let records = body
