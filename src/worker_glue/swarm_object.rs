@@ -149,7 +149,8 @@ impl DurableObject for SwarmObject {
         }
         let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
         if let Some((hash, counters)) = maintenance.publish {
-            cost.kv_writes += maintenance.kv.is_some() as usize;
+            // An emptied swarm also leaves its final counters (`final:` key).
+            cost.kv_writes += maintenance.kv.is_some() as usize + maintenance.final_counters as usize;
             cost.stats_reports += 1;
             match self.publish(&hash, counters, maintenance.kv, maintenance.final_counters).await {
                 Ok(()) => {
