@@ -50,6 +50,9 @@ const SCRAPE_SHARE = 0.1;
 const GOAL = 0.70;
 const ROUND_SECONDS = Math.round(1800 / SCALE);
 const OUT = join(ROOT, 'bench-results');
+// For a what-if run: more vars (JSON) and another file name.
+const EXTRA_VARS = JSON.parse(process.env.CHURN_VARS ?? '{}');
+const OUT_FILE = process.env.CHURN_OUT ?? 'churn.json';
 const log = (...a) => console.log('[churn]', ...a);
 
 // A small seeded generator: every run draws the same traffic.
@@ -119,11 +122,26 @@ function announceUrl(base, s, event) {
   return `${base}/announce?${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join('&')}`;
 }
 
+// A connection the runtime closed or reset (seen with the machine
+// overloaded) is retried, five times at most with a growing pause, and
+// counted; an answer is never retried.
+async function get(c, url, headers) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(url, { headers });
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      c.retries += 1;
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+    }
+  }
+}
+
 function counter(t) {
   const usage = new Map();
-  const c = { usage, workerKvReads: 0, doMs: 0, announces: 0, scrapes: 0, events: {} };
+  const c = { usage, workerKvReads: 0, doMs: 0, announces: 0, scrapes: 0, events: {}, retries: 0 };
   c.announce = async (s, event) => {
-    const res = await fetch(announceUrl(t.base, s, event), { headers: { 'cf-connecting-ip': ip(s.n) } });
+    const res = await get(c, announceUrl(t.base, s, event), { 'cf-connecting-ip': ip(s.n) });
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status !== 200 || body.subarray(0, 17).toString() === 'd14:failure reaso') throw new Error(`announce failed: ${res.status} ${body}`);
     const u = res.headers.get('x-swarm-usage');
@@ -134,7 +152,7 @@ function counter(t) {
     c.events[event || 'none'] = (c.events[event || 'none'] ?? 0) + 1;
   };
   c.scrape = async (torrent) => {
-    const res = await fetch(`${t.base}/scrape?info_hash=${hashes[torrent]}`, { headers: { 'cf-connecting-ip': '10.255.0.1' } });
+    const res = await get(c, `${t.base}/scrape?info_hash=${hashes[torrent]}`, { 'cf-connecting-ip': '10.255.0.1' });
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status !== 200 || body.includes('failure reason')) throw new Error(`scrape failed: ${res.status} ${body}`);
     c.scrapes += 1;
@@ -164,6 +182,7 @@ export async function churnCosts() {
     EXPOSE_COSTS: 'true', ENFORCE_MIN_INTERVAL: 'false', SWARM_RATE_TARGET: '0',
     INTERVAL: String(ROUND_SECONDS), MIN_INTERVAL: String(Math.round(ROUND_SECONDS / 2)), PEER_GRACE: String(Math.round(600 / SCALE)),
     PUBLISH_WINDOW: String(Math.max(1, Math.round(60 / SCALE))), REFRESH_AFTER: String(Math.round(21_600 / SCALE)),
+    ...EXTRA_VARS,
   };
   const t = await startTracker({
     vars,
@@ -194,6 +213,7 @@ export async function churnCosts() {
     const events = diff(before.events, after.events);
     return {
       vars,
+      session_end_per_round: END,
       torrents: TORRENTS,
       sessions_live: slots.length,
       sizes: { largest: sizes[0], with_1_to_5_peers: sizes.filter((s) => s <= 5).length },
@@ -203,6 +223,7 @@ export async function churnCosts() {
       announces,
       events,
       scrapes,
+      retried_connections: c.retries,
       totals: spent,
       per_announce: per,
       announce_cost: cost,
@@ -220,7 +241,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const r = await churnCosts();
   const result = { date: new Date().toISOString(), machine: `${execFileSync('nproc').toString().trim()} cores`, goal: GOAL, met: r.all_in_per_million_announces <= GOAL, ...r };
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, 'churn.json'), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(join(OUT, OUT_FILE), JSON.stringify(result, null, 2) + '\n');
   log(`all-in $ per million announces: ${r.all_in_per_million_announces} (announces ${r.announce_cost.per_million}, scrapes ${r.scrapes_per_announce} per announce at $${r.scrape_price_per_million}/M); goal <= ${GOAL}`);
   log('per announce', JSON.stringify(r.per_announce));
   log('breakdown', JSON.stringify(r.announce_cost.breakdown));

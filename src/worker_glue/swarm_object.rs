@@ -676,8 +676,9 @@ impl SwarmObject {
         let kv = self.env.kv(KV_BINDING)?;
         let text = counters.to_kv();
         let put = kv.put(&counters_key(hash), text.clone())?.metadata(text)?;
-        // KV refuses an expiration under 60 s away.
-        let put = if until > 0 { put.expiration(until.max(now_secs() + 60) as u64) } else { put };
+        // KV refuses an expiration under 60 s away when the put reaches it;
+        // `now_secs` is up to 1 s behind the clock, so 2 s of margin.
+        let put = if until > 0 { put.expiration(until.max(now_secs() + 62) as u64) } else { put };
         put.execute().await?;
         Ok(())
     }
