@@ -43,6 +43,8 @@ function compatibilityDate() {
 /**
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
+ * `assets: false` leaves out the static-assets router (benchmarks: locally
+ * it runs in the same process and costs CPU on every request).
  */
 export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers, assets = true } = {}) {
   const ownDir = !persistDir;
