@@ -12,8 +12,8 @@
 // scrapes of torrents picked by popularity.
 //
 // Time is compressed CHURN_SCALE times (default 60: a round of 30 s is the
-// default 1,800 s interval): INTERVAL, PEER_GRACE, PUBLISH_WINDOW and
-// REFRESH_AFTER are the defaults divided by it, so each swarm sees as many
+// default 1,800 s interval): INTERVAL, MIN_INTERVAL, PEER_GRACE,
+// PUBLISH_WINDOW and REFRESH_AFTER are the defaults divided by it, so each swarm sees as many
 // announces per publish window, and its silent peers expire after as many
 // rounds, as in production. Each round's requests go out at random times
 // across it. SWARM_RATE_TARGET is 0: at real rates no swarm here comes near
@@ -27,11 +27,10 @@
 // last answer in round 0 to its last in the final round: alarm work after
 // that is left out as the alarm work before round 1 is counted, as in a
 // steady state; waiting idle at the end instead would let every peer
-// expire), priced by
-// bench/lib.mjs `dollars()` like bench/run.mjs. A scrape is a Worker
-// request and one KV read (SCRAPE_CACHE=0: counters are always in KV, no
-// object is asked); its price is added to the announces' as
-// (scrapes / announces) x price per scrape.
+// expire), priced by bench/lib.mjs `dollars()` like bench/run.mjs. A
+// scrape is a Worker request and one KV read (SCRAPE_CACHE=0: counters are
+// always in KV, no object is asked); its price is added to the announces'
+// as (scrapes / announces) x price per scrape.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,11 +54,13 @@ const EXTRA_VARS = JSON.parse(process.env.CHURN_VARS ?? '{}');
 const OUT_FILE = process.env.CHURN_OUT ?? 'churn.json';
 const log = (...a) => console.log('[churn]', ...a);
 
-// A small seeded generator: every run draws the same traffic.
-let seed = Number(process.env.CHURN_SEED ?? 20261129);
+// A small seeded generator (mulberry32): every run draws the same traffic.
+let seed = Number(process.env.CHURN_SEED ?? 20261129) | 0;
 function random() {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-  return seed / 0x80000000;
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 
 const sizes = Array.from({ length: TORRENTS }, (_, r) => Math.max(1, Math.round(TOP / (r + 1) ** ZIPF)));
