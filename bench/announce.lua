@@ -1,7 +1,8 @@
 -- wrk script: a realistic announce mix. 1,000 torrents with random binary
 -- info hashes, 100,000 peer ids (100 per torrent), half of them seeders,
 -- and 10% scrapes. The hashes come from a fixed seed, so every target sees
--- the same torrents.
+-- the same torrents. Arguments (after --): scrape share, "populate" (or
+-- anything else), number of peers, number of torrents (at most 1,000).
 local TORRENTS = 1000
 local PEERS = 100000
 
@@ -33,6 +34,8 @@ function init(args)
   if args[2] == "populate" then next_peer = 0 end
   -- a smaller population, for quick runs
   if args[3] then PEERS = tonumber(args[3]) end
+  -- fewer torrents: "1" puts every peer into one swarm (bench/hot-swarm.mjs)
+  if args[4] then TORRENTS = tonumber(args[4]) end
 end
 
 function request()

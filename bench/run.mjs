@@ -1,14 +1,14 @@
 // npm run bench: throughput against the platform floor, billable work per
 // announce turned into dollars, native core figures and wasm size. Writes
 // bench-results/results.json and bench-results/summary.md.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { Miniflare } from 'miniflare';
 import { ROOT, startTracker, escapeBytes, ADMIN_TOKEN } from '../tests/helpers.mjs';
 import { makeTorrentFromData } from '../tests/torrent.mjs';
 import { hibernationCheck } from './hibernation.mjs';
+import { diff, dollars, observe, pool, runWrk, startFloor, sumUsage } from './lib.mjs';
 
 const OUT = join(ROOT, 'bench-results');
 mkdirSync(OUT, { recursive: true });
@@ -16,45 +16,20 @@ const DURATION = Number(process.env.BENCH_SECONDS ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const POPULATE = Number(process.env.BENCH_POPULATE_SECONDS ?? 150);
 
-// Workers Paid list prices, $ per million.
-const PRICE = { workerRequest: 0.30, doRequest: 0.15, rowWritten: 1.0, rowRead: 0.001, kvRead: 0.50, kvWrite: 5.0, d1RowRead: 0.001, d1RowWritten: 1.0 };
-// Durable Object duration: $12.50 per million GB-s, an object billed at 128 MB.
-const DURATION_PER_MS = (0.128 * 12.50) / 1000; // $ per million announces per ms of active time each
-
 function log(...a) { console.log('[bench]', ...a); }
 
-async function startFloor() {
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: join(ROOT, 'bench/floor/worker.js'),
-    compatibilityDate: '2026-04-20',
-    durableObjects: { FLOOR: { className: 'FloorSwarm', useSQLite: true } },
-    kvNamespaces: ['KV'],
-    cf: false,
-    host: '127.0.0.1',
-    port: 0,
-  });
-  const url = await mf.ready;
-  return { base: url.href.replace(/\/$/, ''), close: () => mf.dispose() };
-}
-
 function wrk(base, seconds, ...args) {
-  const r = spawnSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', join(ROOT, 'bench/announce.lua'), base, '--', ...args],
-    { encoding: 'utf8' });
-  const out = r.stdout + r.stderr;
-  const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN);
-  const p50 = out.match(/50%\s+([\d.]+\w+)/)?.[1];
-  const p99 = out.match(/99%\s+([\d.]+\w+)/)?.[1];
-  const failures = Number(out.match(/FAILURES (\d+)/)?.[1] ?? NaN);
-  const errors = out.match(/Socket errors: (.*)/)?.[1] ?? 'none';
-  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
-  return { rps, p50, p99, failures, errors, non2xx, raw: out };
+  return runWrk({ base, seconds, connections: CONNECTIONS, args });
 }
 
 async function throughput() {
   // Every announce does the full work (no min-interval refusals), with the
-  // deployed configuration (no cost headers).
-  const tracker = await startTracker({ vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } });
+  // deployed configuration (no cost headers). Like for like with the floor:
+  // neither sits behind the local static-assets router (Miniflare runs it
+  // as two more Workers, ~0.3 ms of CPU per request; in production
+  // `run_worker_first` routes reach the Worker directly and the router is
+  // not the Worker's CPU: BENCHMARKS.md, "One hot swarm against the floor").
+  const tracker = await startTracker({ assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } });
   const floor = await startFloor();
   const rounds = [];
   try {
@@ -95,62 +70,6 @@ const hashes = (n, seed) => Array.from({ length: n }, (_, i) => {
   for (let j = 8; j < 20; j++) b[j] = (i * 31 + j * 17 + seed) & 255;
   return b;
 });
-
-async function pool(items, concurrency, fn) {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
-}
-
-// Each swarm reports its instance's running totals; an evicted or
-// restarted object starts again from zero, so totals of retired instances
-// are kept aside.
-// are kept per instance; replies may arrive out of order, so each
-// instance's latest totals are those with the most requests.
-function observe(usage, ti, u) {
-  const key = `${ti}/${u.instance}`;
-  const last = usage.get(key);
-  if (!last || u.requests >= last.requests) usage.set(key, u);
-}
-
-function sumUsage(usage) {
-  const total = {};
-  for (const u of usage.values()) {
-    for (const [k, v] of Object.entries(u)) if (k !== 'instance') total[k] = (total[k] ?? 0) + v;
-  }
-  return total;
-}
-
-function diff(a, b) {
-  const d = {};
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) d[k] = (b[k] ?? 0) - (a[k] ?? 0);
-  return d;
-}
-
-function dollars(perAnnounce) {
-  const p = perAnnounce;
-  const items = {
-    worker_requests: 1 * PRICE.workerRequest,
-    // The swarm's requests and alarms, and its deliveries to a ledger shard
-    // (private mode; the shard's alarms are counted in `alarms`).
-    do_requests: (p.requests + p.alarms + (p.ledger_requests ?? 0)) * PRICE.doRequest,
-    rows_written: p.written * PRICE.rowWritten,
-    rows_read: p.read * PRICE.rowRead,
-    kv_reads: (p.kv_reads + (p.worker_kv_reads ?? 0)) * PRICE.kvRead,
-    kv_writes: p.kv_writes * PRICE.kvWrite,
-    // A report to a totals shard with each publish: a DO request and its
-    // row (bench/totals.mjs measures 1 row written per changed report).
-    stats_reports: (p.stats_reports ?? 0) * (PRICE.doRequest + PRICE.rowWritten),
-    d1_rows_read: p.d1_rows_read * PRICE.d1RowRead,
-    d1_rows_written: p.d1_rows_written * PRICE.d1RowWritten,
-    // Wall-clock time of each request (as the Worker saw it) and of the
-    // alarms (README: what keeps an object from hibernating).
-    do_duration: ((p.do_ms ?? 0) + (p.alarm_ms ?? 0)) * DURATION_PER_MS,
-  };
-  const total = Object.values(items).reduce((a, b) => a + b, 0);
-  return { per_million: Number(total.toFixed(4)), breakdown: Object.fromEntries(Object.entries(items).map(([k, v]) => [k, Number(v.toFixed(5))])) };
-}
 
 /**
  * A steady state: every peer joined, then re-announces `rounds` times,

@@ -10,6 +10,10 @@ cargo bench --quiet --bench memory >&2
 cargo bench --quiet --bench adaptive_interval >&2
 log "load and cost benchmarks"
 node bench/run.mjs
+log "one hot swarm, tracker against the floor (bench/hot-swarm.mjs; about 7 minutes)"
+node bench/hot-swarm.mjs
+log "all-in cost of churn and long-tail swarms, scrapes included (bench/churn.mjs; about 4 minutes)"
+node bench/churn.mjs
 log "torrent creation: hashing 1 GiB in headless Chromium (bench/create.mjs)"
 bash scripts/install-clients.sh
 node bench/create.mjs

@@ -43,8 +43,10 @@ function compatibilityDate() {
 /**
  * Starts the tracker. `persistDir` keeps Durable Object and KV state on
  * disk so a second tracker on the same directory is a restarted runtime.
+ * `assets: false` leaves out the static-assets router (benchmarks: locally
+ * it runs in the same process and costs CPU on every request).
  */
-export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers } = {}) {
+export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers, assets = true } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   // `durableObjects` replaces bindings and `workers` adds Workers beside the
@@ -64,7 +66,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
     kvNamespaces: ['TRACKER_KV'],
     r2Buckets: ['TORRENT_FILES'],
     d1Databases: ['DB'],
-    assets: assetsOptions(),
+    ...(assets ? { assets: assetsOptions() } : {}),
     // Off unless a test asks: most tests send far more from one address.
     ratelimits: ratelimits ?? {},
     bindings: { ...wranglerVars(), EXPOSE_COSTS: 'true', ADMIN_TOKEN, ...vars },

@@ -153,7 +153,8 @@ impl DurableObject for SwarmObject {
         }
         let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
         if let Some((hash, counters)) = maintenance.publish {
-            cost.kv_writes += maintenance.kv.is_some() as usize;
+            // An emptied swarm also leaves its final counters (`final:` key).
+            cost.kv_writes += maintenance.kv.is_some() as usize + maintenance.final_counters as usize;
             cost.stats_reports += 1;
             match self.publish(&hash, counters, maintenance.kv, maintenance.final_counters).await {
                 Ok(()) => {
@@ -632,8 +633,9 @@ impl SwarmObject {
         let kv = self.env.kv(KV_BINDING)?;
         let text = counters.to_kv();
         let put = kv.put(&counters_key(hash), text.clone())?.metadata(text)?;
-        // KV refuses an expiration under 60 s away.
-        let put = if until > 0 { put.expiration(until.max(now_secs() + 60) as u64) } else { put };
+        // KV refuses an expiration under 60 s away when the put reaches it;
+        // `now_secs` is up to 1 s behind the clock, so 2 s of margin.
+        let put = if until > 0 { put.expiration(until.max(now_secs() + 62) as u64) } else { put };
         put.execute().await?;
         Ok(())
     }

@@ -1,0 +1,108 @@
+// One hot swarm: every announce into ONE object, the tracker against the
+// floor Worker (bench/floor/worker.js: a Durable Object per info hash that
+// returns a fixed reply). wrk (bench/announce.lua with one torrent) sends
+// HOT_PEERS peer ids (half seeders, numwant=50, compact, each its own
+// cf-connecting-ip), no scrapes. Every peer joins first, then HOT_ROUNDS
+// rounds of HOT_SECONDS of random re-announces per target, alternating;
+// the best round of each counts. Two pairs, each like for like:
+// - "direct": both Workers without the static-assets router in front;
+// - "router": both behind the same router (wrangler.toml [assets]), as
+//   deployed. Locally Miniflare runs that router as two more Workers in the
+//   same workerd process, on the same CPU; in production Cloudflare routes
+//   `run_worker_first` paths before the Worker runs.
+// Besides requests/s, workerd's CPU time per request (from /proc) is
+// reported: less sensitive than rates to the other work on the machine.
+// Writes bench-results/hot-swarm.json. About 7 minutes.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, startTracker } from '../tests/helpers.mjs';
+import { runWrk, startFloor } from './lib.mjs';
+
+const PEERS = Number(process.env.HOT_PEERS ?? 20_000);
+const SECONDS = Number(process.env.HOT_SECONDS ?? 20);
+const ROUNDS = Number(process.env.HOT_ROUNDS ?? 2);
+const CONNECTIONS = Number(process.env.HOT_CONNECTIONS ?? 64);
+// Long enough for the tracker to write every peer through (~350/s behind
+// the local router); the floor keeps no peers: its join only warms it.
+const POPULATE = Number(process.env.HOT_POPULATE_SECONDS ?? 90);
+const FLOOR_POPULATE = Number(process.env.HOT_FLOOR_POPULATE_SECONDS ?? 20);
+const PAIRS = (process.env.HOT_PAIRS ?? 'direct,router').split(',');
+const GOAL = 0.9;
+const OUT = join(ROOT, 'bench-results');
+const log = (...a) => console.log('[hot-swarm]', ...a);
+
+/** CPU seconds (user + system) of this process's workerd children. */
+function workerdCpu() {
+  const out = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
+  let total = 0;
+  for (const line of out.trim().split('\n')) {
+    const [pid, comm] = line.trim().split(/\s+/);
+    if (!comm?.includes('workerd')) continue;
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    total += (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+  return total;
+}
+
+function round(name, target, seconds, populate) {
+  const args = ['0', populate ? 'populate' : 'steady', String(PEERS), '1'];
+  const cpuBefore = workerdCpu();
+  const r = runWrk({ base: target.base, seconds, connections: CONNECTIONS, args });
+  const cpuMs = (1000 * (workerdCpu() - cpuBefore)) / r.requests;
+  log(`${name}${populate ? ' (joining)' : ''}: ${r.rps} req/s, ${r.requests} requests, ${cpuMs.toFixed(3)} CPU ms each, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}, socket errors ${r.errors}, non-2xx ${r.non2xx}`);
+  return { name: populate ? `${name} (joining)` : name, ...r, cpu_ms_per_request: Number(cpuMs.toFixed(4)), raw: undefined };
+}
+
+async function pair(router) {
+  // Every announce does the full work (no min-interval refusals), with the
+  // deployed configuration otherwise (no cost headers).
+  const tracker = await startTracker({ assets: router, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } });
+  const floor = await startFloor({ assets: router });
+  const targets = [['floor', floor], ['tracker', tracker]];
+  const rounds = [];
+  try {
+    const floorJoin = round('floor', floor, FLOOR_POPULATE, true);
+    const trackerJoin = round('tracker', tracker, POPULATE, true);
+    // The script announces peers 0..PEERS-1 in order before any re-announce.
+    trackerJoin.all_joined = trackerJoin.requests >= PEERS;
+    rounds.push(floorJoin, trackerJoin);
+    for (let i = 0; i < ROUNDS; i++) for (const [name, target] of targets) rounds.push(round(name, target, SECONDS, false));
+  } finally {
+    await tracker.close();
+    await floor.close();
+  }
+  const of = (n) => rounds.filter((r) => r.name === n);
+  const best = (n) => Math.max(...of(n).map((r) => r.rps));
+  const cpu = (n) => Math.min(...of(n).map((r) => r.cpu_ms_per_request));
+  const ratio = best('tracker') / best('floor');
+  return {
+    rounds,
+    floor_rps: best('floor'),
+    tracker_rps: best('tracker'),
+    ratio: Number(ratio.toFixed(3)),
+    floor_cpu_ms: cpu('floor'),
+    tracker_cpu_ms: cpu('tracker'),
+    cpu_ratio: Number((cpu('floor') / cpu('tracker')).toFixed(3)),
+    all_joined: of('tracker (joining)')[0].all_joined,
+    joining_tracker_rps: best('tracker (joining)'),
+  };
+}
+
+const result = {
+  date: new Date().toISOString(),
+  machine: `${execFileSync('nproc').toString().trim()} cores`,
+  peers: PEERS,
+  connections: CONNECTIONS,
+  seconds: SECONDS,
+  goal: GOAL,
+};
+for (const name of PAIRS) {
+  log(`pair "${name}"`);
+  const p = await pair(name === 'router');
+  p.met = p.ratio >= GOAL;
+  result[name] = p;
+  log(`${name}: floor ${p.floor_rps} req/s, tracker ${p.tracker_rps} req/s, ratio ${p.ratio} (goal >= ${GOAL}); CPU ms per request floor ${p.floor_cpu_ms} / tracker ${p.tracker_cpu_ms} = ${p.cpu_ratio}`);
+}
+mkdirSync(OUT, { recursive: true });
+writeFileSync(join(OUT, 'hot-swarm.json'), JSON.stringify(result, null, 2) + '\n');
