@@ -46,8 +46,18 @@ impl Announced {
             return None;
         }
         let pairs = js_sys::Array::new();
-        for (name, value) in self.header_pairs() {
-            pairs.push(&js_sys::Array::of2(&JsValue::from_str(&name), &JsValue::from_str(&value)));
+        let add = |name: &str, value: &str| {
+            pairs.push(&js_sys::Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)));
+        };
+        if let Some(f) = self.failure {
+            add(FAILURE_HEADER, f.label());
+        }
+        if let Some((cost, totals)) = self.costs {
+            add(ROWS_READ_HEADER, &cost.read.to_string());
+            add(ROWS_WRITTEN_HEADER, &cost.written.to_string());
+            add(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string());
+            add(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string());
+            add(USAGE_HEADER, &serde_json::to_string(&totals).unwrap_or_default());
         }
         Some(pairs)
     }
@@ -63,21 +73,6 @@ impl Announced {
     /// A swarm message that does not decode: answered, not counted.
     fn malformed() -> Self {
         Announced { body: response::failure("malformed swarm request"), failure: None, alarm: None, costs: None }
-    }
-
-    fn header_pairs(&self) -> Vec<(String, String)> {
-        let mut headers = Vec::new();
-        if let Some(f) = self.failure {
-            headers.push((FAILURE_HEADER.to_string(), f.label().to_string()));
-        }
-        if let Some((cost, totals)) = self.costs {
-            headers.push((ROWS_READ_HEADER.to_string(), cost.read.to_string()));
-            headers.push((ROWS_WRITTEN_HEADER.to_string(), cost.written.to_string()));
-            headers.push((format!("{ROWS_READ_HEADER}-total"), totals.read.to_string()));
-            headers.push((format!("{ROWS_WRITTEN_HEADER}-total"), totals.written.to_string()));
-            headers.push((USAGE_HEADER.to_string(), serde_json::to_string(&totals).unwrap_or_default()));
-        }
-        headers
     }
 }
 

@@ -116,7 +116,7 @@ impl SwarmObject {
     }
 
     /// Publishes counters to the totals behind `/stats` (idempotent:
-    /// absolute counters) and, as [`store::Maintenance::kv`] says, to KV.
+    /// absolute counters) and, as [`crate::swarm::Maintenance::kv`] says, to KV.
     async fn publish(&self, hash: &InfoHash, counters: SwarmCounters, kv_until: Option<u32>, last: bool) -> Result<()> {
         if let Some(until) = kv_until {
             self.cache_counters(hash, counters, until).await?;
