@@ -160,40 +160,35 @@ async function announce(request, env, ctx, url) {
   return answer;
 }
 
-// A swarm's Durable Object: the Rust object, with its announce called
-// directly once the swarm is in memory.
+// A swarm's Durable Object: the Rust object. An announce goes to its one
+// announce core: `announceNow` (synchronous) once the swarm is in memory,
+// else `announceLoading`, which loads it first. Both give the body, the
+// alarm write to wait for and the headers (failure, costs) together.
 export class SwarmObject {
   constructor(ctx, env) {
-    this.ctx = ctx;
     this.swarm = new RustSwarm(ctx, env);
   }
 
   async fetch(request) {
     const url = request.url;
-    if (url.startsWith(SWARM_ANNOUNCE_URL)) {
-      const out = this.swarm.announceNow(url);
-      if (out !== undefined) {
-        let headers = BENCODED;
-        if (out[0] === 1) {
-          const extra = this.swarm.announceAfter();
-          headers = { ...BENCODED };
-          for (const line of extra.split('\n')) {
-            const tab = line.indexOf('\t');
-            if (tab < 0) continue;
-            const name = line.slice(0, tab);
-            const value = line.slice(tab + 1);
-            // The output gate holds the answer until the alarm is stored.
-            if (name === 'alarm') await this.ctx.storage.setAlarm(Number(value));
-            else headers[name] = value;
-          }
-        }
-        return new Response(out.subarray(1), { headers });
-      }
-    }
-    return this.swarm.fetch(request);
+    if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.swarm.fetch(request);
+    const outcome = this.swarm.announceNow(url) ?? (await this.swarm.announceLoading(url));
+    const alarm = outcome.alarm;
+    const extra = outcome.headers();
+    const body = outcome.intoBody();
+    // The output gate holds the answer until the alarm is stored.
+    if (alarm !== undefined) await alarm;
+    return new Response(body, { headers: extra === undefined ? BENCODED : withHeaders(extra) });
   }
 
   alarm() {
     return this.swarm.alarm();
   }
+}
+
+// A bencoded answer's headers and these `[name, value]` pairs.
+function withHeaders(pairs) {
+  const headers = new Headers(BENCODED);
+  for (const [name, value] of pairs) headers.set(name, value);
+  return headers;
 }

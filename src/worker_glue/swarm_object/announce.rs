@@ -1,0 +1,137 @@
+//! The object's announce: one core for both ways in. The JS entry
+//! (`entry.mjs`, class `SwarmObject`) calls `announceNow`, synchronous, when
+//! the swarm is in memory (an announce then needs no I/O but SQLite, which
+//! is synchronous: no worker-rs request wrappers, no future queue), and
+//! `announceLoading` when it must be loaded first. Both return an
+//! [`Announced`]: the body, the failure, the alarm write and the cost,
+//! which the entry turns into the HTTP answer.
+
+use worker::wasm_bindgen::prelude::*;
+use worker::Result;
+
+use super::super::{FAILURE_HEADER, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, SWARM_ANNOUNCE_URL, USAGE_HEADER};
+use super::{now_secs, RowCost, SwarmObject};
+use crate::response;
+use crate::stats::Failure;
+use crate::wire::SwarmAnnounce;
+
+/// An announce's outcome, for the entry to answer with.
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
+pub struct Announced {
+    /// The bencoded answer.
+    body: Vec<u8>,
+    /// The refusal's reason, if the answer is one (the Worker counts it).
+    failure: Option<Failure>,
+    /// The alarm write this announce started (the swarm needs its alarm
+    /// sooner): the answer waits for it.
+    alarm: Option<js_sys::Promise>,
+    /// What this announce cost and the object's totals, with `EXPOSE_COSTS`.
+    costs: Option<(RowCost, RowCost)>,
+}
+
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
+impl Announced {
+    /// The alarm write to await before answering (the output gate holds
+    /// the answer until it is stored), if this announce set the alarm.
+    #[wasm_bindgen(getter)]
+    pub fn alarm(&self) -> Option<js_sys::Promise> {
+        self.alarm.clone()
+    }
+
+    /// The answer's headers beyond a bencoded answer's own, as
+    /// `[name, value]` pairs: the failure reason and (with `EXPOSE_COSTS`)
+    /// the cost. `undefined` when there are none, as for most announces.
+    pub fn headers(&self) -> Option<js_sys::Array> {
+        if self.failure.is_none() && self.costs.is_none() {
+            return None;
+        }
+        let pairs = js_sys::Array::new();
+        let add = |name: &str, value: &str| {
+            pairs.push(&js_sys::Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)));
+        };
+        if let Some(f) = self.failure {
+            add(FAILURE_HEADER, f.label());
+        }
+        if let Some((cost, totals)) = self.costs {
+            add(ROWS_READ_HEADER, &cost.read.to_string());
+            add(ROWS_WRITTEN_HEADER, &cost.written.to_string());
+            add(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string());
+            add(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string());
+            add(USAGE_HEADER, &serde_json::to_string(&totals).unwrap_or_default());
+        }
+        Some(pairs)
+    }
+
+    /// The bencoded answer (frees this outcome).
+    #[wasm_bindgen(js_name = intoBody)]
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+}
+
+impl Announced {
+    /// A swarm message that does not decode: answered, not counted.
+    fn malformed() -> Self {
+        Announced { body: response::failure("malformed swarm request"), failure: None, alarm: None, costs: None }
+    }
+}
+
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
+impl SwarmObject {
+    /// The announce in `url` (`SWARM_ANNOUNCE_URL` and the message), when
+    /// the swarm is in memory; `undefined` when it must be loaded first
+    /// (`announceLoading`). No await: SQLite is synchronous.
+    #[wasm_bindgen(js_name = announceNow)]
+    pub fn announce_now(&self, url: &str) -> std::result::Result<Option<Announced>, JsValue> {
+        let Some(msg) = decode_message(url) else { return Ok(Some(Announced::malformed())) };
+        if !self.inner.borrow().loaded {
+            return Ok(None);
+        }
+        self.announce(&msg, now_secs(), RowCost::default()).map(Some).map_err(JsValue::from)
+    }
+
+    /// The same announce for a swarm not yet in memory (the first after a
+    /// start or an eviction): loads it from storage, then announces.
+    #[wasm_bindgen(js_name = announceLoading)]
+    pub async fn announce_loading(&self, url: String) -> std::result::Result<Announced, JsValue> {
+        let Some(msg) = decode_message(&url) else { return Ok(Announced::malformed()) };
+        let now = now_secs();
+        let cost = self.ensure_loaded(now, Some(msg.info_hash)).await?;
+        self.announce(&msg, now, cost).map_err(JsValue::from)
+    }
+}
+
+fn decode_message(url: &str) -> Option<SwarmAnnounce> {
+    let hex = url.strip_prefix(SWARM_ANNOUNCE_URL)?;
+    let mut raw = [0u8; crate::wire::ENCODED_LEN];
+    hex::decode_to_slice(hex, &mut raw).ok()?;
+    SwarmAnnounce::decode(&raw)
+}
+
+impl SwarmObject {
+    /// The announce core, once the swarm is in memory: update the swarm,
+    /// make the change durable (SQLite, synchronous), start the alarm's
+    /// write if the swarm needs it sooner, count the cost, encode the
+    /// answer. `cost` is what loading cost, if this request loaded.
+    fn announce(&self, msg: &SwarmAnnounce, now: u32, mut cost: RowCost) -> Result<Announced> {
+        let (body, failure) = {
+            let mut inner = self.inner.borrow_mut();
+            let (answer, writes) = inner.swarm.announce(msg, now, &self.config);
+            // Encoded here, once: the answer borrows its peers from the swarm.
+            let encoded = (response::encode_announce(&answer), answer.as_ref().err().copied());
+            cost.add(self.apply(&mut inner, writes)?);
+            encoded
+        };
+        cost.requests += 1;
+        let alarm = match self.alarm_to_set(now) {
+            Some(at_ms) => {
+                cost.written += 1;
+                Some(self.start_alarm(at_ms)?)
+            }
+            None => None,
+        };
+        let totals = self.count(cost);
+        let costs = self.expose_costs.then_some((cost, totals));
+        Ok(Announced { body, failure, alarm, costs })
+    }
+}

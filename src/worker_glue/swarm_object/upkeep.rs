@@ -1,0 +1,174 @@
+//! The alarm side: the alarm handler (expiry, batched writes, the credit
+//! flush, publishing counters), when the alarm is set, and freeing the
+//! storage of an emptied swarm. The alarm is set one way, `start_alarm`.
+
+use serde_json::json;
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::*;
+
+use super::super::{log, private, KV_BINDING};
+use super::{now_secs, SwarmObject};
+use crate::peer::InfoHash;
+use crate::scrape::counters_key;
+use crate::swarm::SwarmCounters;
+
+/// KV key prefix of an emptied swarm's final counters (its completed count
+/// outlives its storage there).
+const FINAL_PREFIX: &str = "final:";
+
+/// If a KV publish fails, try again this much later (seconds).
+const PUBLISH_RETRY: u32 = 10;
+
+impl SwarmObject {
+    pub(super) async fn run_alarm(&self) -> Result<Response> {
+        let started = js_sys::Date::now();
+        let now = now_secs();
+        self.inner.borrow_mut().alarm_at = None;
+        let mut cost = self.ensure_loaded(now, None).await?;
+        cost.alarms += 1;
+        let maintenance = {
+            let mut inner = self.inner.borrow_mut();
+            let m = inner.swarm.maintain(now, &self.config);
+            cost.add(self.apply(&mut inner, m.writes.clone())?);
+            m
+        };
+        let mut retry = false;
+        if self.inner.borrow().swarm.credit_flush_due(now) {
+            match self.flush_credits(&mut cost).await {
+                Ok(()) => {}
+                Err(e) => {
+                    log::error("credit_flush_failed", json!({ "error": e.to_string(), "retry_in": PUBLISH_RETRY }));
+                    retry = true;
+                }
+            }
+        }
+        let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
+        if let Some((hash, counters)) = maintenance.publish {
+            // An emptied swarm also leaves its final counters (`final:` key).
+            cost.kv_writes += maintenance.kv.is_some() as usize + maintenance.final_counters as usize;
+            cost.stats_reports += 1;
+            match self.publish(&hash, counters, maintenance.kv, maintenance.final_counters).await {
+                Ok(()) => {
+                    let mut inner = self.inner.borrow_mut();
+                    if let Some(w) = inner.swarm.published(counters, now, maintenance.kv.is_some()) {
+                        cost.add(self.apply(&mut inner, vec![w])?);
+                    }
+                    // Checked after the await: a peer may have joined meanwhile.
+                    free = inner.swarm.can_free();
+                }
+                Err(e) => {
+                    log::warn("publish_failed", json!({ "info_hash": hash.to_hex(), "error": e.to_string(), "retry_in": PUBLISH_RETRY }));
+                    retry = true;
+                }
+            }
+        }
+        if free {
+            self.free_storage().await?;
+        } else if retry {
+            cost.written += self.set_alarm_at(now + PUBLISH_RETRY).await?;
+        } else {
+            cost.written += self.schedule_alarm(now).await?;
+        }
+        cost.alarm_ms += js_sys::Date::now() - started;
+        self.count(cost);
+        Response::ok("")
+    }
+
+    /// Moves the alarm earlier if the swarm needs it sooner; returns rows
+    /// written (setting an alarm is billed as one).
+    pub(super) async fn schedule_alarm(&self, now: u32) -> Result<usize> {
+        let next = self.inner.borrow().swarm.next_alarm(now, &self.config);
+        match next {
+            Some(at) => self.set_alarm_at(at).await,
+            None => Ok(0),
+        }
+    }
+
+    /// The alarm time (ms) to set if the swarm needs its alarm earlier
+    /// than the one scheduled; recorded as scheduled.
+    pub(super) fn alarm_to_set(&self, now: u32) -> Option<u64> {
+        let at = self.inner.borrow().swarm.next_alarm(now, &self.config)?;
+        self.move_alarm_to(at)
+    }
+
+    fn move_alarm_to(&self, at_secs: u32) -> Option<u64> {
+        let at_ms = at_secs as u64 * 1000;
+        let mut inner = self.inner.borrow_mut();
+        if matches!(inner.alarm_at, Some(c) if c <= at_ms) {
+            return None;
+        }
+        inner.alarm_at = Some(at_ms);
+        Some(at_ms)
+    }
+
+    async fn set_alarm_at(&self, at_secs: u32) -> Result<usize> {
+        let Some(at_ms) = self.move_alarm_to(at_secs) else { return Ok(0) };
+        JsFuture::from(self.start_alarm(at_ms)?).await?;
+        Ok(1)
+    }
+
+    /// The one way the alarm is set: starts the storage write and returns
+    /// it, for the caller to await before it answers (an announce's entry
+    /// awaits it in JS, with no await of its own; see `announce.rs`).
+    pub(super) fn start_alarm(&self, at_ms: u64) -> Result<js_sys::Promise> {
+        let when = js_sys::Date::new(&(at_ms as f64).into());
+        Ok(self.state.as_raw().storage()?.set_alarm(when, JsValue::NULL.into())?)
+    }
+
+    /// Publishes counters to the totals behind `/stats` (idempotent:
+    /// absolute counters) and, as [`crate::swarm::Maintenance::kv`] says, to KV.
+    async fn publish(&self, hash: &InfoHash, counters: SwarmCounters, kv_until: Option<u32>, last: bool) -> Result<()> {
+        if let Some(until) = kv_until {
+            self.cache_counters(hash, counters, until).await?;
+        }
+        if last {
+            let kv = self.env.kv(KV_BINDING)?;
+            kv.put(&format!("{FINAL_PREFIX}{}", hash.to_hex()), counters.to_kv())?.execute().await?;
+        }
+        // Private mode: the site's lists sort by the copy in D1 (logged, not
+        // fatal, if it fails: the next publish writes again).
+        if self.config.mode == crate::config::TrackerMode::Private {
+            private::mirror_counts(&self.env, hash, counters).await;
+        }
+        super::super::totals_shard::report(&self.env, hash, counters).await
+    }
+
+    /// Writes the scrape cache's KV entry: for good (`until` 0), or until then.
+    pub(super) async fn cache_counters(&self, hash: &InfoHash, counters: SwarmCounters, until: u32) -> Result<()> {
+        let kv = self.env.kv(KV_BINDING)?;
+        let text = counters.to_kv();
+        let put = kv.put(&counters_key(hash), text.clone())?.metadata(text)?;
+        // KV refuses an expiration under 60 s away when the put reaches it;
+        // `now_secs` is up to 1 s behind the clock, so 2 s of margin.
+        let put = if until > 0 { put.expiration(until.max(now_secs() + 62) as u64) } else { put };
+        put.execute().await?;
+        Ok(())
+    }
+
+
+    /// The final counters an emptied swarm left in KV (`final:`), or, from
+    /// versions before it, in its scrape key (`true`: legacy).
+    pub(super) async fn read_published(&self, hash: &InfoHash) -> Option<(SwarmCounters, bool)> {
+        let kv = self.env.kv(KV_BINDING).ok()?;
+        for (key, legacy) in [(format!("{FINAL_PREFIX}{}", hash.to_hex()), false), (counters_key(hash), true)] {
+            if let Some(text) = kv.get(&key).text().await.ok().flatten() {
+                return SwarmCounters::from_kv(&text).map(|c| (c, legacy));
+            }
+        }
+        None
+    }
+
+    async fn free_storage(&self) -> Result<()> {
+        log::info("swarm_free", json!({ "info_hash": self.inner.borrow().swarm.info_hash.map(|h| h.to_hex()) }));
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.swarm.freed();
+            inner.schema_ready = false;
+            inner.alarm_at = None;
+        }
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        Ok(())
+    }
+}
