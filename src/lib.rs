@@ -9,6 +9,7 @@ pub mod config;
 pub mod credit_ledger;
 pub mod failure;
 pub mod flags;
+pub mod kv_keys;
 pub mod listing;
 pub mod logging;
 pub mod metainfo;

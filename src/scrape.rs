@@ -53,17 +53,7 @@ impl ScrapeRequest {
     }
 }
 
-/// KV key under which a torrent's counters are published.
-pub fn counters_key(hash: &InfoHash) -> String {
-    format!("{}{}", COUNTERS_PREFIX, hash.to_hex())
-}
-
-pub const COUNTERS_PREFIX: &str = "scrape:";
-
-/// The info hash a counters key belongs to.
-pub fn hash_of_key(key: &str) -> Option<InfoHash> {
-    InfoHash::from_hex(key.strip_prefix(COUNTERS_PREFIX)?)
-}
+pub use crate::kv_keys::{counters_key, hash_of_key, COUNTERS_PREFIX};
 
 impl SwarmCounters {
     /// The KV value: `complete incomplete downloaded`, small and readable.

@@ -42,15 +42,7 @@ pub struct TorrentEntry {
     pub freeleech: bool,
 }
 
-pub fn passkey_key(passkey: &str) -> String {
-    format!("passkey:{passkey}")
-}
-
-pub fn torrent_key(hash: &InfoHash) -> String {
-    format!("torrent:{}", hash.to_hex())
-}
-
-pub const CLIENT_BANS_KEY: &str = "client-bans";
+pub use crate::kv_keys::{passkey_key, torrent_key, CLIENT_BANS_KEY};
 
 /// Seconds an isolate keeps torrent registrations and the client ban list
 /// in memory. Passkeys are kept for `PASSKEY_CACHE` seconds instead.

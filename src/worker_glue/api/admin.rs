@@ -228,7 +228,7 @@ async fn client_ban(req: &mut Request, kv: &kv::KvStore, method: &str) -> ApiRes
     ok(200, json!({ "prefixes": list }))
 }
 
-const BLOCKED_PREFIX: &str = "blocked:";
+use crate::kv_keys::{blocked_key, BLOCKED_PREFIX};
 
 async fn blocked_list(kv: &kv::KvStore) -> ApiResult {
     let list = kv.list().prefix(BLOCKED_PREFIX.to_string()).limit(1000).execute().await.map_err(Error::from)?;
@@ -265,7 +265,7 @@ async fn block(req: &mut Request, env: &Env, config: &TrackerConfig, kv: &kv::Kv
         if resp.status_code() != 200 {
             return Err(bad(503, "the swarm did not accept the change, retry"));
         }
-        let key = format!("{BLOCKED_PREFIX}{}", hash.to_hex());
+        let key = blocked_key(hash);
         if action == "block" {
             kv.put(&key, now().to_string()).map_err(Error::from)?.execute().await.map_err(Error::from)?;
         } else {

@@ -13,10 +13,6 @@ use crate::peer::InfoHash;
 use crate::scrape::counters_key;
 use crate::swarm::SwarmCounters;
 
-/// KV key prefix of an emptied swarm's final counters (its completed count
-/// outlives its storage there).
-const FINAL_PREFIX: &str = "final:";
-
 /// If a KV publish fails, try again this much later (seconds).
 const PUBLISH_RETRY: u32 = 10;
 
@@ -124,7 +120,7 @@ impl SwarmObject {
         }
         if last {
             let kv = self.env.kv(KV_BINDING)?;
-            kv.put(&format!("{FINAL_PREFIX}{}", hash.to_hex()), counters.to_kv())?.execute().await?;
+            kv.put(&crate::kv_keys::final_key(hash), counters.to_kv())?.execute().await?;
         }
         // Private mode: the site's lists sort by the copy in D1 (logged, not
         // fatal, if it fails: the next publish writes again).
@@ -151,7 +147,7 @@ impl SwarmObject {
     /// versions before it, in its scrape key (`true`: legacy).
     pub(super) async fn read_published(&self, hash: &InfoHash) -> Option<(SwarmCounters, bool)> {
         let kv = self.env.kv(KV_BINDING).ok()?;
-        for (key, legacy) in [(format!("{FINAL_PREFIX}{}", hash.to_hex()), false), (counters_key(hash), true)] {
+        for (key, legacy) in [(crate::kv_keys::final_key(hash), false), (counters_key(hash), true)] {
             if let Some(text) = kv.get(&key).text().await.ok().flatten() {
                 return SwarmCounters::from_kv(&text).map(|c| (c, legacy));
             }
