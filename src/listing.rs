@@ -111,7 +111,7 @@ fn parse_cursor(s: &str) -> Option<(u64, String)> {
 pub fn fts_query(text: &str) -> Option<String> {
     let text: String = text.chars().take(MAX_SEARCH_CHARS).collect();
     let words: Vec<&str> =
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || !c.is_ascii())).filter(|w| !w.is_empty()).take(MAX_SEARCH_WORDS).collect();
+        text.split(|c: char| !c.is_ascii_alphanumeric() && c.is_ascii()).filter(|w| !w.is_empty()).take(MAX_SEARCH_WORDS).collect();
     let last = words.len().checked_sub(1)?;
     Some(words.iter().enumerate().map(|(i, w)| if i == last { format!("\"{w}\"*") } else { format!("\"{w}\"") }).collect::<Vec<_>>().join(" "))
 }

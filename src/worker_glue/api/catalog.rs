@@ -91,7 +91,7 @@ pub(super) async fn detail(req: &Request, env: &Env, config: &TrackerConfig, hex
     let db = db(env)?;
     let key = [JsValue::from(hash.to_hex())];
     let row = d1_row(
-        db.prepare(&format!(
+        db.prepare(format!(
             "SELECT {}, t.v2_hash, u.username AS uploader FROM torrents t \
              LEFT JOIN users u ON u.id = t.uploader WHERE t.info_hash = ?1 OR t.v2_hash = ?1",
             listing::COLUMNS
