@@ -213,7 +213,7 @@ fn admit_announce(
         TrackerMode::Public => None,
         TrackerMode::Private => match private_account(known, passkey, &announce.info_hash) {
             Ok(account) => Some(account),
-            Err(step) => return step.tallied(tally),
+            Err(halt) => return halt.step(tally),
         },
     };
     Step::Forward { msg: swarm_message(&announce, req.remote, config, account), tally }
@@ -221,8 +221,8 @@ fn admit_announce(
 
 fn admit_scrape(config: &TrackerConfig, known: &Known, query: &QueryPairs, passkey: Option<String>, tally: Tally) -> Step {
     if config.mode == TrackerMode::Private {
-        if let Err(step) = private_user(known, passkey) {
-            return step.tallied(tally);
+        if let Err(halt) = private_user(known, passkey) {
+            return halt.step(tally);
         }
     }
     match ScrapeRequest::parse(query, config.scrape_max, config.full_scrape) {
@@ -231,26 +231,48 @@ fn admit_scrape(config: &TrackerConfig, known: &Known, query: &QueryPairs, passk
     }
 }
 
-/// Private mode: the passkey's owner, or the step to take instead (its
-/// tally without the route, which the caller adds).
-fn private_user(known: &Known, passkey: Option<String>) -> Result<User, Step> {
-    let Some(passkey) = passkey else { return Err(refuse(Tally::default(), Failure::MissingPasskey)) };
+/// Why private mode's checks stopped: a lookup to do, or a refusal.
+enum Halt {
+    NeedUser(String),
+    NeedTorrent(InfoHash),
+    Refused(Failure),
+}
+
+impl Halt {
+    fn step(self, tally: Tally) -> Step {
+        match self {
+            Halt::NeedUser(passkey) => Step::NeedUser { passkey },
+            Halt::NeedTorrent(hash) => Step::NeedTorrent { hash },
+            // A store that could not be read: answered with `retry in`.
+            Halt::Refused(failure) if failure.is_server_side() => Step::Answer {
+                status: 200,
+                body: crate::unavailable::answer(failure),
+                tally: Tally { failure: Some(failure), ..tally },
+            },
+            Halt::Refused(failure) => refuse(tally, failure),
+        }
+    }
+}
+
+/// Private mode: the passkey's owner, or why not yet.
+fn private_user(known: &Known, passkey: Option<String>) -> Result<User, Halt> {
+    let Some(passkey) = passkey else { return Err(Halt::Refused(Failure::MissingPasskey)) };
     match known.user {
-        Lookup::Unasked => Err(Step::NeedUser { passkey }),
-        Lookup::Failed => Err(unavailable(Failure::AccountLookupFailed)),
-        Lookup::Done(None) => Err(refuse(Tally::default(), Failure::UnknownPasskey)),
-        Lookup::Done(Some(u)) if u.banned => Err(refuse(Tally::default(), Failure::AccountBanned)),
+        Lookup::Unasked => Err(Halt::NeedUser(passkey)),
+        Lookup::Failed => Err(Halt::Refused(Failure::AccountLookupFailed)),
+        Lookup::Done(None) => Err(Halt::Refused(Failure::UnknownPasskey)),
+        Lookup::Done(Some(u)) if u.banned => Err(Halt::Refused(Failure::AccountBanned)),
         Lookup::Done(Some(u)) => Ok(u),
     }
 }
 
-/// Private mode: who is announcing and what they may do, or the step to take instead.
-fn private_account(known: &Known, passkey: Option<String>, hash: &InfoHash) -> Result<Account, Step> {
+/// Private mode: who is announcing and what they may do, or why not yet.
+fn private_account(known: &Known, passkey: Option<String>, hash: &InfoHash) -> Result<Account, Halt> {
     let user = private_user(known, passkey)?;
     match known.torrent {
-        Lookup::Unasked => Err(Step::NeedTorrent { hash: *hash }),
-        Lookup::Failed => Err(unavailable(Failure::AccountLookupFailed)),
-        Lookup::Done(None) => Err(refuse(Tally::default(), Failure::UnregisteredTorrent)),
+        Lookup::Unasked => Err(Halt::NeedTorrent(*hash)),
+        Lookup::Failed => Err(Halt::Refused(Failure::AccountLookupFailed)),
+        Lookup::Done(None) => Err(Halt::Refused(Failure::UnregisteredTorrent)),
         Lookup::Done(Some(t)) => Ok(Account { user: user.user, may_leech: user.may_leech, freeleech: t.freeleech }),
     }
 }
@@ -291,23 +313,10 @@ fn refuse(tally: Tally, failure: Failure) -> Step {
     fail(tally, failure, failure.text())
 }
 
-/// A fault of the tracker's own (KV, D1): answered with `retry in`.
-fn unavailable(failure: Failure) -> Step {
-    Step::Answer { status: 200, body: crate::unavailable::answer(failure), tally: Tally::failure(failure) }
-}
-
 impl Step {
     fn with_status(self, status: u16) -> Step {
         match self {
             Step::Answer { body, tally, .. } => Step::Answer { status, body, tally },
-            step => step,
-        }
-    }
-
-    /// The step with the route of `tally` counted too.
-    fn tallied(self, tally: Tally) -> Step {
-        match self {
-            Step::Answer { status, body, tally: t } => Step::Answer { status, body, tally: Tally { route: tally.route, ..t } },
             step => step,
         }
     }
