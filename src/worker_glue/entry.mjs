@@ -13,8 +13,10 @@ export { SocketGateway, StatsObject };
 const SWARM_ANNOUNCE_URL = 'https://swarm/a?';
 const BENCODED = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
 const CLIENT_BANS_KEY = 'client-bans';
-// What a plan from `Front.announce` / `Front.scrape` asks (its first byte).
-const Plan = Front.plans();
+// What a plan from `Front.announce` / `Front.scrape` asks (its first byte),
+// read on the first request: a call into Rust while this module is
+// evaluated made every later request several times slower (workerd).
+let Plan;
 // A forward plan is ASCII: the info hash and the swarm URL.
 const decoder = new TextDecoder();
 
@@ -57,6 +59,7 @@ function bencoded(body, headers) {
 export default {
   async fetch(request, env, ctx) {
     fastPath ??= Front.enabled(env);
+    Plan ??= Front.plans();
     fastScrape ??= Front.scrapeEnabled(env);
     const url = request.url;
     if (!fastPath || request.method !== 'GET') return fullPath(request, env, ctx);
