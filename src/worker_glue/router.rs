@@ -58,41 +58,33 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
             }
             Step::NeedUser { passkey } => known.user = user(env, &config, &passkey, &path).await,
             Step::NeedTorrent { hash } => known.torrent = torrent(env, &config, &hash).await,
-            step => return finish(&req, env, &config, step).await,
+            Step::Answer { status, body, tally } => return answer(env, &config, status, body, tally),
+            Step::OpenSocket => return socket_gateway::connect(&req, env).await,
+            Step::Forward { msg, tally } => {
+                stats::apply(tally);
+                return with_kv_reads(env, forward(env, &msg).await);
+            }
+            Step::Scrape { hashes, tally } => {
+                stats::apply(tally);
+                return scrape(env, &hashes).await;
+            }
         }
     }
 }
 
-/// A final step, answered.
-async fn finish(req: &Request, env: &Env, config: &Config, step: Step) -> Result<Response> {
-    match step {
-        Step::Answer { status, body, tally } => {
-            stats::apply(tally);
-            if let (Some(Failure::Misconfigured), Err(e)) = (tally.failure, config) {
-                log::error("config_invalid", serde_json::json!({ "error": e.to_string() }));
-            }
-            let mut resp = bencoded(body)?.with_status(status);
-            if status == 405 {
-                resp.headers_mut().set("allow", "GET, HEAD")?;
-            }
-            match tally.route {
-                Some(Route::Announce) => with_kv_reads(env, Ok(resp)),
-                _ => Ok(resp),
-            }
-        }
-        Step::OpenSocket => socket_gateway::connect(req, env).await,
-        Step::Forward { msg, tally } => {
-            stats::apply(tally);
-            with_kv_reads(env, forward(env, &msg).await)
-        }
-        Step::Scrape { hashes, tally } => {
-            stats::apply(tally);
-            scrape(env, &hashes).await
-        }
-        // Lookups are done by `route`.
-        Step::NeedRateLimit | Step::NeedClientBans | Step::NeedUser { .. } | Step::NeedTorrent { .. } => {
-            fail_retry(Failure::Other)
-        }
+/// Admission's answer, counted.
+fn answer(env: &Env, config: &Config, status: u16, body: Vec<u8>, tally: Tally) -> Result<Response> {
+    stats::apply(tally);
+    if let (Some(Failure::Misconfigured), Err(e)) = (tally.failure, config) {
+        log::error("config_invalid", serde_json::json!({ "error": e.to_string() }));
+    }
+    let mut resp = bencoded(body)?.with_status(status);
+    if status == 405 {
+        resp.headers_mut().set("allow", "GET, HEAD")?;
+    }
+    match tally.route {
+        Some(Route::Announce) => with_kv_reads(env, Ok(resp)),
+        _ => Ok(resp),
     }
 }
 
