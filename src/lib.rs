@@ -3,6 +3,7 @@
 //! Cloudflare Workers runtime when built for wasm32.
 
 pub mod accounting;
+pub mod admission;
 pub mod accounts;
 pub mod announce;
 pub mod config;

@@ -13,9 +13,16 @@ export { SocketGateway, StatsObject };
 const SWARM_ANNOUNCE_URL = 'https://swarm/a?';
 const BENCODED = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
 const CLIENT_BANS_KEY = 'client-bans';
+// What a plan from `Front.announce` / `Front.scrape` asks (its first byte),
+// read on the first request: a call into Rust while this module is
+// evaluated made every later request several times slower (workerd).
+let Plan;
+// A forward plan is ASCII: the info hash and the swarm URL.
+const decoder = new TextDecoder();
 
 // Per isolate: vars only change with a deploy, which starts new isolates.
 let fastPath;
+let fastScrape;
 let exposeCosts;
 // When `Front.after` next looks whether the isolate's counts are due to
 // be sent to the stats object (it sends at most every STATS_FLUSH).
@@ -52,50 +59,59 @@ function bencoded(body, headers) {
 export default {
   async fetch(request, env, ctx) {
     fastPath ??= Front.enabled(env);
+    Plan ??= Front.plans();
+    fastScrape ??= Front.scrapeEnabled(env);
     const url = request.url;
     if (!fastPath || request.method !== 'GET') return fullPath(request, env, ctx);
     const path = pathOf(url);
     if (ANNOUNCE.has(path) && !request.headers.has('upgrade')) return announce(request, env, ctx, url);
-    if (SCRAPE.has(path)) return scrape(request, env, ctx, url);
+    if (SCRAPE.has(path) && fastScrape) return scrape(request, env, ctx, url);
     return fullPath(request, env, ctx);
   },
 };
 
 async function scrape(request, env, ctx, url) {
-  // A full scrape (no info_hash) is the full path's, limit included.
-  if (!/[?&]info_hash=/.test(url)) return fullPath(request, env, ctx);
-  if (env.ANNOUNCE_LIMITER && (await overLimit(request, env))) return limited(env, ctx, false);
-  const plan = Front.scrape(env, url);
+  const ip = request.headers.get('cf-connecting-ip') ?? '';
+  const over = env.ANNOUNCE_LIMITER ? await overLimit(ip, env) : false;
+  const plan = Front.scrape(env, url, ip, over);
   let answer;
-  if (plan.startsWith('A')) {
-    answer = bencoded(plan.slice(1));
-  } else if (plan.startsWith('K')) {
-    const keys = plan.slice(1).split('\n');
-    try {
-      let found;
-      if (keys.length === 1) {
-        found = [(await env.TRACKER_KV.get(keys[0])) ?? ''];
-      } else {
-        const got = await env.TRACKER_KV.get(keys);
-        found = keys.map((k) => got.get(k) ?? '');
-      }
-      answer = bencoded(Front.scrapeAnswer(plan.slice(1), found.join('\n')));
-    } catch (e) {
-      answer = bencoded(Front.scrapeUnavailable(String(e)));
-    }
-  } else {
-    // Only a query whose info_hash keys are all misspelled gets here; the
-    // full path answers it (and counts it against the limit a second time).
-    return fullPath(request, env, ctx);
+  switch (plan[0]) {
+    case Plan.Answer:
+      answer = bencoded(plan.subarray(1));
+      break;
+    case Plan.ScrapeKeys:
+      answer = bencoded(await scrapeKeys(env, decoder.decode(plan.subarray(1))));
+      break;
+    case Plan.FullScrape:
+      answer = bencoded(await Front.fullScrape(env));
+      break;
+    default:
+      return fullPath(request, env, ctx);
   }
   after(env, ctx, '');
   return answer;
 }
 
+// The scrape answer for the KV keys of the torrents' counters (a line each).
+async function scrapeKeys(env, lines) {
+  const keys = lines.split('\n');
+  try {
+    let found;
+    if (keys.length === 1) {
+      found = [(await env.TRACKER_KV.get(keys[0])) ?? ''];
+    } else {
+      const got = await env.TRACKER_KV.get(keys);
+      found = keys.map((k) => got.get(k) ?? '');
+    }
+    return Front.scrapeAnswer(lines, found.join('\n'));
+  } catch (e) {
+    return Front.scrapeUnavailable(String(e));
+  }
+}
+
 // Tracker requests are rate-limited per address (ANNOUNCE_LIMITER). The
 // callers look for the binding first: without one, no promise is made.
-async function overLimit(request, env) {
-  const ip = request.headers.get('cf-connecting-ip') ?? '';
+async function overLimit(ip, env) {
   try {
     return !(await env.ANNOUNCE_LIMITER.limit({ key: Front.limiterKey(ip) })).success;
   } catch (e) {
@@ -104,17 +120,11 @@ async function overLimit(request, env) {
   }
 }
 
-function limited(env, ctx, isAnnounce) {
-  const answer = bencoded(Front.rateLimited(isAnnounce));
-  after(env, ctx, '');
-  return answer;
-}
-
 async function announce(request, env, ctx, url) {
   const ip = request.headers.get('cf-connecting-ip') ?? '';
-  if (env.ANNOUNCE_LIMITER && (await overLimit(request, env))) return limited(env, ctx, true);
-  let plan = Front.announce(env, url, ip);
-  if (plan === 'B') {
+  const over = env.ANNOUNCE_LIMITER ? await overLimit(ip, env) : false;
+  let plan = Front.announce(env, url, ip, over);
+  if (plan[0] === Plan.ClientBans) {
     let bans;
     try {
       bans = await env.TRACKER_KV.get(CLIENT_BANS_KEY);
@@ -123,18 +133,19 @@ async function announce(request, env, ctx, url) {
       return fullPath(request, env, ctx);
     }
     Front.clientBans(bans ?? '');
-    plan = Front.announce(env, url, ip);
+    plan = Front.announce(env, url, ip, over);
   }
   let answer;
   let failure = '';
-  if (plan.startsWith('A')) {
-    answer = bencoded(plan.slice(1));
-  } else if (plan.startsWith('F')) {
-    const hash = plan.slice(1, 41);
+  if (plan[0] === Plan.Answer) {
+    answer = bencoded(plan.subarray(1));
+  } else if (plan[0] === Plan.Forward) {
+    const forward = decoder.decode(plan);
+    const hash = forward.slice(1, 41);
     exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
     try {
       const sent = exposeCosts ? Date.now() : 0;
-      answer = await env.SWARMS.get(env.SWARMS.idFromName(hash)).fetch(plan.slice(41));
+      answer = await env.SWARMS.get(env.SWARMS.idFromName(hash)).fetch(forward.slice(41));
       // Any answer but 200 is the object failing: the client gets a
       // tracker answer with `retry in` (below), never the 5xx.
       if (answer.status !== 200) throw new Error(`swarm answered ${answer.status}`);

@@ -1,88 +1,114 @@
-//! The Worker's hot paths for the JS entry (`entry.mjs`): a public-mode
-//! `GET /announce` or `GET /scrape` decided without an await, so worker-rs's request
-//! wrappers (which read `request.cf` and queue futures) are skipped. Every
-//! other request, and any announce that would need I/O before it reaches
-//! the swarm (an expired ban list, private mode), takes the full path in
-//! `route`, which answers it the same way.
+//! The synchronous driver of admission (`crate::admission`) for the JS
+//! entry's hot paths (`entry.mjs`): a public-mode `GET /announce` or
+//! `GET /scrape`, decided without an await, so worker-rs's request
+//! wrappers (which read `request.cf` and queue futures) are skipped. The
+//! entry asks the rate limiter first and passes its verdict; what admission
+//! then asks for that this driver cannot do synchronously (an account, the
+//! scrape cache's read-through) goes to the full path in `router.rs`.
 
 use worker::wasm_bindgen::prelude::*;
 use worker::{Context, Env};
 
-use super::{config_from, log, private, push_hex, push_swarm_url, raw_path, raw_query, stats, swarm_message, SWARM_ANNOUNCE_URL};
-use crate::announce::AnnounceRequest;
-use crate::config::TrackerMode;
+use super::{config_from, full_scrape, log, private, push_hex, push_swarm_url, raw_path, raw_query, router, stats, KV_BINDING};
+use crate::admission::{self, Known, Step, Tally, RATE_LIMIT_WAIT};
+use crate::config::{TrackerConfig, TrackerMode};
 use crate::peer::{parse_ip, FALLBACK_IP};
-use crate::query::QueryPairs;
 use crate::response;
-use crate::scrape::{self, ScrapeRequest};
-use crate::swarm::SwarmCounters;
+use crate::scrape;
 use crate::stats::Failure;
+use crate::swarm::SwarmCounters;
+
+/// What the entry does with a request, the first byte of a plan
+/// (`Front.announce`, `Front.scrape`); the rest of the plan is its payload.
+/// The entry reads the names from `Front.plans()`.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+pub enum Plan {
+    /// Take the full path (nothing was counted).
+    FullPath = 0,
+    /// Read the client ban list from KV, pass it to `clientBans`, and ask
+    /// again (nothing was counted).
+    ClientBans = 1,
+    /// Answer now with the payload: a bencoded body.
+    Answer = 2,
+    /// Forward: the payload is the info hash (40 hex digits), then the swarm URL.
+    Forward = 3,
+    /// Read the KV keys in the payload (a line each), then `scrapeAnswer`.
+    ScrapeKeys = 4,
+    /// A full scrape: answer with `fullScrape`.
+    FullScrape = 5,
+}
+
+const PLANS: [Plan; 6] = [Plan::FullPath, Plan::ClientBans, Plan::Answer, Plan::Forward, Plan::ScrapeKeys, Plan::FullScrape];
+
+impl Plan {
+    fn name(self) -> &'static str {
+        match self {
+            Plan::FullPath => "FullPath",
+            Plan::ClientBans => "ClientBans",
+            Plan::Answer => "Answer",
+            Plan::Forward => "Forward",
+            Plan::ScrapeKeys => "ScrapeKeys",
+            Plan::FullScrape => "FullScrape",
+        }
+    }
+}
 
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
 pub struct Front;
 
-#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
 impl Front {
-    /// What to do with a GET request (no `Upgrade` header; the caller has
-    /// applied the rate limit). One of:
-    /// - `""`: take the full path;
-    /// - `"B"`: read the client ban list from KV, pass it to `clientBans`,
-    ///   and ask again (nothing was counted);
-    /// - `"A"` + body: answer now with this bencoded body;
-    /// - `"F"` + 40 hex digits (the info hash) + the swarm URL: forward.
-    pub fn announce(env: Env, url: &str, ip: &str) -> String {
-        let Ok(config) = config_from(&env) else { return String::new() };
-        let path = raw_path(url);
-        if config.mode != TrackerMode::Public || !matches!(path, "/announce" | "/announce.php") {
-            return String::new();
+    /// The plan for a GET announce without an `Upgrade` header, whose
+    /// address the rate limiter found `over_limit` (or did not).
+    pub fn announce(env: Env, url: &str, ip: &str, over_limit: bool) -> Vec<u8> {
+        let Some((config, known)) = public(&env, over_limit) else { return plan(Plan::FullPath) };
+        match admission::admit(&request(url, ip), Ok(&config), &known) {
+            Step::Answer { status: 200, body, tally } => answer(tally, &body),
+            Step::NeedClientBans => plan(Plan::ClientBans),
+            Step::Forward { msg, tally } => {
+                stats::apply(tally);
+                let mut out = String::with_capacity(1 + 40 + super::SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
+                out.push(char::from(Plan::Forward as u8));
+                push_hex::<20>(&mut out, &msg.info_hash.0);
+                push_swarm_url(&mut out, &msg);
+                out.into_bytes()
+            }
+            _ => plan(Plan::FullPath),
         }
-        let query = match tracker_query(Kind::Announce, url) {
-            Ok(q) => q,
-            Err(answer) => return answer,
-        };
-        let announce = match AnnounceRequest::parse(&query) {
-            Ok(a) => a,
-            Err(e) => return refused(Kind::Announce, Failure::InvalidAnnounce, &e.to_string()),
-        };
-        // The ban list is read from KV once a minute, by the caller.
-        let Some(banned) = private::client_banned_cached(&announce.peer_id) else { return "B".into() };
-        if banned {
-            return refused(Kind::Announce, Failure::ClientBanned, Failure::ClientBanned.text());
-        }
-        stats::count_announce();
-        let remote = parse_ip(ip).unwrap_or(FALLBACK_IP);
-        let msg = swarm_message(&announce, remote, &config, None);
-        let mut plan = String::with_capacity(1 + 40 + SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
-        plan.push('F');
-        push_hex::<20>(&mut plan, &announce.info_hash.0);
-        push_swarm_url(&mut plan, &msg);
-        plan
     }
 
-    /// What to do with a GET scrape. One of `""` (take the full path: a
-    /// full scrape), `"A"` + body (answer now), or `"K"` + the KV keys of
-    /// the torrents' counters, a line each: read them, then `scrapeAnswer`.
-    pub fn scrape(env: Env, url: &str) -> String {
-        let Ok(config) = config_from(&env) else { return String::new() };
-        // A read-through scrape cache (SCRAPE_CACHE > 0) asks swarms on a
-        // miss: the full path's work.
-        if config.mode != TrackerMode::Public || config.scrape_cache > 0 || !matches!(raw_path(url), "/scrape" | "/scrape.php") {
-            return String::new();
+    /// The plan for a GET scrape, as for `announce`.
+    pub fn scrape(env: Env, url: &str, ip: &str, over_limit: bool) -> Vec<u8> {
+        let Some((config, known)) = public(&env, over_limit) else { return plan(Plan::FullPath) };
+        // A read-through scrape cache asks swarms on a miss: the full path's
+        // work (the entry does not come here then: `scrapeEnabled`).
+        if config.scrape_cache > 0 {
+            return plan(Plan::FullPath);
         }
-        let query = match tracker_query(Kind::Scrape, url) {
-            Ok(q) => q,
-            Err(answer) => return answer,
-        };
-        let request = match ScrapeRequest::parse(&query, config.scrape_max, config.full_scrape) {
-            Ok(r) => r,
-            Err(e) => return refused(Kind::Scrape, Failure::InvalidScrape, &e.to_string()),
-        };
-        if request.info_hashes.is_empty() {
-            return String::new();
+        match admission::admit(&request(url, ip), Ok(&config), &known) {
+            Step::Answer { status: 200, body, tally } => answer(tally, &body),
+            Step::Scrape { hashes, tally } => {
+                stats::apply(tally);
+                if hashes.is_empty() {
+                    return plan(Plan::FullScrape);
+                }
+                let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
+                let mut out = plan(Plan::ScrapeKeys);
+                out.extend_from_slice(keys.join("\n").as_bytes());
+                out
+            }
+            _ => plan(Plan::FullPath),
         }
-        stats::count_scrape();
-        let keys: Vec<String> = request.info_hashes.iter().map(scrape::counters_key).collect();
-        format!("K{}", keys.join("\n"))
+    }
+
+    /// The plan kinds by name (`{ FullPath: 0, ... }`), for the entry.
+    pub fn plans() -> js_sys::Object {
+        let plans = js_sys::Object::new();
+        for plan in PLANS {
+            let _ = js_sys::Reflect::set(&plans, &plan.name().into(), &(plan as u8).into());
+        }
+        plans
     }
 
     /// The scrape answer from the counters read for `keys` (as `scrape`
@@ -97,11 +123,24 @@ impl Front {
         response::scrape(&entries)
     }
 
+    /// The answer to a full scrape (one KV list call).
+    #[wasm_bindgen(js_name = fullScrape)]
+    pub async fn full_scrape(env: Env) -> Vec<u8> {
+        let entries = match env.kv(KV_BINDING) {
+            Ok(kv) => full_scrape(&kv).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match entries {
+            Ok(entries) => response::scrape(&entries),
+            Err(e) => Front::scrape_unavailable(&e),
+        }
+    }
+
     /// The answer when KV could not be read for a scrape.
     #[wasm_bindgen(js_name = scrapeUnavailable)]
     pub fn scrape_unavailable(error: &str) -> Vec<u8> {
         log::error("scrape_unavailable", serde_json::json!({ "error": error }));
-        stats::count_failure(Failure::ScrapeUnavailable);
+        stats::apply(Tally::failure(Failure::ScrapeUnavailable));
         crate::unavailable::answer(Failure::ScrapeUnavailable)
     }
 
@@ -112,32 +151,27 @@ impl Front {
         matches!(config_from(&env), Ok(c) if c.mode == TrackerMode::Public)
     }
 
+    /// Whether this isolate's scrapes may take this path: it is enabled
+    /// and there is no read-through scrape cache (which asks swarms).
+    #[wasm_bindgen(js_name = scrapeEnabled)]
+    pub fn scrape_enabled(env: Env) -> bool {
+        matches!(config_from(&env), Ok(c) if c.mode == TrackerMode::Public && c.scrape_cache == 0)
+    }
+
     /// The key the rate limiter counts this address under (the full path's key).
     #[wasm_bindgen(js_name = limiterKey)]
     pub fn limiter_key(ip: &str) -> String {
         parse_ip(ip).unwrap_or(FALLBACK_IP).to_string()
     }
 
-    /// The answer to an announce over the rate limit, counted as the route counts it.
-    #[wasm_bindgen(js_name = rateLimited)]
-    pub fn rate_limited(announce: bool) -> Vec<u8> {
-        if announce {
-            stats::count_announce();
-        } else {
-            stats::count_scrape();
-        }
-        stats::count_failure(Failure::RateLimited);
-        response::failure_retry(Failure::RateLimited.text(), super::RATE_LIMIT_WAIT)
-    }
-
     /// A limiter that fails lets the request through: availability first.
     #[wasm_bindgen(js_name = limiterFailed)]
     pub fn limiter_failed(error: &str) {
-        log::warn("rate_limiter_failed", serde_json::json!({ "binding": super::ANNOUNCE_LIMITER, "error": error }));
+        log::warn("rate_limiter_failed", serde_json::json!({ "binding": router::ANNOUNCE_LIMITER, "error": error }));
     }
 
     /// The client ban list as read from KV (its JSON text, or empty when
-    /// the key is absent), after `announce` answered `"B"`.
+    /// the key is absent), after `announce` answered `Plan.ClientBans`.
     #[wasm_bindgen(js_name = clientBans)]
     pub fn client_bans(json: &str) {
         private::remember_client_bans(json);
@@ -161,7 +195,7 @@ impl Front {
     /// stats object when a flush is due.
     pub fn after(env: Env, ctx: worker::worker_sys::Context, failure: &str) {
         if !failure.is_empty() {
-            stats::count_failure(Failure::from_label(failure).unwrap_or(Failure::Other));
+            stats::apply(Tally::failure(Failure::from_label(failure).unwrap_or(Failure::Other)));
         }
         if let Ok(config) = config_from(&env) {
             stats::after_request(&env, &Context::new(ctx), &config);
@@ -178,43 +212,34 @@ impl Front {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Announce,
-    Scrape,
+/// The configuration, when this path serves it (public mode), and what
+/// the entry already knows: the limiter's verdict and the cached ban list.
+fn public(env: &Env, over_limit: bool) -> Option<(TrackerConfig, Known)> {
+    let config = config_from(env).ok().filter(|c| c.mode == TrackerMode::Public)?;
+    let limit = Some(over_limit.then_some(RATE_LIMIT_WAIT));
+    Some((config, Known { limit, ..Known::new(private::client_banned_cached) }))
 }
 
-impl Kind {
-    fn count(self) {
-        match self {
-            Kind::Announce => stats::count_announce(),
-            Kind::Scrape => stats::count_scrape(),
-        }
+/// A GET from `ip` for the raw `url`, as admission reads it.
+fn request<'a>(url: &'a str, ip: &str) -> admission::Request<'a> {
+    admission::Request {
+        path: raw_path(url),
+        query: raw_query(url),
+        method: "GET",
+        websocket: false,
+        remote: parse_ip(ip).unwrap_or(FALLBACK_IP),
     }
 }
 
-/// The request's query, or the answer refusing it (the route's first two checks).
-fn tracker_query(kind: Kind, url: &str) -> Result<QueryPairs, String> {
-    let query = QueryPairs::parse(raw_query(url).as_bytes()).map_err(|e| refused(kind, Failure::InvalidQuery, &e.to_string()))?;
-    if let Err(e) = query.only("passkey") {
-        kind.count();
-        return Err(answer(response::failure(&e.to_string())));
-    }
-    Ok(query)
+fn plan(plan: Plan) -> Vec<u8> {
+    vec![plan as u8]
 }
 
-/// A request refused before it reaches a swarm or KV, counted as the route counts it.
-fn refused(kind: Kind, failure: Failure, reason: &str) -> String {
-    kind.count();
-    stats::count_failure(failure);
-    log::debug("request_refused", serde_json::json!({ "reason": failure.label() }));
-    answer(response::failure(reason))
-}
-
-fn answer(body: Vec<u8>) -> String {
-    // Failure reasons are built from text; anything else takes the full path.
-    match String::from_utf8(body) {
-        Ok(text) => format!("A{text}"),
-        Err(_) => String::new(),
-    }
+/// An answer now, counted.
+fn answer(tally: Tally, body: &[u8]) -> Vec<u8> {
+    stats::apply(tally);
+    let mut out = Vec::with_capacity(1 + body.len());
+    out.push(Plan::Answer as u8);
+    out.extend_from_slice(body);
+    out
 }

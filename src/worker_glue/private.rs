@@ -365,21 +365,18 @@ async fn torrent_in_d1(db: &D1Database, hash: &InfoHash) -> Result<Option<Torren
     Ok(row.map(|r| TorrentEntry { freeleech: r.freeleech != 0.0 }))
 }
 
-/// Whether the peer id starts with a banned client prefix.
-pub async fn client_banned(env: &Env, peer_id: &PeerId) -> Result<bool> {
-    if let Some(banned) = client_banned_cached(peer_id) {
-        return Ok(banned);
-    }
+/// Reads the client ban list from KV into this isolate's copy (then
+/// `client_banned_cached` answers for `CACHE_SECONDS`).
+pub async fn load_client_bans(env: &Env) -> Result<()> {
     let kv = env.kv(KV_BINDING)?;
     count_kv_read();
     let list: Vec<String> = kv.get(CLIENT_BANS_KEY).json().await?.unwrap_or_default();
-    let banned = matches_ban(&list, peer_id);
     keep_client_bans(list);
-    Ok(banned)
+    Ok(())
 }
 
 /// Keeps the ban list the JS entry read from KV (JSON text; empty when the
-/// key is absent). A list that does not parse bans nobody, as in `client_banned`.
+/// key is absent). A list that does not parse bans nobody.
 pub fn remember_client_bans(json: &str) {
     count_kv_read();
     keep_client_bans(if json.is_empty() { Vec::new() } else { serde_json::from_str(json).unwrap_or_default() });

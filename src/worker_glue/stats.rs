@@ -10,6 +10,7 @@ use serde_json::json;
 use worker::*;
 
 use super::log;
+use crate::admission::{Route, Tally};
 use crate::config::TrackerConfig;
 use crate::stats::{Counts, Failure, FlushClock};
 
@@ -31,6 +32,22 @@ pub fn count_scrape() {
 
 pub fn count_failure(f: Failure) {
     PENDING.with(|p| p.borrow_mut().0.fail(f));
+}
+
+/// Counts what a request adds (admission's tally, or a fault found
+/// after it): the one place a tracker request is counted.
+pub fn apply(tally: Tally) {
+    match tally.route {
+        Some(Route::Announce) => count_announce(),
+        Some(Route::Scrape) => count_scrape(),
+        None => {}
+    }
+    if let Some(failure) = tally.failure {
+        count_failure(failure);
+    }
+    if let Some(failure) = tally.logged_refusal() {
+        log::debug("request_refused", json!({ "reason": failure.label() }));
+    }
 }
 
 fn take_pending() -> Counts {
