@@ -154,6 +154,35 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A variable's value, trimmed; `None` when unset or blank.
+fn trimmed(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn mode(get: &dyn Fn(&str) -> Option<String>) -> Result<TrackerMode, ConfigError> {
+    match trimmed(get, "TRACKER_MODE").as_deref() {
+        None | Some("public") => Ok(TrackerMode::Public),
+        Some("private") => Ok(TrackerMode::Private),
+        Some(v) => Err(ConfigError { name: "TRACKER_MODE", value: v.to_string() }),
+    }
+}
+
+/// `MIN_RATIO` (0-100, e.g. "0.5") in thousandths.
+fn min_ratio_milli(get: &dyn Fn(&str) -> Option<String>, default: u32) -> Result<u32, ConfigError> {
+    let Some(v) = trimmed(get, "MIN_RATIO") else { return Ok(default) };
+    v.parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=100.0).contains(r))
+        .map(|r| (r * 1000.0).round() as u32)
+        .ok_or(ConfigError { name: "MIN_RATIO", value: v })
+}
+
+/// A 64-bit count of at least `min`.
+fn big(get: &dyn Fn(&str) -> Option<String>, name: &'static str, default: u64, min: u64) -> Result<u64, ConfigError> {
+    let Some(v) = trimmed(get, name) else { return Ok(default) };
+    v.parse::<u64>().ok().filter(|n| *n >= min).ok_or(ConfigError { name, value: v })
+}
+
 impl TrackerConfig {
     /// Builds the config from a variable lookup (the Worker's `env.var`),
     /// falling back to defaults for unset variables.
@@ -194,43 +223,21 @@ impl TrackerConfig {
             scrape_max: num("SCRAPE_MAX", d.scrape_max, 1, 1_000)?,
             full_scrape: flag("FULL_SCRAPE", d.full_scrape)?,
             trust_client_ip: flag("TRUST_CLIENT_IP", d.trust_client_ip)?,
-            mode: match get("TRACKER_MODE").as_deref().map(str::trim) {
-                None | Some("") | Some("public") => TrackerMode::Public,
-                Some("private") => TrackerMode::Private,
-                Some(v) => return Err(ConfigError { name: "TRACKER_MODE", value: v.to_string() }),
-            },
+            mode: mode(&get)?,
             invite_only: flag("INVITE_ONLY", d.invite_only)?,
-            min_ratio_milli: match get("MIN_RATIO").as_deref().map(str::trim) {
-                None | Some("") => d.min_ratio_milli,
-                Some(v) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|r| (0.0..=100.0).contains(r))
-                    .map(|r| (r * 1000.0).round() as u32)
-                    .ok_or(ConfigError { name: "MIN_RATIO", value: v.to_string() })?,
-            },
-            ratio_allowance: match get("RATIO_ALLOWANCE").as_deref().map(str::trim) {
-                None | Some("") => d.ratio_allowance,
-                Some(v) => v.parse::<u64>().map_err(|_| ConfigError { name: "RATIO_ALLOWANCE", value: v.to_string() })?,
-            },
+            min_ratio_milli: min_ratio_milli(&get, d.min_ratio_milli)?,
+            ratio_allowance: big(&get, "RATIO_ALLOWANCE", d.ratio_allowance, 0)?,
             require_private_flag: flag("REQUIRE_PRIVATE_FLAG", d.require_private_flag)?,
             password_rounds: num("PASSWORD_ROUNDS", d.password_rounds, 1_000, 2_000_000)?,
             enforce_min_interval: flag("ENFORCE_MIN_INTERVAL", d.enforce_min_interval)?,
-            max_credit_rate: match get("MAX_CREDIT_RATE").as_deref().map(str::trim) {
-                None | Some("") => d.max_credit_rate,
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or(ConfigError { name: "MAX_CREDIT_RATE", value: v.to_string() })?,
-            },
+            max_credit_rate: big(&get, "MAX_CREDIT_RATE", d.max_credit_rate, 1)?,
             scrape_cache: num("SCRAPE_CACHE", d.scrape_cache, 0, 604_800)?,
             swarm_rate_target: num("SWARM_RATE_TARGET", d.swarm_rate_target, 0, 100_000)?,
             interval_max: num("INTERVAL_MAX", d.interval_max, 10, 86_400)?,
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
-            log_level: match get("LOG_LEVEL").as_deref().map(str::trim) {
-                None | Some("") => d.log_level,
-                Some(v) => crate::logging::Level::parse(v).ok_or(ConfigError { name: "LOG_LEVEL", value: v.to_string() })?,
+            log_level: match trimmed(&get, "LOG_LEVEL") {
+                None => d.log_level,
+                Some(v) => crate::logging::Level::parse(&v).ok_or(ConfigError { name: "LOG_LEVEL", value: v })?,
             },
             stats_flush: num("STATS_FLUSH", d.stats_flush, 1, 3_600)?,
             stats_refresh: num("STATS_REFRESH", d.stats_refresh, 0, 3_600)?,
