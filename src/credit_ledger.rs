@@ -62,7 +62,7 @@ impl Delivery {
             return None;
         }
         let hash = InfoHash::from_hex(v.get("hash")?.as_str()?)?;
-        let batch = CreditBatch::parse(&v.get("batch")?.to_string())?;
+        let batch = CreditBatch::from_value(v.get("batch")?)?;
         if batch.credits.len() > MAX_CREDITS || batch.flags.len() > MAX_PENDING {
             return None;
         }

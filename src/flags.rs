@@ -95,9 +95,13 @@ impl CreditBatch {
     /// Reads an outbox row: this shape, or the bare credit list that
     /// versions before flags stored.
     pub fn parse(text: &str) -> Option<Self> {
-        let v: Value = serde_json::from_str(text).ok()?;
-        let (credits, flags) = match &v {
-            Value::Array(_) => (&v, None),
+        Self::from_value(&serde_json::from_str(text).ok()?)
+    }
+
+    /// The same, from parsed JSON (a batch inside a ledger delivery).
+    pub fn from_value(v: &Value) -> Option<Self> {
+        let (credits, flags) = match v {
+            Value::Array(_) => (v, None),
             Value::Object(o) => (o.get("credits")?, o.get("flags")),
             _ => return None,
         };

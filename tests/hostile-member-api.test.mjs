@@ -214,3 +214,22 @@ test('web seeds in an upload never reach members (their addresses stay private)'
   // The info dictionary (and so both hashes) is untouched.
   assert.ok(dl.buf.includes(bencode.encode(h.info)));
 });
+
+// The ledger shards take credit batches only from swarms (object to
+// object); a member who guesses their paths gets nothing credited.
+test('a member cannot post a credit batch to a ledger shard', async () => {
+  const m = await p.account('forger');
+  const before = (await p.api('GET', '/me', { token: m.token })).data;
+  const db = await t.mf.getD1Database('DB');
+  const { id } = await db.prepare("SELECT id FROM users WHERE username = 'forger'").first();
+  const body = JSON.stringify({ id: 'forged', hash: 'ab'.repeat(20), batch: { credits: [[id, 1e12, 0]], flags: [] } });
+  for (const path of ['/ledger', '/stats/ledger', '/api/ledger', `/announce/${m.passkey}/ledger`]) {
+    const res = await fetch(`${t.base}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    await res.arrayBuffer();
+    assert.notEqual(res.status, 200, `${path} took a credit batch`);
+  }
+  // Two flush windows later, still nothing credited.
+  await new Promise((r) => setTimeout(r, 2500));
+  const after = (await p.api('GET', '/me', { token: m.token })).data;
+  assert.equal(after.uploaded, before.uploaded);
+});
