@@ -1,7 +1,7 @@
 //! Admission: the ordered rules a tracker request (`/announce`, `/scrape`)
 //! passes before it reaches a swarm or KV, written once for both drivers
-//! (the synchronous hot path in `worker_glue/fast.rs` and the async router
-//! in `worker_glue/mod.rs`). `admit` is pure: it answers with the next
+//! (the synchronous hot path in `worker/fast.rs` and the async router
+//! in `worker/mod.rs`). `admit` is pure: it answers with the next
 //! [`Step`]. A step that needs I/O (the rate limiter, the client ban list,
 //! an account) is done by the driver, which records what it found in
 //! [`Known`] and asks again. A final step carries its [`Tally`], which the

@@ -14,7 +14,7 @@
 //!   local step that also clears what it took) and sends it to D1 with an
 //!   id D1 records in the same transaction, as the swarms did before.
 //!
-//! This module is the shard's state, without I/O; `worker_glue/ledger_shard.rs`
+//! This module is the shard's state, without I/O; `worker/ledger_shard.rs`
 //! applies its row writes and talks to D1.
 
 use std::collections::HashMap;

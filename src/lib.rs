@@ -1,5 +1,5 @@
 //! An edge BitTorrent tracker. The protocol and swarm core below compiles
-//! natively and is tested with `cargo test`; `worker_glue` binds it to the
+//! natively and is tested with `cargo test`; `worker` binds it to the
 //! Cloudflare Workers runtime when built for wasm32.
 
 pub mod accounting;
@@ -31,4 +31,4 @@ pub mod wire;
 mod integrity_tests;
 
 #[cfg(target_arch = "wasm32")]
-mod worker_glue;
+mod worker;

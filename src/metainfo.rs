@@ -488,7 +488,7 @@ mod tests {
         let single = format!("d{info}8:url-list13:http://mirrore");
         assert!(String::from_utf8(for_member(single.as_bytes(), url, true).unwrap()).unwrap().ends_with("8:url-list13:http://mirrore"));
         // Web seed keys inside the info dictionary cannot be removed without changing the hash: untouched.
-        let inner = format!("d4:infod6:lengthi10e4:name1:a12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaa8:url-list1:xee");
+        let inner = "d4:infod6:lengthi10e4:name1:a12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaa8:url-list1:xee".to_string();
         assert_eq!(inspect(&for_member(inner.as_bytes(), url, false).unwrap()).unwrap().info_hash, inspect(inner.as_bytes()).unwrap().info_hash);
     }
 

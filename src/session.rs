@@ -1,7 +1,7 @@
 //! Cookie sessions for the site (private mode): the cookie's name and
 //! attributes, reading it from a `Cookie` header, and the Origin rule that
 //! keeps another site from acting with a member's cookie. Pure functions;
-//! the Worker glue is `worker_glue/api/session.rs`.
+//! the Worker glue is `worker/api/session.rs`.
 
 /// `__Host-`: the browser only accepts it Secure, from this host, for path
 /// `/`, so no subdomain or plain-http page can plant or overwrite it.

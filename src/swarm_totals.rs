@@ -248,7 +248,7 @@ mod tests {
                     // As the shard does: read the best rows again.
                     let mut best: Vec<_> =
                         self.rows.iter().filter(|(_, c)| c.complete + c.incomplete > 0).map(|(h, c)| (InfoHash(*h), *c)).collect();
-                    best.sort_by(|a, b| rank(&b.0, &b.1).cmp(&rank(&a.0, &a.1)));
+                    best.sort_by_key(|b| std::cmp::Reverse(rank(&b.0, &b.1)));
                     best.truncate(CANDIDATES);
                     self.totals.reset_candidates(best);
                     self.totals.gauges(BUSIEST).expect("exact after a reset")

@@ -1,4 +1,4 @@
-// The JS entry's hot paths (src/worker_glue/entry.mjs) answer exactly as
+// The JS entry's hot paths (src/worker/entry.mjs) answer exactly as
 // worker-rs's full path does: a swarm's first announce after a (re)start
 // goes through the full path, the ones after it through `announceNow`.
 import { test } from 'node:test';
