@@ -1,14 +1,14 @@
 //! The ledger's bounded history: flags (refused or implausible credit, for
 //! admins) and the ids of applied credit batches (which make a retried
 //! flush count once) are kept for `FLAG_RETENTION` seconds. Both tables
-//! are indexed by time (migration 0002), so pruning reads only what it deletes.
+//! are indexed by time (migration 0002), so pruning reads only what it
+//! deletes. The statements are in `d1::ledger`.
 
 use std::cell::Cell;
 
-use serde_json::Value;
 use worker::*;
 
-use super::private::{d1_rows, D1_BINDING};
+use super::d1;
 use crate::config::TrackerConfig;
 
 /// An isolate prunes at most once per this many milliseconds.
@@ -29,13 +29,8 @@ pub async fn prune_ledger(env: &Env, config: &TrackerConfig) -> Result<bool> {
     }
     LAST_PRUNE.with(|c| c.set(now_ms));
     let cutoff = (now_ms / 1000.0).floor() - config.flag_retention as f64;
-    let db = env.d1(D1_BINDING)?;
-    let outcome = db
-        .batch(vec![
-            db.prepare("DELETE FROM flags WHERE at < ?1").bind(&[cutoff.into()])?,
-            db.prepare("DELETE FROM credit_batches WHERE applied_at < ?1").bind(&[cutoff.into()])?,
-        ])
-        .await;
+    let db = d1::open(env)?;
+    let outcome = d1::ledger::prune(&db, cutoff).await;
     if let Err(e) = outcome {
         // Try again at the next call rather than in an hour.
         LAST_PRUNE.with(|c| c.set(0.0));
@@ -47,19 +42,6 @@ pub async fn prune_ledger(env: &Env, config: &TrackerConfig) -> Result<bool> {
 /// Most flags one listing returns, and the default.
 pub const FLAGS_MAX: u32 = 1000;
 pub const FLAGS_DEFAULT: u32 = 100;
-
-/// The newest `limit` flags, newest first, as the admin API shows them.
-pub async fn recent_flags(db: &D1Database, limit: u32) -> Result<Vec<Value>> {
-    // Rows as JSON objects: the columns are the API's field names.
-    d1_rows(
-        db.prepare(
-            "SELECT u.username, f.info_hash, f.reason, f.reported, f.credited, f.at FROM flags f \
-             LEFT JOIN users u ON u.id = f.user_id ORDER BY f.at DESC, f.id DESC LIMIT ?1",
-        )
-        .bind(&[limit.into()])?,
-    )
-    .await
-}
 
 /// `?limit=` of the flags listing: absent is the default, else 1-`FLAGS_MAX`.
 pub fn parse_limit(query: Option<&str>) -> std::result::Result<u32, String> {

@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use serde_json::json;
 use worker::*;
 
-use super::private::{self, D1_BINDING};
+use super::d1::{self, ledger::RowsTouched};
+use super::private;
 use super::stats::STATS_BINDING;
 use super::swarm_object::{CountRow, OutboxRow, PeerRow};
 use super::log;
@@ -24,10 +25,6 @@ const SCHEMA: [&str; 2] = [
 
 /// The header a shard reports its costs in (JSON), for the cost bench.
 pub const USAGE_HEADER: &str = "x-ledger-usage";
-
-/// Most statements in one D1 batch (credit beyond it goes in further
-/// batches, each with an id of its own).
-const D1_STATEMENTS: usize = 400;
 
 /// Seconds before a failed flush is tried again (at most; sooner with a
 /// shorter `CREDIT_FLUSH`).
@@ -243,55 +240,15 @@ async fn flush(spent: &mut Usage, sql: &SqlStorage, env: &Env, config: &TrackerC
     Ok(())
 }
 
-/// One outbox batch to D1, in parts of at most `D1_STATEMENTS` statements,
-/// each recording its id (`<id>-<part>`) in `credit_batches` in the same
-/// transaction: a part D1 already has is refused, not counted twice.
+/// One outbox batch to D1 (`d1::ledger::apply`: in parts, each applied once).
 async fn send(spent: &mut Usage, env: &Env, id: &str, batch: &LedgerBatch) -> Result<()> {
-    let db = env.d1(D1_BINDING)?;
+    let db = d1::open(env)?;
     let now = (Date::now().as_millis() / 1000) as f64;
-    let mut statements = Vec::new();
-    for [user, up, down] in &batch.credits {
-        statements.push(
-            db.prepare("UPDATE users SET uploaded = uploaded + ?1, downloaded = downloaded + ?2 WHERE id = ?3")
-                .bind(&[(*up as f64).into(), (*down as f64).into(), (*user as f64).into()])?,
-        );
-    }
-    for f in &batch.flags {
-        statements.push(
-            db.prepare("INSERT INTO flags (user_id, info_hash, reason, reported, credited, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .bind(&[
-                    (f.flag.user as f64).into(),
-                    f.hash.to_hex().into(),
-                    f.flag.reason.as_str().into(),
-                    (f.flag.reported as f64).into(),
-                    (f.flag.credited as f64).into(),
-                    (f.flag.at as f64).into(),
-                ])?,
-        );
-    }
-    let mut statements = statements.into_iter().peekable();
-    let mut part = 0;
-    while statements.peek().is_some() || part == 0 {
-        let part_id = format!("{id}-{part}");
-        let mut chunk = vec![db.prepare("INSERT INTO credit_batches (id, applied_at) VALUES (?1, ?2)").bind(&[part_id.as_str().into(), now.into()])?];
-        chunk.extend(statements.by_ref().take(D1_STATEMENTS));
-        match db.batch(chunk).await {
-            Ok(results) => {
-                for r in results {
-                    if let Ok(Some(meta)) = r.meta() {
-                        spent.d1_rows_read += meta.rows_read.unwrap_or(0);
-                        spent.d1_rows_written += meta.rows_written.unwrap_or(0);
-                    }
-                }
-            }
-            Err(e) if e.to_string().contains("UNIQUE constraint failed") => {
-                log::info("credit_batch_already_applied", json!({ "batch": part_id }));
-            }
-            Err(e) => return Err(e),
-        }
-        part += 1;
-    }
-    Ok(())
+    let mut touched = RowsTouched::default();
+    let applied = d1::ledger::apply(&db, id, batch, now, &mut touched).await;
+    spent.d1_rows_read += touched.read;
+    spent.d1_rows_written += touched.written;
+    applied
 }
 
 /// At most daily: forgets swarms idle past `FLAG_RETENTION` with nothing pending.

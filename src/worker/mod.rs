@@ -4,6 +4,7 @@
 //! never wakes a swarm.
 
 mod api;
+mod d1;
 mod dashboard;
 mod fast;
 mod ledger;

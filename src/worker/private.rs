@@ -7,27 +7,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use worker::wasm_bindgen::JsValue;
 use worker::*;
 
+use super::d1::{self, users::UserTotals};
 use super::KV_BINDING;
 use crate::accounts;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId};
-
-pub const D1_BINDING: &str = "DB";
-
-/// A statement's rows as JSON objects keyed by column name (integers stay
-/// integers). One deserializer for every ad-hoc query keeps the wasm small:
-/// each `#[derive(Deserialize)]` row struct costs kilobytes.
-pub async fn d1_rows(stmt: D1PreparedStatement) -> Result<Vec<serde_json::Value>> {
-    stmt.all().await?.results()
-}
-
-/// The first row of `d1_rows`, if any.
-pub async fn d1_row(stmt: D1PreparedStatement) -> Result<Option<serde_json::Value>> {
-    stmt.first(None).await
-}
 
 /// What the announce path needs to know about a passkey's owner.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -81,15 +67,6 @@ fn count_kv_read() {
 pub fn forget_cached() {
     TORRENTS.with(|t| t.borrow_mut().clear());
     CLIENT_BANS.with(|b| *b.borrow_mut() = None);
-}
-
-#[derive(Deserialize)]
-struct UserTotals {
-    id: f64,
-    passkey: String,
-    uploaded: f64,
-    downloaded: f64,
-    banned: f64,
 }
 
 impl UserTotals {
@@ -185,13 +162,8 @@ pub async fn resolve_passkey(env: &Env, config: &TrackerConfig, passkey: &str) -
         keep_passkey(config, passkey, entry);
         return Ok(Some(entry));
     }
-    let db = env.d1(D1_BINDING)?;
-    let row: Option<UserTotals> = db
-        .prepare("SELECT id, passkey, uploaded, downloaded, banned FROM users WHERE passkey = ?1")
-        .bind(&[passkey.into()])?
-        .first(None)
-        .await?;
-    let Some(u) = row else {
+    let db = d1::open(env)?;
+    let Some(u) = d1::users::by_passkey(&db, passkey).await? else {
         UNKNOWN_PASSKEYS.with(|m| note_unknown(config, m, passkey.to_string(), UNKNOWN_USER));
         return Ok(None);
     };
@@ -229,9 +201,8 @@ async fn stale_passkeys(db: &D1Database, written: &[(f64, String)]) -> Result<Ve
     if written.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = (1..=written.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
-    let binds: Vec<JsValue> = written.iter().map(|(id, _)| JsValue::from(*id)).collect();
-    let rows = d1_rows(db.prepare(format!("SELECT id, passkey FROM users WHERE id IN ({placeholders})")).bind(&binds)?).await?;
+    let ids: Vec<f64> = written.iter().map(|(id, _)| *id).collect();
+    let rows = d1::users::passkeys_of(db, &ids).await?;
     Ok(written
         .iter()
         .filter(|(id, key)| !rows.iter().any(|r| r["id"].as_f64() == Some(*id) && r["passkey"].as_str() == Some(key)))
@@ -248,17 +219,10 @@ pub async fn refresh_users(env: &Env, config: &TrackerConfig, ids: &[u64]) -> Re
     if ids.is_empty() {
         return Ok(count);
     }
-    let db = env.d1(D1_BINDING)?;
+    let db = d1::open(env)?;
     let kv = env.kv(KV_BINDING)?;
     for chunk in ids.chunks(50) {
-        let placeholders = (1..=chunk.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
-        let binds: Vec<JsValue> = chunk.iter().map(|&id| JsValue::from(id as f64)).collect();
-        let rows: Vec<UserTotals> = db
-            .prepare(format!("SELECT id, passkey, uploaded, downloaded, banned FROM users WHERE id IN ({placeholders})"))
-            .bind(&binds)?
-            .all()
-            .await?
-            .results()?;
+        let rows = d1::users::totals_of(&db, chunk).await?;
         let mut written = Vec::new();
         for u in rows {
             let entry = u.entry(config);
@@ -295,14 +259,7 @@ pub struct KvCount {
 /// publishes to KV (at most once per PUBLISH_WINDOW, on change); a failure
 /// is logged and the next publish writes again.
 pub async fn mirror_counts(env: &Env, hash: &InfoHash, c: crate::swarm::SwarmCounters) {
-    let write = async {
-        env.d1(D1_BINDING)?
-            .prepare("UPDATE torrents SET seeders = ?1, leechers = ?2, completed = ?3 WHERE info_hash = ?4")
-            .bind(&[(c.complete as f64).into(), (c.incomplete as f64).into(), (c.downloaded as f64).into(), hash.to_hex().into()])?
-            .run()
-            .await
-    };
-    if let Err(e) = write.await {
+    if let Err(e) = async { d1::torrents::set_counts(&d1::open(env)?, hash, c).await }.await {
         super::log::warn("mirror_counts_failed", serde_json::json!({ "info_hash": hash.to_hex(), "error": e.to_string() }));
     }
 }
@@ -333,7 +290,7 @@ pub async fn registered_torrent(env: &Env, config: &TrackerConfig, hash: &InfoHa
         remember(entry);
         return Ok(Some(entry));
     }
-    let db = env.d1(D1_BINDING)?;
+    let db = d1::open(env)?;
     let Some(entry) = torrent_in_d1(&db, hash).await? else {
         UNKNOWN_TORRENTS.with(|m| note_unknown(config, m, *hash, TorrentEntry { freeleech: false }));
         return Ok(None);
@@ -353,16 +310,7 @@ pub async fn registered_torrent(env: &Env, config: &TrackerConfig, hash: &InfoHa
 }
 
 async fn torrent_in_d1(db: &D1Database, hash: &InfoHash) -> Result<Option<TorrentEntry>> {
-    #[derive(Deserialize)]
-    struct Row {
-        freeleech: f64,
-    }
-    let row: Option<Row> = db
-        .prepare("SELECT freeleech FROM torrents WHERE info_hash = ?1 OR v2_hash = ?1")
-        .bind(&[hash.to_hex().into()])?
-        .first(None)
-        .await?;
-    Ok(row.map(|r| TorrentEntry { freeleech: r.freeleech != 0.0 }))
+    Ok(d1::torrents::freeleech_of(db, hash).await?.map(|freeleech| TorrentEntry { freeleech }))
 }
 
 /// Reads the client ban list from KV into this isolate's copy (then

@@ -10,26 +10,11 @@
 //! expired tokens are deleted at their next sign-in, so the table stays
 //! bounded by the sign-ins of the last `TOKEN_TTL` seconds.
 
-use serde::Deserialize;
 use worker::*;
 
-use super::private::d1_row;
+use super::d1::{self, users::UserRow};
 use crate::accounts;
 use crate::config::TrackerConfig;
-
-/// A user as the API shows them (also the admin user list's rows).
-#[derive(Deserialize)]
-pub struct UserRow {
-    pub id: f64,
-    pub username: String,
-    pub passkey: String,
-    pub uploaded: f64,
-    pub downloaded: f64,
-    pub banned: f64,
-    /// A member with the admin role may use the admin API (migration 0004).
-    #[serde(default)]
-    pub is_admin: f64,
-}
 
 /// What a token string stands for.
 pub enum TokenLookup {
@@ -54,31 +39,12 @@ pub async fn resolve_token(db: &D1Database, config: &TrackerConfig, token: &str)
         return Ok(TokenLookup::Unknown);
     }
     let hash = accounts::token_hash(token);
-    let row = d1_row(
-        db.prepare(
-            "SELECT t.created_at, u.id, u.username, u.passkey, u.uploaded, u.downloaded, u.banned, u.is_admin FROM tokens t \
-             JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
-        )
-        .bind(&[hash.as_str().into()])?,
-    )
-    .await?;
-    let Some(row) = row else { return Ok(TokenLookup::Unknown) };
-    let created_at = row["created_at"].as_f64().unwrap_or(0.0);
+    let Some((created_at, user)) = d1::tokens::user_of(db, &hash).await? else { return Ok(TokenLookup::Unknown) };
     if accounts::token_expired(created_at as u64, now() as u64, config.token_ttl) {
-        db.prepare("DELETE FROM tokens WHERE token_hash = ?1").bind(&[hash.into()])?.run().await?;
+        d1::tokens::delete(db, &hash).await?;
         return Ok(TokenLookup::Expired);
     }
-    let num = |k: &str| row[k].as_f64().unwrap_or(0.0);
-    let text = |k: &str| row[k].as_str().unwrap_or_default().to_string();
-    Ok(TokenLookup::Valid(UserRow {
-        id: num("id"),
-        username: text("username"),
-        passkey: text("passkey"),
-        uploaded: num("uploaded"),
-        downloaded: num("downloaded"),
-        banned: num("banned"),
-        is_admin: num("is_admin"),
-    }))
+    Ok(TokenLookup::Valid(user))
 }
 
 /// What a sign-in with a username and password gives.
@@ -93,17 +59,7 @@ pub enum SignIn {
 /// Checks a username and password and, if they match an account that is
 /// not banned, issues a token.
 pub async fn sign_in(db: &D1Database, config: &TrackerConfig, username: &str, password: &str) -> Result<SignIn> {
-    #[derive(Deserialize)]
-    struct Row {
-        id: f64,
-        password_hash: String,
-        banned: f64,
-    }
-    let row: Option<Row> = db
-        .prepare("SELECT id, password_hash, banned FROM users WHERE username = ?1")
-        .bind(&[username.into()])?
-        .first(None)
-        .await?;
+    let row = d1::users::credentials(db, username).await?;
     // Unknown users cost the same work as known ones (hashed with the configured rounds).
     let dummy = accounts::dummy_hash(config.password_rounds);
     let stored = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(&dummy);
@@ -121,23 +77,11 @@ pub async fn issue_token(db: &D1Database, config: &TrackerConfig, user_id: f64) 
     let token = accounts::token_from(&super::private::random::<32>()?);
     let now = now();
     let oldest_live = now - config.token_ttl as f64;
-    db.batch(vec![
-        db.prepare("DELETE FROM tokens WHERE user_id = ?1 AND created_at <= ?2").bind(&[user_id.into(), oldest_live.into()])?,
-        db.prepare("INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3)")
-            .bind(&[accounts::token_hash(&token).into(), user_id.into(), now.into()])?,
-    ])
-    .await?;
+    d1::tokens::issue(db, user_id, accounts::token_hash(&token), now, oldest_live).await?;
     Ok(token)
 }
 
 /// Revokes one token (logout). Revoking an unknown token does nothing.
 pub async fn revoke_token(db: &D1Database, token: &str) -> Result<()> {
-    db.prepare("DELETE FROM tokens WHERE token_hash = ?1").bind(&[accounts::token_hash(token).into()])?.run().await?;
-    Ok(())
-}
-
-/// The statement that revokes every token of a user, to run alone or in a
-/// batch with the change that requires it (a new password, a ban).
-pub fn revoke_all_statement(db: &D1Database, user_id: f64) -> Result<D1PreparedStatement> {
-    db.prepare("DELETE FROM tokens WHERE user_id = ?1").bind(&[user_id.into()])
+    d1::tokens::delete(db, &accounts::token_hash(token)).await
 }

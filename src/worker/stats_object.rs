@@ -232,13 +232,8 @@ impl StatsObject {
     }
 
     async fn private_totals(&self) -> Result<PrivateTotals> {
-        let db = self.env.d1(super::private::D1_BINDING)?;
-        let row: Option<TotalsRow> = db
-            .prepare("SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM torrents) AS torrents")
-            .first(None)
-            .await?;
-        let row = row.unwrap_or(TotalsRow { users: 0.0, torrents: 0.0 });
-        Ok(PrivateTotals { users: row.users as u64, registered_torrents: row.torrents as u64 })
+        let (users, registered_torrents) = super::d1::totals(&super::d1::open(&self.env)?).await?;
+        Ok(PrivateTotals { users, registered_torrents })
     }
 }
 
@@ -248,8 +243,3 @@ struct MinuteRow {
     counts: String,
 }
 
-#[derive(serde::Deserialize)]
-struct TotalsRow {
-    users: f64,
-    torrents: f64,
-}

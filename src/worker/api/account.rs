@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use worker::*;
 
 use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiError, ApiResult, UserRow};
-use super::super::private::{self, d1_row, passkey_key, random};
+use super::super::d1;
+use super::super::private::{self, passkey_key, random};
 use super::super::sessions::{self, SignIn};
 use super::super::KV_BINDING;
 use crate::accounts::{self, ratio};
@@ -28,36 +29,22 @@ pub(super) async fn register(req: &mut Request, env: &Env, config: &TrackerConfi
     if config.invite_only {
         let code = c.invite.as_deref().ok_or_else(|| bad(403, "registration needs an invite code"))?;
         // Claim the invite atomically: only one registration can use it.
-        let claimed = db
-            .prepare("UPDATE invites SET used_at = ?2 WHERE code = ?1 AND used_at IS NULL")
-            .bind(&[code.into(), now().into()])?
-            .run()
-            .await?;
-        let changed = claimed.meta()?.and_then(|m| m.changes).unwrap_or(0);
-        if changed == 0 {
+        if !d1::invites::claim(&db, code, now()).await? {
             return Err(bad(403, "invalid or already used invite code"));
         }
     }
     let salt = random::<16>()?;
     let hash = accounts::hash_password(&c.password, &salt, config.password_rounds);
     let passkey = accounts::passkey_from(&random::<16>()?);
-    let inserted = db
-        .prepare("INSERT INTO users (username, password_hash, passkey, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .bind(&[c.username.as_str().into(), hash.into(), passkey.as_str().into(), now().into()])?
-        .run()
-        .await;
-    if let Err(e) = inserted {
+    if let Err(e) = d1::users::insert(&db, &c.username, hash, &passkey, now()).await {
         if let Some(code) = c.invite.as_deref().filter(|_| config.invite_only) {
             // The registration failed: the invite stays usable.
-            db.prepare("UPDATE invites SET used_at = NULL WHERE code = ?1").bind(&[code.into()])?.run().await?;
+            d1::invites::release(&db, code).await?;
         }
         return Err(if e.to_string().contains("UNIQUE") { bad(409, "username already taken") } else { e.into() });
     }
     if let Some(code) = c.invite.as_deref().filter(|_| config.invite_only) {
-        db.prepare("UPDATE invites SET used_by = (SELECT id FROM users WHERE username = ?1) WHERE code = ?2")
-            .bind(&[c.username.as_str().into(), code.into()])?
-            .run()
-            .await?;
+        d1::invites::record_user(&db, code, &c.username).await?;
     }
     private::forget_unknown_passkey(&passkey);
     ok(201, json!({ "username": c.username, "passkey": passkey }))
@@ -103,17 +90,12 @@ pub(super) async fn change_password(req: &mut Request, env: &Env, config: &Track
     let c: Change = read_json(req).await?;
     accounts::validate_password(&c.new_password).map_err(|m| bad(400, m))?;
     let db = db(env)?;
-    let row = d1_row(db.prepare("SELECT password_hash FROM users WHERE id = ?1").bind(&[user.id.into()])?).await?;
-    let stored = row.as_ref().and_then(|r| r["password_hash"].as_str()).ok_or_else(|| bad(401, "invalid or expired token"))?;
-    if !accounts::verify_password(stored, &c.password) {
+    let stored = d1::users::password_hash(&db, user.id).await?.ok_or_else(|| bad(401, "invalid or expired token"))?;
+    if !accounts::verify_password(&stored, &c.password) {
         return Err(bad(401, "wrong password"));
     }
     let hash = accounts::hash_password(&c.new_password, &random::<16>()?, config.password_rounds);
-    db.batch(vec![
-        db.prepare("UPDATE users SET password_hash = ?1 WHERE id = ?2").bind(&[hash.into(), user.id.into()])?,
-        sessions::revoke_all_statement(&db, user.id)?,
-    ])
-    .await?;
+    d1::users::set_password(&db, user.id, hash).await?;
     no_content()
 }
 
@@ -141,11 +123,7 @@ pub(super) async fn me(req: &Request, env: &Env, config: &TrackerConfig) -> ApiR
 pub(super) async fn reset_passkey(req: &Request, env: &Env, config: &TrackerConfig) -> ApiResult {
     let user = authenticate(req, env, config).await?;
     let passkey = accounts::passkey_from(&random::<16>()?);
-    db(env)?
-        .prepare("UPDATE users SET passkey = ?1 WHERE id = ?2")
-        .bind(&[passkey.as_str().into(), user.id.into()])?
-        .run()
-        .await?;
+    d1::users::set_passkey(&db(env)?, user.id, &passkey).await?;
     // The old passkey stops working now: its KV entry goes.
     let kv = env.kv(KV_BINDING)?;
     kv.delete(&passkey_key(&user.passkey)).await?;

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use worker::*;
 
 use super::{bad, bearer, cookie, db, now, ok, read_json, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
-use super::super::private::{self, d1_row, random, torrent_key, CLIENT_BANS_KEY};
-use super::super::{ledger, sessions, torrent_files, KV_BINDING};
+use super::super::private::{self, random, torrent_key, CLIENT_BANS_KEY};
+use super::super::{d1, ledger, torrent_files, KV_BINDING};
 use crate::accounts::{self, ratio};
 use crate::config::{TrackerConfig, TrackerMode};
 use crate::peer::InfoHash;
@@ -59,7 +59,7 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
         ("POST" | "DELETE", ["users", name, "admin"]) if who == Admin::Operator => {
             let admin = method == "POST";
             let id = user_id(&db, name).await?;
-            db.prepare("UPDATE users SET is_admin = ?1 WHERE id = ?2").bind(&[(admin as i32).into(), id.into()])?.run().await?;
+            d1::users::set_admin(&db, id, admin).await?;
             ok(200, json!({ "username": name, "admin": admin }))
         }
         ("POST" | "DELETE", ["users", _, "admin"]) => Err(bad(403, "only the operator (ADMIN_TOKEN) grants or removes the admin role")),
@@ -67,7 +67,7 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
         ("POST", ["users", name, "adjust"]) => adjust(req, env, config, &db, name).await,
         ("POST", ["invites"]) => {
             let code = hex::encode(random::<16>()?);
-            db.prepare("INSERT INTO invites (code, created_at) VALUES (?1, ?2)").bind(&[code.as_str().into(), now().into()])?.run().await?;
+            d1::invites::create(&db, &code, now()).await?;
             ok(201, json!({ "invite": code }))
         }
         ("POST", ["torrents", hex, "freeleech"]) => freeleech(req, &db, &kv, hex).await,
@@ -78,11 +78,7 @@ pub(super) async fn admin(req: &mut Request, env: &Env, config: &TrackerConfig, 
 }
 
 async fn list_users(db: &D1Database) -> ApiResult {
-    let rows: Vec<UserRow> = db
-        .prepare("SELECT id, username, passkey, uploaded, downloaded, banned, is_admin FROM users ORDER BY id LIMIT 1000")
-        .all()
-        .await?
-        .results()?;
+    let rows: Vec<UserRow> = d1::users::list(db).await?;
     let users: Vec<Value> = rows
         .iter()
         .map(|u| {
@@ -97,9 +93,9 @@ async fn list_users(db: &D1Database) -> ApiResult {
 /// Bans (and signs out: every token goes) or unbans a user.
 async fn ban(env: &Env, config: &TrackerConfig, db: &D1Database, name: &str, banned: bool) -> ApiResult {
     let id = user_id(db, name).await?;
-    db.prepare("UPDATE users SET banned = ?1 WHERE id = ?2").bind(&[(banned as i32).into(), id.into()])?.run().await?;
+    d1::users::set_banned(db, id, banned).await?;
     if banned {
-        sessions::revoke_all_statement(db, id)?.run().await?;
+        d1::tokens::revoke_all(db, id).await?;
     }
     private::refresh_users(env, config, &[id as u64]).await?;
     ok(200, json!({ "username": name, "banned": banned }))
@@ -119,16 +115,9 @@ async fn adjust(req: &mut Request, env: &Env, config: &TrackerConfig, db: &D1Dat
         return Err(ApiError(400, format!("adjustments are at most {MAX_ADJUST} bytes either way")));
     }
     let id = user_id(db, name).await?;
-    db.prepare("UPDATE users SET uploaded = MAX(0, uploaded + ?1), downloaded = MAX(0, downloaded + ?2) WHERE id = ?3")
-        .bind(&[(a.uploaded as f64).into(), (a.downloaded as f64).into(), id.into()])?
-        .run()
-        .await?;
+    d1::users::adjust(db, id, a.uploaded, a.downloaded).await?;
     private::refresh_users(env, config, &[id as u64]).await?;
-    let u: Option<UserRow> = db
-        .prepare("SELECT id, username, passkey, uploaded, downloaded, banned FROM users WHERE id = ?1")
-        .bind(&[id.into()])?
-        .first(None)
-        .await?;
+    let u = d1::users::by_id(db, id).await?;
     let u = u.ok_or_else(|| bad(404, "no such user"))?;
     ok(200, json!({ "username": u.username, "uploaded": u.uploaded as u64, "downloaded": u.downloaded as u64 }))
 }
@@ -136,13 +125,9 @@ async fn adjust(req: &mut Request, env: &Env, config: &TrackerConfig, db: &D1Dat
 /// A registered torrent's hashes, addressed by either: (v1, v2 if any).
 async fn torrent_hashes(db: &D1Database, hex: &str) -> std::result::Result<(InfoHash, Option<InfoHash>), ApiError> {
     let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected a 40-hex info hash"))?;
-    let row = d1_row(
-        db.prepare("SELECT info_hash, v2_hash FROM torrents WHERE info_hash = ?1 OR v2_hash = ?1").bind(&[hash.to_hex().into()])?,
-    )
-    .await?;
-    let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
-    let v1 = row["info_hash"].as_str().and_then(InfoHash::from_hex).ok_or_else(|| bad(404, "no such torrent"))?;
-    Ok((v1, row["v2_hash"].as_str().and_then(InfoHash::from_hex)))
+    let (v1, v2) = d1::torrents::hashes(db, &hash).await?.ok_or_else(|| bad(404, "no such torrent"))?;
+    let v1 = v1.ok_or_else(|| bad(404, "no such torrent"))?;
+    Ok((v1, v2))
 }
 
 /// Drops the KV entries of both hashes and this isolate's copies; other
@@ -164,10 +149,7 @@ async fn freeleech(req: &mut Request, db: &D1Database, kv: &kv::KvStore, hex: &s
     }
     let f: Flag = read_json(req).await?;
     let (v1, v2) = torrent_hashes(db, hex).await?;
-    db.prepare("UPDATE torrents SET freeleech = ?1 WHERE info_hash = ?2")
-        .bind(&[(f.freeleech as i32).into(), v1.to_hex().into()])?
-        .run()
-        .await?;
+    d1::torrents::set_freeleech(db, &v1, f.freeleech).await?;
     forget_torrent(kv, &v1, v2.as_ref()).await?;
     ok(200, json!({ "info_hash": v1.to_hex(), "v2_hash": v2.map(|h| h.to_hex()), "freeleech": f.freeleech }))
 }
@@ -176,7 +158,7 @@ async fn freeleech(req: &mut Request, db: &D1Database, kv: &kv::KvStore, hex: &s
 /// entries, and its stored file.
 async fn delete_torrent(env: &Env, db: &D1Database, kv: &kv::KvStore, hex: &str) -> ApiResult {
     let (v1, v2) = torrent_hashes(db, hex).await?;
-    db.prepare("DELETE FROM torrents WHERE info_hash = ?1").bind(&[v1.to_hex().into()])?.run().await?;
+    d1::torrents::delete(db, &v1).await?;
     forget_torrent(kv, &v1, v2.as_ref()).await?;
     // The registration is gone; a file left behind is only storage.
     if let Err(e) = torrent_files::delete(env, &v1).await {
@@ -193,7 +175,7 @@ async fn flags(req: &Request, env: &Env, config: &TrackerConfig, db: &D1Database
     if let Err(e) = ledger::prune_ledger(env, config).await {
         super::super::log::warn("ledger_prune_failed", json!({ "error": e.to_string() }));
     }
-    let flags = ledger::recent_flags(db, limit).await?;
+    let flags = d1::ledger::recent_flags(db, limit).await?;
     ok(200, json!({ "flags": flags }))
 }
 
@@ -277,10 +259,5 @@ async fn block(req: &mut Request, env: &Env, config: &TrackerConfig, kv: &kv::Kv
 }
 
 async fn user_id(db: &D1Database, name: &str) -> std::result::Result<f64, ApiError> {
-    #[derive(Deserialize)]
-    struct Row {
-        id: f64,
-    }
-    let row: Option<Row> = db.prepare("SELECT id FROM users WHERE username = ?1").bind(&[name.into()])?.first(None).await?;
-    Ok(row.ok_or_else(|| bad(404, "no such user"))?.id)
+    d1::users::id_by_name(db, name).await?.ok_or_else(|| bad(404, "no such user"))
 }

@@ -4,16 +4,13 @@
 //! to D1 when it publishes its scrape counters, so no page load wakes a
 //! swarm or reads KV.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::wasm_bindgen::JsValue;
 use worker::*;
 
-use super::super::private::{d1_row, d1_rows};
-use super::super::torrent_files;
+use super::super::{d1, torrent_files};
 use super::{authenticate, bad, db, ok, origin, ApiError, ApiResult};
 use crate::config::TrackerConfig;
-use crate::listing::{self, Bind};
+use crate::listing;
 use crate::metainfo;
 use crate::peer::InfoHash;
 use crate::query::QueryPairs;
@@ -58,15 +55,7 @@ pub(super) async fn list(req: &Request, env: &Env, config: &TrackerConfig) -> Ap
     if text.contains(&("mine", "1")) {
         query.uploader = Some(user.id as u64);
     }
-    let (sql, binds) = listing::sql(&query);
-    let values: Vec<JsValue> = binds
-        .into_iter()
-        .map(|b| match b {
-            Bind::Text(s) => JsValue::from(s),
-            Bind::Int(n) => JsValue::from(n as f64),
-        })
-        .collect();
-    let mut rows = d1_rows(db(env)?.prepare(&sql).bind(&values)?).await?;
+    let mut rows = d1::torrents::page(&db(env)?, &query).await?;
     let more = rows.len() > query.limit as usize;
     rows.truncate(query.limit as usize);
     let next = match rows.last() {
@@ -83,28 +72,12 @@ pub(super) async fn list(req: &Request, env: &Env, config: &TrackerConfig) -> Ap
 pub(super) async fn detail(req: &Request, env: &Env, config: &TrackerConfig, hex: &str) -> ApiResult {
     let user = authenticate(req, env, config).await?;
     let hash = InfoHash::from_hex(hex).ok_or_else(|| bad(400, "expected /api/torrents/<40 hex info hash>"))?;
-    #[derive(Deserialize)]
-    struct Blob {
-        #[serde(with = "serde_bytes")]
-        torrent: Vec<u8>,
-    }
     let db = db(env)?;
-    let key = [JsValue::from(hash.to_hex())];
-    let row = d1_row(
-        db.prepare(format!(
-            "SELECT {}, t.v2_hash, u.username AS uploader FROM torrents t \
-             LEFT JOIN users u ON u.id = t.uploader WHERE t.info_hash = ?1 OR t.v2_hash = ?1",
-            listing::COLUMNS
-        ))
-        .bind(&key)?,
-    )
-    .await?
-    .ok_or_else(|| bad(404, "no such torrent"))?;
+    let row = d1::torrents::detail(&db, &hash).await?.ok_or_else(|| bad(404, "no such torrent"))?;
     let v1 = row["info_hash"].as_str().and_then(InfoHash::from_hex).ok_or_else(|| bad(404, "no such torrent"))?;
     // The bytes: the row's blob, or the R2 object (`torrent_files`).
-    let blob: Option<Blob> =
-        db.prepare("SELECT torrent FROM torrents WHERE info_hash = ?1").bind(&[v1.to_hex().into()])?.first(None).await?;
-    let stored = torrent_files::get(env, &v1, blob.map(|b| b.torrent).unwrap_or_default()).await?.unwrap_or_default();
+    let blob = d1::torrents::blob(&db, &v1).await?;
+    let stored = torrent_files::get(env, &v1, blob).await?.unwrap_or_default();
     let tracker = format!("{}/announce/{}", origin(req)?, user.passkey);
     let mut out = row_json(&row, &tracker).ok_or_else(|| bad(404, "no such torrent"))?;
     let (files, count) = metainfo::files(&stored, MAX_FILES).unwrap_or_default();

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::*;
 
-use super::private::D1_BINDING;
-use super::sessions::{self, TokenLookup, UserRow};
+use super::d1::{self, users::UserRow};
+use super::sessions::{self, TokenLookup};
 use crate::config::{TrackerConfig, TrackerMode};
 
 /// Largest .torrent accepted (big multi-file releases reach a few MiB;
@@ -165,7 +165,7 @@ async fn read_body(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>
 }
 
 fn db(env: &Env) -> std::result::Result<D1Database, ApiError> {
-    Ok(env.d1(D1_BINDING)?)
+    Ok(d1::open(env)?)
 }
 
 fn now() -> f64 {

@@ -2,13 +2,11 @@
 //! .torrent bytes live in R2 (`torrent_files`); the D1 row has the hashes,
 //! name, size and flags.
 
-use serde::Deserialize;
 use serde_json::json;
-use worker::wasm_bindgen::JsValue;
 use worker::*;
 
 use super::{authenticate, bad, db, now, ok, origin, read_body, ApiError, ApiResult, MAX_TORRENT_BYTES};
-use super::super::private;
+use super::super::{d1, private};
 use super::super::torrent_files::{self, D1_ROW_MAX};
 use crate::config::TrackerConfig;
 use crate::metainfo;
@@ -38,23 +36,7 @@ pub(super) async fn upload(req: &mut Request, env: &Env, config: &TrackerConfig)
         }
     };
     let db = db(env)?;
-    let inserted = db
-        .prepare(
-            "INSERT INTO torrents (info_hash, v2_hash, name, size, uploader, freeleech, torrent, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
-        )
-        .bind(&[
-            meta.info_hash.to_hex().into(),
-            meta.v2_hash.map(|h| JsValue::from(h.to_hex())).unwrap_or(JsValue::NULL),
-            meta.name.as_str().into(),
-            (meta.size as f64).into(),
-            user.id.into(),
-            js_sys::Uint8Array::from(row_blob).into(),
-            now().into(),
-        ])?
-        .run()
-        .await;
-    match inserted {
+    match d1::torrents::insert(&db, &meta, user.id, row_blob, now()).await {
         Ok(_) => {}
         Err(e) if e.to_string().contains("UNIQUE") => return Err(bad(409, "torrent already registered")),
         Err(e) => return Err(e.into()),
@@ -63,7 +45,7 @@ pub(super) async fn upload(req: &mut Request, env: &Env, config: &TrackerConfig)
     // a registered torrent's file. If the bytes cannot be stored, the row goes.
     if let Some(bucket) = bucket {
         if let Err(e) = torrent_files::put(&bucket, &meta.info_hash, body).await {
-            db.prepare("DELETE FROM torrents WHERE info_hash = ?1").bind(&[meta.info_hash.to_hex().into()])?.run().await?;
+            d1::torrents::delete(&db, &meta.info_hash).await?;
             return Err(e.into());
         }
     }
@@ -90,18 +72,7 @@ pub(super) async fn upload(req: &mut Request, env: &Env, config: &TrackerConfig)
 pub(super) async fn download(req: &Request, env: &Env, config: &TrackerConfig, file: &str) -> ApiResult {
     let user = authenticate(req, env, config).await?;
     let hash = InfoHash::from_hex(file.trim_end_matches(".torrent")).ok_or_else(|| bad(400, "expected /api/torrents/<40 hex>.torrent"))?;
-    #[derive(Deserialize)]
-    struct Row {
-        info_hash: String,
-        #[serde(with = "serde_bytes")]
-        torrent: Vec<u8>,
-        name: String,
-    }
-    let row: Option<Row> = db(env)?
-        .prepare("SELECT info_hash, torrent, name FROM torrents WHERE info_hash = ?1 OR v2_hash = ?1")
-        .bind(&[hash.to_hex().into()])?
-        .first(None)
-        .await?;
+    let row = d1::torrents::file(&db(env)?, &hash).await?;
     let row = row.ok_or_else(|| bad(404, "no such torrent"))?;
     let v1 = InfoHash::from_hex(&row.info_hash).ok_or_else(|| bad(404, "no such torrent"))?;
     let stored = torrent_files::get(env, &v1, row.torrent).await?;
