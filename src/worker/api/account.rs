@@ -1,17 +1,18 @@
-//! Members' API (private mode): register, sign in and out, their account
-//! (passkey, password). The torrent registry is in `torrents`.
+//! Members' API (private mode): register, sign in and out, who a request
+//! is signed in as (`authenticate`), their account (passkey, password).
+//! The torrent registry is in `torrents`, the catalogue in `catalog`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::*;
 
-use super::{authenticate, bad, bearer, db, no_content, now, ok, origin, read_json, ApiError, ApiResult, UserRow};
-use super::super::d1;
+use super::http::{bad, db, no_content, now, ok, origin, read_json, ApiError, ApiResult};
+use super::super::d1::{self, users::UserRow};
 use super::super::private::{self, passkey_key, random};
-use super::super::sessions::{self, SignIn};
+use super::super::sessions::{self, SignIn, TokenLookup};
 use super::super::KV_BINDING;
 use crate::accounts::{self, ratio};
-use crate::config::TrackerConfig;
+use crate::config::{TrackerConfig, TrackerMode};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +20,36 @@ struct Credentials {
     username: String,
     password: String,
     invite: Option<String>,
+}
+
+/// What the site's pages need to know before anyone signs in (both modes).
+pub(super) fn site(config: &TrackerConfig) -> ApiResult {
+    ok(200, json!({
+        "mode": if config.mode == TrackerMode::Private { "private" } else { "public" },
+        "invite_only": config.invite_only,
+    }))
+}
+
+pub(super) fn bearer(req: &Request) -> Option<String> {
+    let h = req.headers().get("authorization").ok()??;
+    h.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+/// The user a bearer token, or the site's session cookie, belongs to
+/// (`sessions::resolve_token`).
+pub(super) async fn authenticate(req: &Request, env: &Env, config: &TrackerConfig) -> std::result::Result<UserRow, ApiError> {
+    let token = bearer(req)
+        .or_else(|| super::cookie::cookie_token(req))
+        .ok_or_else(|| bad(401, "missing bearer token (or sign in on the site)"))?;
+    // Boxed: this future is polled in one place instead of being copied
+    // into every endpoint's state machine.
+    let db = db(env)?;
+    match Box::pin(sessions::resolve_token(&db, config, &token)).await? {
+        TokenLookup::Valid(user) if user.banned != 0.0 => Err(bad(403, "account banned")),
+        TokenLookup::Valid(user) => Ok(user),
+        TokenLookup::Expired => Err(bad(401, "token expired: sign in again")),
+        TokenLookup::Unknown => Err(bad(401, "invalid or expired token")),
+    }
 }
 
 pub(super) async fn register(req: &mut Request, env: &Env, config: &TrackerConfig) -> ApiResult {

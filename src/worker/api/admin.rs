@@ -5,12 +5,20 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::*;
 
-use super::{bad, bearer, cookie, db, now, ok, read_json, ApiError, ApiResult, UserRow, MAX_ADJUST, MAX_CLIENT_BANS};
+use super::account::bearer;
+use super::cookie;
+use super::http::{bad, db, now, ok, read_json, ApiError, ApiResult};
+use super::super::d1::users::UserRow;
 use super::super::private::{self, random, torrent_key, CLIENT_BANS_KEY};
 use super::super::{d1, ledger, torrent_files, KV_BINDING};
 use crate::accounts::{self, ratio};
 use crate::config::{TrackerConfig, TrackerMode};
 use crate::peer::InfoHash;
+
+/// Most client-ban prefixes kept (one KV value every isolate reads and caches).
+const MAX_CLIENT_BANS: usize = 1000;
+/// Largest admin adjustment, either sign: totals stay exact as f64 in D1.
+const MAX_ADJUST: i64 = (1 << 53) - 1;
 
 /// Who may use the admin API: the operator (the ADMIN_TOKEN secret as the
 /// bearer token) or, in private mode, a member with the admin role signed in

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use worker::*;
 
 use super::super::{d1, torrent_files};
-use super::{authenticate, bad, db, ok, origin, ApiError, ApiResult};
+use super::account::authenticate;
+use super::http::{bad, db, ok, origin, ApiError, ApiResult};
 use crate::config::TrackerConfig;
 use crate::listing;
 use crate::metainfo;

@@ -13,7 +13,8 @@ use serde_json::json;
 use worker::*;
 
 use super::super::sessions;
-use super::{account, authenticate, bad, db, ok, ApiError, ApiResult};
+use super::account::{self, authenticate, bearer};
+use super::http::{bad, db, ok, ApiError, ApiResult};
 use crate::config::TrackerConfig;
 use crate::session::{self, OriginRefusal};
 
@@ -26,7 +27,7 @@ pub(super) fn cookie_token(req: &Request) -> Option<String> {
 /// The Origin rule for a state-changing request (any method but GET/HEAD).
 pub(super) fn check_origin(req: &Request) -> std::result::Result<(), ApiError> {
     let origin = req.headers().get("origin").ok().flatten();
-    let has_cookie = cookie_token(req).is_some() && super::bearer(req).is_none();
+    let has_cookie = cookie_token(req).is_some() && bearer(req).is_none();
     session::check_origin(origin.as_deref(), &req.inner().url(), has_cookie).map_err(|refusal| match refusal {
         OriginRefusal::Foreign => bad(403, "cross-origin request refused: use this tracker's own pages"),
         OriginRefusal::Missing => bad(403, "request refused: a signed-in browser request must carry its Origin"),
@@ -54,7 +55,7 @@ pub(super) async fn sign_out(req: &Request, env: &Env) -> ApiResult {
 /// the role included, gets the admin API's own answer (401: admin token
 /// required), as before there were admin members.
 pub(super) async fn admin_member(req: &Request, env: &Env, config: &TrackerConfig) -> bool {
-    if cookie_token(req).is_none() && super::bearer(req).is_none() {
+    if cookie_token(req).is_none() && bearer(req).is_none() {
         return false;
     }
     matches!(authenticate(req, env, config).await, Ok(user) if user.is_admin != 0.0)

@@ -5,12 +5,17 @@
 use serde_json::json;
 use worker::*;
 
-use super::{authenticate, bad, db, now, ok, origin, read_body, ApiError, ApiResult, MAX_TORRENT_BYTES};
+use super::account::authenticate;
+use super::http::{bad, db, now, ok, origin, read_body, ApiError, ApiResult};
 use super::super::{d1, private};
 use super::super::torrent_files::{self, D1_ROW_MAX};
 use crate::config::TrackerConfig;
 use crate::metainfo;
 use crate::peer::InfoHash;
+
+/// Largest .torrent accepted (big multi-file releases reach a few MiB;
+/// the bytes live in R2, see `torrent_files`).
+const MAX_TORRENT_BYTES: usize = 10 * 1024 * 1024;
 
 fn too_large(e: ApiError) -> ApiError {
     match e {
