@@ -6,12 +6,10 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use edge_tracker::announce::{AnnounceEvent, AnnounceRequest};
 use edge_tracker::config::TrackerConfig;
-use edge_tracker::peer::{InfoHash, PeerAddr, PeerId, PeerKey};
+use edge_tracker::peer::{InfoHash, PeerAddr, PeerId};
 use edge_tracker::query::{percent_encode, QueryPairs};
-use edge_tracker::response::PeerListFormat;
 use edge_tracker::swarm::memory::EncodedAnnounce;
-use edge_tracker::swarm::SwarmState;
-use edge_tracker::swarm::PeerAnnounce;
+use edge_tracker::swarm::{fixtures, SwarmState};
 use edge_tracker::wire::SwarmAnnounce;
 
 fn peer_id(n: u32) -> PeerId {
@@ -23,21 +21,7 @@ fn peer_id(n: u32) -> PeerId {
 
 fn message(n: u32, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
     let addr = PeerAddr::new([10, (n >> 16) as u8, (n >> 8) as u8, n as u8].into(), 6881);
-    SwarmAnnounce {
-        info_hash: InfoHash([0xab; 20]),
-        peer: PeerAnnounce {
-            key: PeerKey::entry(None, &peer_id(n), &addr, None),
-            peer_id: peer_id(n),
-            addr,
-            left,
-            event,
-        },
-        uploaded: 0,
-        downloaded: 0,
-        numwant: 50,
-        format: PeerListFormat { compact: true, no_peer_id: false },
-        account: None,
-    }
+    fixtures::announce(InfoHash([0xab; 20]), peer_id(n), addr, left, event)
 }
 
 fn swarm_of(size: u32, config: &TrackerConfig) -> SwarmState {

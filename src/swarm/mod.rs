@@ -8,7 +8,8 @@
 //! - [`ledger`]: private mode's sessions, credit and flags, and
 //!   [`sessions`], the session records packed into chunk rows;
 //! - [`storage`]: the SQLite schema, row codecs and [`storage::StoreWrite`];
-//! - [`memory`]: those tables in memory, for tests, fuzz targets and benches.
+//! - [`memory`]: those tables in memory, for tests, fuzz targets and benches;
+//! - [`fixtures`]: announces and a configuration for tests and benches.
 
 pub mod ledger;
 pub mod memory;
@@ -22,5 +23,4 @@ pub use peers::*;
 pub use state::SwarmState;
 pub use upkeep::{Maintenance, EXPIRY_SWEEP_GAP};
 
-#[cfg(test)]
-pub(crate) mod fixtures;
+pub mod fixtures;
