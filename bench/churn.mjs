@@ -35,14 +35,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker, escapeBytes } from '../tests/helpers.mjs';
-import { PRICE, diff, dollars, observe, sumUsage } from './lib.mjs';
+import { PRICE, diff, dollars, envNumbers, observe, sumUsage } from './lib.mjs';
 
-const TORRENTS = Number(process.env.CHURN_TORRENTS ?? 400);
-const TOP = Number(process.env.CHURN_TOP ?? 300);
-const ZIPF = Number(process.env.CHURN_ZIPF ?? 1.1);
-const ROUNDS = Number(process.env.CHURN_ROUNDS ?? 6);
-const SCALE = Number(process.env.CHURN_SCALE ?? 60);
-const END = Number(process.env.CHURN_END ?? 0.25);
+const { TORRENTS, TOP, ZIPF, ROUNDS, SCALE, END } = envNumbers('CHURN', { TORRENTS: 400, TOP: 300, ZIPF: 1.1, ROUNDS: 6, SCALE: 60, END: 0.25 });
 const STOP_SHARE = 0.7;
 const COMPLETE = 0.15;
 const SCRAPE_SHARE = 0.1;

@@ -17,16 +17,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { runWrk, startFloor } from './lib.mjs';
+import { envNumbers, runWrk, startFloor } from './lib.mjs';
 
-const PEERS = Number(process.env.HOT_PEERS ?? 20_000);
-const SECONDS = Number(process.env.HOT_SECONDS ?? 20);
-const ROUNDS = Number(process.env.HOT_ROUNDS ?? 2);
-const CONNECTIONS = Number(process.env.HOT_CONNECTIONS ?? 64);
+const { PEERS, SECONDS, ROUNDS, CONNECTIONS } = envNumbers('HOT', { PEERS: 20_000, SECONDS: 20, ROUNDS: 2, CONNECTIONS: 64 });
 // Long enough for the tracker to write every peer through (~350/s behind
 // the local router); the floor keeps no peers: its join only warms it.
-const POPULATE = Number(process.env.HOT_POPULATE_SECONDS ?? 90);
-const FLOOR_POPULATE = Number(process.env.HOT_FLOOR_POPULATE_SECONDS ?? 20);
+const { POPULATE_SECONDS: POPULATE, FLOOR_POPULATE_SECONDS: FLOOR_POPULATE } = envNumbers('HOT', { POPULATE_SECONDS: 90, FLOOR_POPULATE_SECONDS: 20 });
 const PAIRS = (process.env.HOT_PAIRS ?? 'direct,router').split(',');
 const GOAL = 0.9;
 const OUT = join(ROOT, 'bench-results');

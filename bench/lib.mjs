@@ -1,5 +1,6 @@
 // Shared by the bench scripts (run.mjs, hot-swarm.mjs, churn.mjs): the floor
-// Worker, wrk, the list prices and the sums of the swarms' cost counters.
+// Worker, wrk, the list prices, the sums of the swarms' cost counters and
+// the scripts' numeric settings from the environment.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
@@ -9,6 +10,14 @@ import { ROOT, assetsOptions } from '../tests/helpers.mjs';
 export const PRICE = { workerRequest: 0.30, doRequest: 0.15, rowWritten: 1.0, rowRead: 0.001, kvRead: 0.50, kvWrite: 5.0, d1RowRead: 0.001, d1RowWritten: 1.0 };
 // Durable Object duration: $12.50 per million GB-s, an object billed at 128 MB.
 export const DURATION_PER_MS = (0.128 * 12.50) / 1000; // $ per million announces per ms of active time each
+
+/**
+ * A script's numeric settings, each `<prefix>_<NAME>` from the environment
+ * or its default: `envNumbers('HOT', { PEERS: 20_000 })` reads HOT_PEERS.
+ */
+export function envNumbers(prefix, defaults) {
+  return Object.fromEntries(Object.entries(defaults).map(([name, fallback]) => [name, Number(process.env[`${prefix}_${name}`] ?? fallback)]));
+}
 
 /**
  * The floor Worker (bench/floor/worker.js) in its own Miniflare. With

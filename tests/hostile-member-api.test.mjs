@@ -3,32 +3,20 @@
 // (issue 14, items 6-10 and 12). Each test is an attack that must fail.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import bencode from 'bencode';
-import { startTracker, peerId, eventually } from './helpers.mjs';
+import { peerId, eventually } from './helpers.mjs';
 import { makeTorrentFromData, makeHybridTorrent } from './torrent.mjs';
-import { privateApi, failure } from './private-api.mjs';
+import { PRIVATE_VARS, fileTracker, privateApi, failure } from './private-api.mjs';
 
-const VARS = {
-  TRACKER_MODE: 'private',
-  PASSWORD_ROUNDS: '1000',
-  CREDIT_FLUSH: '1',
-  PUBLISH_WINDOW: '1',
-  // Tests re-announce at once to move bytes; tests/abuse covers the interval.
-  ENFORCE_MIN_INTERVAL: 'false',
-};
-
-const dir = mkdtempSync(join(tmpdir(), 'edge-tracker-hostile-api-'));
+const run = fileTracker(PRIVATE_VARS, 'hostile-api');
 let t;
 let p;
 before(async () => {
-  t = await startTracker({ vars: VARS, persistDir: dir });
+  t = await run.start();
   p = privateApi(t);
 });
-after(async () => { await t.close(); rmSync(dir, { recursive: true, force: true }); });
+after(() => run.close());
 
 const privateTorrent = (tag, extra) => makeTorrentFromData(`${tag}.bin`, randomBytes(32 * 1024), 'http://x/announce', { private: true, ...extra });
 
@@ -96,8 +84,7 @@ test('a reset passkey never comes back: not from a cold isolate, a cache write-b
   assert.notEqual(await kv.get(`passkey:${resetReply.data.passkey}`), null);
   assert.equal(failure(await p.announceTo(old, infoHash, peerId('late'), { event: 'started' })), 'unknown or revoked passkey');
   // A cold isolate (restarted runtime, same storage) refuses it too.
-  await t.stop();
-  t = await startTracker({ vars: VARS, persistDir: dir });
+  t = await run.restart();
   p = privateApi(t);
   for (let i = 0; i < 3; i++) {
     assert.equal(failure(await p.announceTo(old, infoHash, peerId(`cold${i}`), { event: 'started' })), 'unknown or revoked passkey');

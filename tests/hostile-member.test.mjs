@@ -9,21 +9,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startTracker, announce, get, escapeBytes, peerId, compactPeers, eventually, text, ADMIN_TOKEN } from './helpers.mjs';
 import { makeTorrentFromData } from './torrent.mjs';
+import { PRIVATE_VARS, fileTracker, failure } from './private-api.mjs';
 
-const VARS = {
-  TRACKER_MODE: 'private',
-  PASSWORD_ROUNDS: '1000',
-  CREDIT_FLUSH: '1',
-  PUBLISH_WINDOW: '1',
-  MIN_RATIO: '0.5',
-  RATIO_ALLOWANCE: '1000000',
-  ENFORCE_MIN_INTERVAL: 'false',
-};
+const VARS = { ...PRIVATE_VARS, MIN_RATIO: '0.5', RATIO_ALLOWANCE: '1000000' };
 const MAX = 2 ** 53 - 1;
 
+const run = fileTracker(VARS, 'hostile');
 let t;
-before(async () => { t = await startTracker({ vars: VARS }); });
-after(async () => { await t.close(); });
+before(async () => { t = await run.start(); });
+after(() => run.close());
 
 async function api(method, path, { token, json, body } = {}) {
   const headers = {};
@@ -54,7 +48,6 @@ function send(who, infoHash, id, fields = {}, ip = '10.20.0.1') {
   return get(`${t.base}/announce/${who.passkey}?info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(id)}&${qs}`, { ip });
 }
 
-const failure = (r) => (r.body?.['failure reason'] ? text(r.body['failure reason']) : null);
 const totals = async (who) => (await api('GET', '/me', { token: who.token })).data;
 
 /** Waits until the credit flushes have settled for `who` at `up`/`down`. */

@@ -1,6 +1,49 @@
-// Private-mode API helpers for tests: JSON calls, accounts, passkey announces.
+// Private-mode API helpers for tests: JSON calls, accounts, passkey announces,
+// and the tracker a test file runs them against.
 import assert from 'node:assert/strict';
-import { get, escapeBytes, text, ADMIN_TOKEN } from './helpers.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTracker, get, escapeBytes, text, ADMIN_TOKEN } from './helpers.mjs';
+
+/**
+ * Private mode as the end-to-end tests run it: fast password hashing, credit
+ * flushed and counters published every second. The tests re-announce at once
+ * to move bytes; tests/abuse covers the interval.
+ */
+export const PRIVATE_VARS = {
+  TRACKER_MODE: 'private',
+  PASSWORD_ROUNDS: '1000',
+  CREDIT_FLUSH: '1',
+  PUBLISH_WINDOW: '1',
+  ENFORCE_MIN_INTERVAL: 'false',
+};
+
+/**
+ * A test file's tracker with `vars`, its state in a directory of its own
+ * (`edge-tracker-<name>-*`): `start()` it, `restart()` it on the same state
+ * (the runtime dies, the storage stays), `close()` it and its directory.
+ * `t` is the running tracker.
+ */
+export function fileTracker(vars, name) {
+  const dir = mkdtempSync(join(tmpdir(), `edge-tracker-${name}-`));
+  const run = {
+    t: null,
+    async start() {
+      run.t = await startTracker({ vars, persistDir: dir });
+      return run.t;
+    },
+    async restart() {
+      await run.t.stop();
+      return run.start();
+    },
+    async close() {
+      await run.t?.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return run;
+}
 
 export function privateApi(t) {
   async function api(method, path, { token, json, body, type } = {}) {

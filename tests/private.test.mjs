@@ -2,29 +2,18 @@
 // exact accounting into D1, the ratio rule, and the admin API.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import bencode from 'bencode';
 import { startTracker, ADMIN_TOKEN, get, escapeBytes, peerId, compactPeers, eventually, text } from './helpers.mjs';
 import { makeTorrentFromData } from './torrent.mjs';
+import { PRIVATE_VARS, fileTracker, failure } from './private-api.mjs';
 
-const VARS = {
-  TRACKER_MODE: 'private',
-  PASSWORD_ROUNDS: '1000',
-  CREDIT_FLUSH: '1',
-  PUBLISH_WINDOW: '1',
-  MIN_RATIO: '0.5',
-  RATIO_ALLOWANCE: '1000000',
-  // These tests re-announce at once to move bytes; tests/abuse covers the interval.
-  ENFORCE_MIN_INTERVAL: 'false',
-};
+const VARS = { ...PRIVATE_VARS, MIN_RATIO: '0.5', RATIO_ALLOWANCE: '1000000' };
 
-const dir = mkdtempSync(join(tmpdir(), 'edge-tracker-private-'));
+const run = fileTracker(VARS, 'private');
 let t;
-before(async () => { t = await startTracker({ vars: VARS, persistDir: dir }); });
-after(async () => { await t.close(); rmSync(dir, { recursive: true, force: true }); });
+before(async () => { t = await run.start(); });
+after(() => run.close());
 
 async function api(method, path, { token, json, body } = {}) {
   const headers = {};
@@ -52,8 +41,6 @@ async function announceTo(url, infoHash, id, fields = {}, ip = '10.8.0.1') {
   const sep = url.includes('?') ? '&' : '?';
   return get(`${url}${sep}info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(id)}&${qs}`, { ip });
 }
-
-const failure = (r) => (r.body?.['failure reason'] ? text(r.body['failure reason']) : null);
 
 let alice;
 let bob;
@@ -139,8 +126,7 @@ test('two peers exchange data: totals exact to the byte, across a restart mid-se
   await announceTo(B, infoHash, leech, { left: size - 150000, downloaded: 150000, uploaded: 1000 }, '10.8.0.2');
 
   // The runtime dies mid-session; the deltas were durable before each answer.
-  await t.stop();
-  t = await startTracker({ vars: VARS, persistDir: dir });
+  t = await run.restart();
   const A2 = `${t.base}/announce/${alice.passkey}`;
   const B2 = `${t.base}/announce/${bob.passkey}`;
   await announceTo(A2, infoHash, seed, { left: 0, uploaded: size }, '10.8.0.1');

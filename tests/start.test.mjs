@@ -12,17 +12,29 @@ const freePort = () => new Promise((resolve) => {
   s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
 });
 
-test('npm start serves the tracker on PORT and passes --var overrides through', { timeout: 180000 }, async () => {
-  const port = await freePort();
-  const child = spawn('npm', ['start', '--', '--var', 'INTERVAL:123'], {
+/** `npm start` on `port` with these `--var NAME:value` overrides: the child and its output so far (`log`). */
+function npmStart(port, vars) {
+  const child = spawn('npm', ['start', '--', ...vars.flatMap((v) => ['--var', v])], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), WRANGLER_SEND_METRICS: 'false', CI: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
-  let log = '';
-  child.stdout.on('data', (d) => { log += d; });
-  child.stderr.on('data', (d) => { log += d; });
+  const started = { child, log: '' };
+  child.stdout.on('data', (d) => { started.log += d; });
+  child.stderr.on('data', (d) => { started.log += d; });
+  return started;
+}
+
+/** Stops `npm start` and everything it spawned. */
+async function stop(child) {
+  process.kill(-child.pid, 'SIGTERM');
+  await new Promise((res) => child.once('exit', res));
+}
+
+test('npm start serves the tracker on PORT and passes --var overrides through', { timeout: 180000 }, async () => {
+  const port = await freePort();
+  const started = npmStart(port, ['INTERVAL:123']);
   try {
     const base = `http://127.0.0.1:${port}`;
     const r = await eventually(async () => {
@@ -32,7 +44,7 @@ test('npm start serves the tracker on PORT and passes --var overrides through', 
         return null;
       }
     }, { ms: 150000, every: 500 });
-    assert.equal(r.status, 200, log);
+    assert.equal(r.status, 200, started.log);
     assert.equal(r.body.interval, 123);
     assert.equal(r.body.incomplete, 1);
     // The site's static assets (wrangler.toml [assets]) are served too, and
@@ -44,8 +56,7 @@ test('npm start serves the tracker on PORT and passes --var overrides through', 
     assert.equal(script.status, 200);
     assert.match(script.headers.get('content-security-policy') ?? '', /script-src 'self'/, 'site/_headers applies');
   } finally {
-    process.kill(-child.pid, 'SIGTERM');
-    await new Promise((res) => child.once('exit', res));
+    await stop(started.child);
   }
 });
 
@@ -53,15 +64,7 @@ test('npm start in private mode keeps uploaded .torrent files in its local R2 bu
   const { makeLargeTorrent } = await import('./torrent.mjs');
   const { randomBytes } = await import('node:crypto');
   const port = await freePort();
-  const child = spawn('npm', ['start', '--', '--var', 'TRACKER_MODE:private', '--var', 'PASSWORD_ROUNDS:1000'], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), WRANGLER_SEND_METRICS: 'false', CI: 'true' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let log = '';
-  child.stdout.on('data', (d) => { log += d; });
-  child.stderr.on('data', (d) => { log += d; });
+  const started = npmStart(port, ['TRACKER_MODE:private', 'PASSWORD_ROUNDS:1000']);
   const base = `http://127.0.0.1:${port}`;
   const json = (path, body, token) => fetch(`${base}/api${path}`, {
     method: 'POST',
@@ -77,7 +80,7 @@ test('npm start in private mode keeps uploaded .torrent files in its local R2 bu
         return null;
       }
     }, { ms: 150000, every: 500 });
-    assert.equal(reg.status, 201, log);
+    assert.equal(reg.status, 201, started.log);
     const { token } = await (await json('/login', { username, password: 'long-password' })).json();
     // Over D1's 2 MB row limit: only the bucket can hold it.
     // A name of its own: `npm start` keeps its state between runs.
@@ -89,7 +92,6 @@ test('npm start in private mode keeps uploaded .torrent files in its local R2 bu
     const served = Buffer.from(await dl.arrayBuffer());
     assert.ok(served.includes(bencode.encode(made.info)), 'the info dictionary comes back byte for byte');
   } finally {
-    process.kill(-child.pid, 'SIGTERM');
-    await new Promise((res) => child.once('exit', res));
+    await stop(started.child);
   }
 });

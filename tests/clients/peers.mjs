@@ -1,10 +1,12 @@
-// Real BitTorrent clients for the browser stories (tests/create.test.mjs):
-// start libtorrent or aria2 as seeder or leecher of a .torrent, with DHT,
+// Real BitTorrent clients for the tests (tests/clients.test.mjs, which has
+// the full matrix, and the browser stories): start libtorrent, aria2,
+// transmission or webtorrent as seeder or leecher of a .torrent, with DHT,
 // PEX and local discovery off (the tracker is the only peer source), on a
-// free port below Linux's ephemeral range. The same switches as
-// tests/clients.test.mjs, which has the full matrix.
+// free port below Linux's ephemeral range: inside it, an outgoing
+// connection of this machine could hold the port (aria2 once failed
+// "Address already in use" on 41089 and never seeded).
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT } from '../helpers.mjs';
@@ -41,9 +43,24 @@ const COMMANDS = {
       '--console-log-level=info', '--no-conf=true', torrentPath,
     ],
   ],
+  // transmission-cli reads DHT/PEX/LPD/uTP switches from settings.json in its config dir.
+  transmission: ({ torrentPath, dir, port }) => {
+    const config = join(dir, '..', `transmission-${port}`);
+    mkdirSync(config, { recursive: true });
+    writeFileSync(join(config, 'settings.json'), JSON.stringify({
+      'dht-enabled': false, 'lpd-enabled': false, 'pex-enabled': false, 'utp-enabled': false,
+      'port-forwarding-enabled': false, 'peer-port': port, 'bind-address-ipv4': '127.0.0.1',
+      'ratio-limit-enabled': false, 'download-dir': dir,
+    }));
+    return ['transmission-cli', ['-g', config, '-w', dir, '-p', String(port), '-M', torrentPath]];
+  },
+  webtorrent: ({ torrentPath, dir, port, seed }) => [
+    process.execPath,
+    [join(ROOT, 'tests/clients/webtorrent_client.mjs'), '--torrent', torrentPath, '--dir', dir, '--port', String(port), ...(seed ? ['--seed'] : [])],
+  ],
 };
 
-/** Starts `name` ('libtorrent' or 'aria2'); its output goes to `logPath`. */
+/** Starts `name` (a key of `COMMANDS`); its output goes to `logPath`. */
 export async function startPeer(name, { torrentPath, dir, seed = false, minAnnounceInterval }, logPath) {
   const [cmd, args] = COMMANDS[name]({ torrentPath, dir, seed, minAnnounceInterval, port: await freePort() });
   const log = createWriteStream(logPath);
