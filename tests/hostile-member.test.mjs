@@ -15,17 +15,10 @@ const VARS = { ...PRIVATE_VARS, MIN_RATIO: '0.5', RATIO_ALLOWANCE: '1000000' };
 const MAX = 2 ** 53 - 1;
 
 const run = fileTracker(VARS, 'hostile');
+const { api } = run.p;
 let t;
 before(async () => { t = await run.start(); });
 after(() => run.close());
-
-async function api(method, path, { token, json, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (json !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${t.base}/api${path}`, { method, headers, body: json !== undefined ? JSON.stringify(json) : body });
-  return { status: res.status, data: await res.json().catch(() => null) };
-}
 
 async function member(name) {
   const reg = await api('POST', '/users', { json: { username: name, password: `pw-${name}-secret` } });

@@ -23,12 +23,13 @@ export const PRIVATE_VARS = {
  * A test file's tracker with `vars`, its state in a directory of its own
  * (`edge-tracker-<name>-*`): `start()` it, `restart()` it on the same state
  * (the runtime dies, the storage stays), `close()` it and its directory.
- * `t` is the running tracker.
+ * `t` is the running tracker; `p` its `privateApi`, following restarts.
  */
 export function fileTracker(vars, name) {
   const dir = mkdtempSync(join(tmpdir(), `edge-tracker-${name}-`));
   const run = {
     t: null,
+    p: privateApi({ get base() { return run.t.base; } }),
     async start() {
       run.t = await startTracker({ vars, persistDir: dir });
       return run.t;
@@ -55,7 +56,7 @@ export function privateApi(t) {
     const buf = Buffer.from(await res.arrayBuffer());
     let data = null;
     try { data = JSON.parse(buf.toString()); } catch {}
-    return { status: res.status, data, buf, headers: res.headers };
+    return { status: res.status, data, buf, headers: res.headers, type: res.headers.get('content-type') };
   }
   const admin = (method, path, json) => api(method, `/admin${path}`, { token: ADMIN_TOKEN, json });
   async function account(username, password = `pw-${username}-secret`) {

@@ -11,28 +11,10 @@ import { PRIVATE_VARS, fileTracker, failure } from './private-api.mjs';
 const VARS = { ...PRIVATE_VARS, MIN_RATIO: '0.5', RATIO_ALLOWANCE: '1000000' };
 
 const run = fileTracker(VARS, 'private');
+const { api, account } = run.p;
 let t;
 before(async () => { t = await run.start(); });
 after(() => run.close());
-
-async function api(method, path, { token, json, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (json !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${t.base}/api${path}`, { method, headers, body: json !== undefined ? JSON.stringify(json) : body });
-  const buf = Buffer.from(await res.arrayBuffer());
-  let data = null;
-  try { data = JSON.parse(buf.toString()); } catch {}
-  return { status: res.status, data, buf, type: res.headers.get('content-type') };
-}
-
-async function account(username) {
-  const reg = await api('POST', '/users', { json: { username, password: `pw-${username}-secret` } });
-  assert.equal(reg.status, 201, JSON.stringify(reg.data));
-  const login = await api('POST', '/login', { json: { username, password: `pw-${username}-secret` } });
-  assert.equal(login.status, 200);
-  return { username, passkey: reg.data.passkey, token: login.data.token };
-}
 
 /** Announce through a passkey URL, the way a client uses a downloaded .torrent. */
 async function announceTo(url, infoHash, id, fields = {}, ip = '10.8.0.1') {
