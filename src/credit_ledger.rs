@@ -15,7 +15,7 @@
 //!   id D1 records in the same transaction, as the swarms did before.
 //!
 //! This module is the shard's state, without I/O; `worker/ledger_shard.rs`
-//! applies its row writes and talks to D1.
+//! applies its row writes and talks to D1 (the statements: `worker/d1/ledger.rs`).
 
 use std::collections::HashMap;
 
