@@ -11,6 +11,7 @@ mod ledger;
 mod ledger_shard;
 mod log;
 mod private;
+mod request_body;
 mod router;
 mod sessions;
 mod stats;
@@ -49,7 +50,9 @@ pub const FAILURE_HEADER: &str = "x-failure";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let unread = request_body::Unread::of(&req);
     let resp = router::route(req, &env).await;
+    unread.drain().await;
     if let Ok(config) = config_from(&env) {
         stats::after_request(&env, &ctx, &config);
     }

@@ -10,7 +10,7 @@ use worker::*;
 use super::super::{d1, raw_origin};
 
 /// Largest JSON body accepted.
-const MAX_JSON_BYTES: usize = 16 * 1024;
+pub(super) const MAX_JSON_BYTES: usize = 16 * 1024;
 
 /// `{"error": message}` with `status`.
 pub fn error(status: u16, message: &str) -> Result<Response> {

@@ -21,6 +21,16 @@ use crate::config::{TrackerConfig, TrackerMode};
 use http::{bad, ApiError};
 pub use http::error;
 
+/// The largest body a request to `path` may carry: a torrent file for an
+/// upload, a JSON object for any other (no other route reads a body).
+pub fn body_limit(path: &str) -> usize {
+    if path == "/api/torrents" {
+        torrents::MAX_TORRENT_BYTES
+    } else {
+        http::MAX_JSON_BYTES
+    }
+}
+
 pub async fn handle(mut req: Request, env: &Env, config: &TrackerConfig) -> Result<Response> {
     let path = super::request_path(&req);
     // The raw method: `Request::method()` reads any method it does not know as GET.

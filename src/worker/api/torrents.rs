@@ -15,7 +15,7 @@ use crate::peer::InfoHash;
 
 /// Largest .torrent accepted (big multi-file releases reach a few MiB;
 /// the bytes live in R2, see `torrent_files`).
-const MAX_TORRENT_BYTES: usize = 10 * 1024 * 1024;
+pub(super) const MAX_TORRENT_BYTES: usize = 10 * 1024 * 1024;
 
 fn too_large(e: ApiError) -> ApiError {
     match e {
