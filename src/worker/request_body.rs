@@ -21,7 +21,7 @@ impl Unread {
             return Self(None);
         }
         let limit = super::api::body_limit(&super::request_path(req));
-        let declared = inner.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
+        let declared = req.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
         if declared.is_some_and(|len| len > limit) {
             return Self(None);
         }
