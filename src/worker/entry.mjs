@@ -62,7 +62,9 @@ export default {
     Plan ??= Front.plans();
     fastScrape ??= Front.scrapeEnabled(env);
     const url = request.url;
-    if (!fastPath || request.method !== 'GET') return fullPath(request, env, ctx);
+    // A request with a body (a POST; a GET that sent one) takes the full
+    // path, which reads what its answer left unread (Rust `request_body`).
+    if (!fastPath || request.method !== 'GET' || request.body !== null) return fullPath(request, env, ctx);
     const path = pathOf(url);
     if (ANNOUNCE.has(path) && !request.headers.has('upgrade')) return announce(request, env, ctx, url);
     if (SCRAPE.has(path) && fastScrape) return scrape(request, env, ctx, url);
