@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { startTracker, ADMIN_TOKEN, escapeBytes, peerId, eventually } from './helpers.mjs';
 import { makeTorrentFromData } from './torrent.mjs';
 
@@ -185,4 +186,43 @@ test('catalogue: search by words and prefix, sort by size and by seeders (mirror
   assert.match(d.data.magnet, new RegExp(`^magnet:\\?xt=urn:btih:${a}`));
   assert.equal((await api('GET', `/torrents/${'0'.repeat(40)}`, { cookie })).status, 404);
   assert.equal((await api('GET', '/torrents/xyz', { cookie })).status, 400);
+});
+
+test('a request refused with its body unread leaves the keep-alive connection open: the next request on it is answered', async () => {
+  // One connection, kept alive, as a browser or a script's HTTP client holds it.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const { hostname, port } = new URL(t.base);
+  const send = (method, path, { headers = {}, body, chunked = false } = {}) => new Promise((resolve, reject) => {
+    // `chunked`: no content-length, the body in two chunks.
+    if (body && !chunked) headers = { ...headers, 'content-length': body.length };
+    const req = http.request({ host: hostname, port, method, path, headers, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, reused: req.reusedSocket }));
+    });
+    req.on('error', reject);
+    if (chunked) req.write(body.subarray(0, 10));
+    req.end(chunked ? body.subarray(10) : body);
+  });
+  const json = (v) => ({ headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(v)) });
+  const refusals = [
+    ['POST', '/api/me/password', json({ password: 'x'.repeat(2000), new_password: 'new-password-1' }), 401],
+    ['POST', '/api/users', { ...json({ username: 'zed', password: 'pw-zed-secret' }), headers: { 'content-type': 'application/json', origin: 'https://evil.example' } }, 403],
+    ['POST', '/api/torrents', { headers: { 'content-type': 'application/x-bittorrent' }, body: randomBytes(200_000) }, 401],
+    ['POST', '/api/me/passkey', { ...json({ a: 'y'.repeat(5000) }), chunked: true }, 401],
+    ['POST', '/api/no-such-route', json({ a: 1 }), 404],
+    ['POST', '/announce', { body: Buffer.from('info_hash=x') }, 405],
+    ['GET', `/announce?info_hash=${'%00'.repeat(20)}&peer_id=${'%01'.repeat(20)}&port=6881`, { body: Buffer.from('a GET with a body') }, 200],
+  ];
+  try {
+    for (let round = 0; round < 3; round++) {
+      for (const [method, path, opts, status] of refusals) {
+        assert.equal((await send(method, path, opts)).status, status, `${method} ${path}`);
+        const next = await send('GET', '/api/site');
+        assert.equal(next.status, 200, `after ${method} ${path}`);
+        assert.equal(next.reused, true, `after ${method} ${path}: answered on the same connection`);
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
 });
