@@ -9,37 +9,6 @@ use crate::failure::Failure;
 use crate::peer::InfoHash;
 use crate::swarm::{Peer, SwarmCounters};
 
-#[derive(Serialize)]
-struct AnnounceBody<'a> {
-    complete: u64,
-    downloaded: u64,
-    incomplete: u64,
-    interval: u32,
-    #[serde(rename = "min interval")]
-    min_interval: u32,
-    peers: PeerList,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peers6: Option<ByteBuf>,
-    /// Keys are written in this order, which must stay sorted (bencode).
-    #[serde(rename = "warning message", skip_serializing_if = "Option::is_none")]
-    warning: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum PeerList {
-    Compact(ByteBuf),
-    Dicts(Vec<PeerDict>),
-}
-
-#[derive(Serialize)]
-struct PeerDict {
-    ip: String,
-    #[serde(rename = "peer id", skip_serializing_if = "Option::is_none")]
-    peer_id: Option<ByteBuf>,
-    port: u16,
-}
-
 /// How the client asked for its peer list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerListFormat {
@@ -73,43 +42,69 @@ pub fn encode_announce(answer: &AnnounceAnswer) -> Vec<u8> {
 }
 
 /// The answer to an announce: counts, intervals and the selected peers.
+/// Written straight into one buffer, keys in their sorted (bencode) order:
+/// the hottest encoding (serde_bencode would encode each entry apart and
+/// sort them; the tests check the bytes against it).
 pub fn announce(r: &AnnounceResponse<'_>) -> Vec<u8> {
-    let (peers, peers6) = if r.format.compact {
-        let mut v4 = Vec::with_capacity(r.peers.len() * 6);
-        let mut v6 = Vec::new();
-        for p in r.peers.iter() {
-            if p.addr.is_ipv4() {
-                p.addr.write_compact_v4(&mut v4);
-            } else {
-                p.addr.write_compact_v6(&mut v6);
-            }
+    let mut out = Vec::with_capacity(112 + r.peers.len() * 18);
+    out.push(b'd');
+    int_entry(&mut out, b"complete", r.counters.complete);
+    int_entry(&mut out, b"downloaded", r.counters.downloaded);
+    int_entry(&mut out, b"incomplete", r.counters.incomplete);
+    int_entry(&mut out, b"interval", r.interval.into());
+    int_entry(&mut out, b"min interval", r.min_interval.into());
+    if r.format.compact {
+        let v4 = r.peers.iter().filter(|p| p.addr.is_ipv4()).count();
+        let v6 = r.peers.len() - v4;
+        string(&mut out, b"peers");
+        length(&mut out, v4 * 6);
+        r.peers.iter().filter(|p| p.addr.is_ipv4()).for_each(|p| p.addr.write_compact_v4(&mut out));
+        if v6 > 0 {
+            string(&mut out, b"peers6");
+            length(&mut out, v6 * 18);
+            r.peers.iter().filter(|p| !p.addr.is_ipv4()).for_each(|p| p.addr.write_compact_v6(&mut out));
         }
-        let peers6 = (!v6.is_empty()).then(|| ByteBuf::from(v6));
-        (PeerList::Compact(ByteBuf::from(v4)), peers6)
     } else {
-        let dicts = r
-            .peers
-            .iter()
-            .map(|p| PeerDict {
-                ip: p.addr.ip().to_string(),
-                peer_id: (!r.format.no_peer_id).then(|| ByteBuf::from(p.id.0.to_vec())),
-                port: p.addr.port(),
-            })
-            .collect();
-        (PeerList::Dicts(dicts), None)
-    };
-    let body = AnnounceBody {
-        complete: r.counters.complete,
-        downloaded: r.counters.downloaded,
-        incomplete: r.counters.incomplete,
-        interval: r.interval,
-        min_interval: r.min_interval,
-        peers,
-        peers6,
-        warning: r.warning,
-    };
-    // Serialising plain integers and byte strings cannot fail.
-    serde_bencode::to_bytes(&body).unwrap_or_else(|_| failure("internal encoding error"))
+        string(&mut out, b"peers");
+        out.push(b'l');
+        for p in r.peers.iter() {
+            out.push(b'd');
+            string(&mut out, b"ip");
+            string(&mut out, p.addr.ip().to_string().as_bytes());
+            if !r.format.no_peer_id {
+                string(&mut out, b"peer id");
+                string(&mut out, &p.id.0);
+            }
+            int_entry(&mut out, b"port", p.addr.port().into());
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    if let Some(warning) = r.warning {
+        string(&mut out, b"warning message");
+        string(&mut out, warning.as_bytes());
+    }
+    out.push(b'e');
+    out
+}
+
+/// `<len>:`, a byte string's head.
+fn length(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+    out.push(b':');
+}
+
+fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+    length(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// A dict entry with an integer value: `<key>i<n>e`.
+fn int_entry(out: &mut Vec<u8>, key: &[u8], n: u64) {
+    string(out, key);
+    out.push(b'i');
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.push(b'e');
 }
 
 #[derive(Serialize)]
@@ -211,6 +206,73 @@ mod tests {
         assert!(s.contains("5:peersld2:ip7:1.2.3.47:peer id20:aaaaaaaaaaaaaaaaaaaa4:porti6881eee"), "{s}");
         let out = announce(C, 60, 30, &[&a], PeerListFormat { compact: false, no_peer_id: true }, None);
         assert!(String::from_utf8_lossy(&out).contains("5:peersld2:ip7:1.2.3.44:porti6881eee"));
+    }
+
+    /// The answer as serde_bencode writes it: the oracle for `announce`.
+    fn oracle(r: &AnnounceResponse<'_>) -> Vec<u8> {
+        use serde_bencode::value::Value;
+        #[derive(Serialize)]
+        struct Dict {
+            ip: String,
+            #[serde(rename = "peer id", skip_serializing_if = "Option::is_none")]
+            peer_id: Option<ByteBuf>,
+            port: u16,
+        }
+        let c = r.counters;
+        let mut map: BTreeMap<&str, Value> = BTreeMap::new();
+        for (k, v) in [("complete", c.complete), ("downloaded", c.downloaded), ("incomplete", c.incomplete)] {
+            map.insert(k, Value::Int(v as i64));
+        }
+        map.insert("interval", Value::Int(r.interval.into()));
+        map.insert("min interval", Value::Int(r.min_interval.into()));
+        if r.format.compact {
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
+            for p in &r.peers {
+                if p.addr.is_ipv4() {
+                    p.addr.write_compact_v4(&mut v4)
+                } else {
+                    p.addr.write_compact_v6(&mut v6)
+                }
+            }
+            map.insert("peers", Value::Bytes(v4));
+            if !v6.is_empty() {
+                map.insert("peers6", Value::Bytes(v6));
+            }
+        } else {
+            let dicts: Vec<Dict> = r
+                .peers
+                .iter()
+                .map(|p| Dict { ip: p.addr.ip().to_string(), peer_id: (!r.format.no_peer_id).then(|| ByteBuf::from(p.id.0.to_vec())), port: p.addr.port() })
+                .collect();
+            map.insert("peers", serde_bencode::from_bytes(&serde_bencode::to_bytes(&dicts).unwrap()).unwrap());
+        }
+        if let Some(w) = r.warning {
+            map.insert("warning message", Value::Bytes(w.as_bytes().to_vec()));
+        }
+        serde_bencode::to_bytes(&map).unwrap()
+    }
+
+    #[test]
+    fn announce_bytes_match_serde_bencode() {
+        let peers: Vec<Peer> = (0..60u8)
+            .map(|i| match i % 3 {
+                2 => peer(&format!("2001:db8::{i:x}"), 1000 + i as u16, i),
+                _ => peer(&format!("10.0.{i}.{}", 255 - i), 6881 + i as u16, i),
+            })
+            .collect();
+        let counters = SwarmCounters { complete: u32::MAX as u64 * 7, incomplete: 0, downloaded: 1 << 53 };
+        for n in [0, 1, 2, 3, 10, 60] {
+            let picked: Vec<&Peer> = peers.iter().take(n).collect();
+            for compact in [true, false] {
+                for no_peer_id in [true, false] {
+                    for warning in [None, Some("tracker is busy")] {
+                        let format = PeerListFormat { compact, no_peer_id };
+                        let r = AnnounceResponse { counters, interval: 1800, min_interval: 900, peers: picked.clone(), format, warning };
+                        assert_eq!(super::announce(&r), oracle(&r), "{n} peers, compact {compact}, no_peer_id {no_peer_id}, {warning:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

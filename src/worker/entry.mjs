@@ -12,6 +12,8 @@ export { SocketGateway, StatsObject };
 // The swarm's URL for an announce (`SWARM_ANNOUNCE_URL` in Rust).
 const SWARM_ANNOUNCE_URL = 'https://swarm/a?';
 const BENCODED = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
+// The same, built once: a Response copies them without reading an object.
+const BENCODED_INIT = { headers: new Headers(BENCODED) };
 const CLIENT_BANS_KEY = 'client-bans';
 // What a plan from `Front.announce` / `Front.scrape` asks (its first byte),
 // read on the first request: a call into Rust while this module is
@@ -52,12 +54,13 @@ function pathOf(url) {
 const ANNOUNCE = new Set(['/announce', '/announce.php']);
 const SCRAPE = new Set(['/scrape', '/scrape.php']);
 
-function bencoded(body, headers) {
-  return new Response(body, { headers: headers ?? BENCODED });
+function bencoded(body) {
+  return new Response(body, BENCODED_INIT);
 }
 
 export default {
-  async fetch(request, env, ctx) {
+  // Not `async`: each path returns its own promise (one less to resolve).
+  fetch(request, env, ctx) {
     fastPath ??= Front.enabled(env);
     Plan ??= Front.plans();
     fastScrape ??= Front.scrapeEnabled(env);
@@ -186,12 +189,14 @@ export class SwarmObject {
     const url = request.url;
     if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.swarm.fetch(request);
     const outcome = this.swarm.announceNow(url) ?? (await this.swarm.announceLoading(url));
+    // Most announces: the answer alone.
+    if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
     const alarm = outcome.alarm;
     const extra = outcome.headers();
     const body = outcome.intoBody();
     // The output gate holds the answer until the alarm is stored.
     if (alarm !== undefined) await alarm;
-    return new Response(body, { headers: extra === undefined ? BENCODED : withHeaders(extra) });
+    return new Response(body, extra === undefined ? BENCODED_INIT : { headers: withHeaders(extra) });
   }
 
   alarm() {

@@ -79,15 +79,22 @@ impl Announced {
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
 impl SwarmObject {
     /// The announce in `url` (`SWARM_ANNOUNCE_URL` and the message), when
-    /// the swarm is in memory; `undefined` when it must be loaded first
-    /// (`announceLoading`). No await: SQLite is synchronous.
+    /// the swarm is in memory: `undefined` when it must be loaded first
+    /// (`announceLoading`); the bencoded answer alone (a `Uint8Array`) when
+    /// it has no failure, alarm or costs to go with it, as for most
+    /// announces (one call, no outcome object); else an [`Announced`].
+    /// No await: SQLite is synchronous.
     #[wasm_bindgen(js_name = announceNow)]
-    pub fn announce_now(&self, url: &str) -> std::result::Result<Option<Announced>, JsValue> {
-        let Some(msg) = decode_message(url) else { return Ok(Some(Announced::malformed())) };
+    pub fn announce_now(&self, url: &str) -> std::result::Result<JsValue, JsValue> {
+        let Some(msg) = decode_message(url) else { return Ok(Announced::malformed().into()) };
         if !self.inner.borrow().loaded {
-            return Ok(None);
+            return Ok(JsValue::UNDEFINED);
         }
-        self.announce(&msg, now_secs(), RowCost::default()).map(Some).map_err(JsValue::from)
+        let outcome = self.announce(&msg, now_secs(), RowCost::default()).map_err(JsValue::from)?;
+        Ok(match outcome {
+            Announced { body, failure: None, alarm: None, costs: None } => js_sys::Uint8Array::from(&body[..]).into(),
+            outcome => outcome.into(),
+        })
     }
 
     /// The same announce for a swarm not yet in memory (the first after a
