@@ -15,6 +15,8 @@ mkdirSync(OUT, { recursive: true });
 const DURATION = Number(process.env.BENCH_SECONDS ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const POPULATE = Number(process.env.BENCH_POPULATE_SECONDS ?? 150);
+// For a what-if run of the throughput step: more tracker vars (JSON).
+const THROUGHPUT_VARS = JSON.parse(process.env.BENCH_VARS ?? '{}');
 
 function log(...a) { console.log('[bench]', ...a); }
 
@@ -29,7 +31,7 @@ async function throughput() {
   // as two more Workers, ~0.3 ms of CPU per request; in production
   // `run_worker_first` routes reach the Worker directly and the router is
   // not the Worker's CPU: BENCHMARKS.md, "One hot swarm against the floor").
-  const tracker = await startTracker({ assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } });
+  const tracker = await startTracker({ assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false', ...THROUGHPUT_VARS } });
   const floor = await startFloor();
   const rounds = [];
   try {

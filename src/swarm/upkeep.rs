@@ -49,8 +49,11 @@ impl SwarmState {
         if !legacy {
             return None;
         }
+        // KV follows changes until an expiring entry has replaced it.
         self.kv_has = None;
-        self.scraped(now.saturating_add(config.publish_window), config).1.map(|(_, wish)| wish)
+        self.scrape_wanted_until = now.saturating_add(config.publish_window).saturating_add(config.scrape_cache.max(60));
+        self.kv_until = self.scrape_wanted_until;
+        Some(StoreWrite::ScrapeWanted(self.scrape_wanted_until))
     }
 
     /// The swarm has a history (its hash, or final counters it resumed
@@ -94,7 +97,8 @@ impl SwarmState {
 
     /// Whether KV's scrape cache should get this swarm's counters: for good
     /// (`Some(0)`: `SCRAPE_CACHE = 0`, or `FULL_SCRAPE`, which lists KV),
-    /// until someone's scrape lapses, or not.
+    /// until a followed cache entry lapses (`SCRAPE_FOLLOW`), or not: an
+    /// entry a scrape wrote otherwise just expires.
     fn kv_wanted(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
         if config.scrape_cache == 0 || config.full_scrape {
             Some(0)
@@ -162,25 +166,32 @@ impl SwarmState {
         Some(taken)
     }
 
-    /// A scrape found no counters in KV: the counters to cache there, and
-    /// until when (changes are published to KV until then).
-    /// `None` for the cache write when KV already has these counters for a
-    /// while yet (another scrape's read-through got there first: KV takes
-    /// one write per key per second, and the cache needs only one).
-    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, Option<(u32, StoreWrite)>) {
+    /// A scrape found no counters in KV: the counters to cache there, until
+    /// when, and with `SCRAPE_FOLLOW` the write that keeps KV following
+    /// changes until then (it must outlive an eviction); without it the
+    /// entry just expires. `None` for the cache write when KV already has
+    /// these counters for a while yet (another scrape's read-through got
+    /// there first: KV takes one write per key per second, and the cache
+    /// needs only one).
+    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, Option<(u32, Option<StoreWrite>)>) {
         let counters = self.counters();
-        let half = config.scrape_cache.max(60) / 2;
-        if self.kv_has == Some(counters) && self.scrape_wanted_until > now.saturating_add(half) {
+        let ttl = config.scrape_cache.max(60);
+        if self.kv_has == Some(counters) && self.kv_until > now.saturating_add(ttl / 2) {
             return (counters, None);
         }
-        self.scrape_wanted_until = now.saturating_add(config.scrape_cache.max(60));
+        self.kv_until = now.saturating_add(ttl);
         self.kv_has = Some(counters);
-        (counters, Some((self.scrape_wanted_until, StoreWrite::ScrapeWanted(self.scrape_wanted_until))))
+        let follow = config.scrape_follow.then(|| {
+            self.scrape_wanted_until = self.kv_until;
+            StoreWrite::ScrapeWanted(self.kv_until)
+        });
+        (counters, Some((self.kv_until, follow)))
     }
 
     /// Restores `scrape_cache` as storage had it.
     pub fn load_scrape_wanted(&mut self, until: u32) {
         self.scrape_wanted_until = until;
+        self.kv_until = until;
     }
 
     /// Records a successful publish; returns the `swarm` row to write.

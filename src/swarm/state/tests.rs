@@ -283,3 +283,29 @@ fn websocket_completions_and_expiry_follow_the_http_rules() {
     assert!(s.is_empty());
     assert_eq!(s.counters().downloaded, 1);
 }
+
+#[test]
+fn a_scrape_cache_entry_expires_unless_it_follows_changes() {
+    let c = TrackerConfig { scrape_cache: 600, scrape_follow: false, ..cfg() };
+    let mut s = SwarmState::new(4);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+    let m = s.maintain(1000, &c);
+    assert_eq!(m.kv, None, "nobody scraped it: no KV");
+    s.published(m.publish.unwrap().1, 1000, false);
+    // A miss caches the counters until the TTL, with no row (nothing to follow).
+    let (counters, cache) = s.scraped(1010, &c);
+    assert_eq!((counters.incomplete, cache), (1, Some((1610, None))));
+    assert_eq!(s.scraped(1011, &c).1, None, "cached already: no second write");
+    // A change goes to the totals, not to KV: the entry just expires.
+    s.announce_encoded(&msg(2, 0, AnnounceEvent::Started), 1100, &c);
+    let m = s.maintain(1100, &c);
+    assert_eq!((m.publish.map(|p| p.1.complete), m.kv), (Some(1), None));
+    // With SCRAPE_FOLLOW, KV follows changes until the entry lapses (a row: it outlives an eviction).
+    let f = TrackerConfig { scrape_follow: true, ..c };
+    let (_, cache) = s.scraped(1200, &f);
+    assert_eq!(cache, Some((1800, Some(StoreWrite::ScrapeWanted(1800)))));
+    s.published(s.counters(), 1200, true);
+    s.announce_encoded(&msg(3, 0, AnnounceEvent::Started), 1300, &f);
+    assert_eq!(s.maintain(1300, &f).kv, Some(1800));
+    assert_eq!(s.maintain(1900, &f).kv, None);
+}

@@ -171,29 +171,36 @@ impl SwarmObject {
     }
 
     /// A scrape that found no counters in KV: this swarm's, cached in KV
-    /// for `SCRAPE_CACHE` seconds and kept fresh there meanwhile. A swarm
-    /// that never existed answers zeros and stores nothing.
+    /// for `SCRAPE_CACHE` seconds (and kept fresh there meanwhile with
+    /// `SCRAPE_FOLLOW`). A swarm that never existed answers zeros and
+    /// stores nothing.
     async fn counters(&self, hex: &str) -> Result<Response> {
         let Some(hash) = InfoHash::from_hex(hex) else {
             return Response::error("bad info hash", 400);
         };
         let now = now_secs();
         let mut cost = self.ensure_loaded(now, Some(hash)).await?;
-        let known = self.inner.borrow().swarm.known().then_some(());
-        let counters = match known {
-            Some(()) => {
-                let (c, cache) = {
-                    let mut inner = self.inner.borrow_mut();
-                    let (c, cache) = inner.swarm.scraped(now, &self.config);
-                    let Some((until, write)) = cache else { return Response::ok(c.to_kv()) };
-                    cost.add(self.apply(&mut inner, vec![write])?);
-                    (c, until)
+        let known = self.inner.borrow().swarm.known();
+        let counters = if known {
+            let (c, until) = {
+                let mut inner = self.inner.borrow_mut();
+                let (c, cache) = inner.swarm.scraped(now, &self.config);
+                let until = match cache {
+                    Some((until, write)) => {
+                        cost.add(self.apply(&mut inner, write.into_iter().collect())?);
+                        Some(until)
+                    }
+                    None => None,
                 };
-                self.cache_counters(&hash, c, cache).await?;
+                (c, until)
+            };
+            if let Some(until) = until {
+                self.cache_counters(&hash, c, until).await?;
                 cost.kv_writes += 1;
-                c
             }
-            None => SwarmCounters::default(),
+            c
+        } else {
+            SwarmCounters::default()
         };
         cost.requests += 1;
         self.count(cost);
