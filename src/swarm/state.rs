@@ -59,6 +59,8 @@ pub struct SwarmState {
     pub(super) scrape_wanted_until: u32,
     /// When the scrape cache entry this instance last wrote expires.
     pub(super) kv_until: u32,
+    /// A publish an announce started is in flight ([`Self::publish_now`]).
+    pub(super) publishing: bool,
     /// What KV's cache holds for this swarm, as far as this instance knows
     /// (after a reload: what was last published).
     pub(super) kv_has: Option<SwarmCounters>,
@@ -111,6 +113,7 @@ impl SwarmState {
             pace: Pace::default(),
             scrape_wanted_until: 0,
             kv_until: 0,
+            publishing: false,
             kv_has: None,
         }
     }

@@ -88,7 +88,7 @@ impl SwarmState {
         let counters = self.counters();
         let kv = self.kv_wanted(now, config);
         let publish = match self.info_hash {
-            Some(hash) if !self.blocked && self.unpublished(kv) && self.publish_due(now, config) <= now => Some((hash, counters)),
+            Some(hash) if self.may_publish(kv) && self.publish_due(now, config) <= now => Some((hash, counters)),
             _ => None,
         };
         let free_storage = publish.is_none() && self.can_free();
@@ -105,6 +105,32 @@ impl SwarmState {
         } else {
             (self.scrape_wanted_until > now).then_some(self.scrape_wanted_until)
         }
+    }
+
+    /// After an announce: the counters to publish at once, from the
+    /// announce itself (they changed and the window is up), with the KV
+    /// cache's wish as in [`Maintenance::kv`]; marked in flight until
+    /// [`Self::published`] or [`Self::publish_failed`]. `None` when nothing
+    /// is due, or the swarm is empty (its alarm publishes the final
+    /// counters and frees storage).
+    pub fn publish_now(&mut self, now: u32, config: &TrackerConfig) -> Option<(InfoHash, SwarmCounters, Option<u32>)> {
+        let hash = self.info_hash?;
+        let kv = self.kv_wanted(now, config);
+        if self.is_empty() || !self.may_publish(kv) || self.publish_due(now, config) > now {
+            return None;
+        }
+        self.publishing = true;
+        Some((hash, self.counters(), kv))
+    }
+
+    /// A publish from an announce failed: the alarm retries it.
+    pub fn publish_failed(&mut self) {
+        self.publishing = false;
+    }
+
+    /// Something to publish, and no publish already in flight.
+    fn may_publish(&self, kv: Option<u32>) -> bool {
+        !self.blocked && !self.publishing && self.unpublished(kv)
     }
 
     /// The totals, or a wanted KV cache entry, lag the counters.
@@ -196,6 +222,7 @@ impl SwarmState {
 
     /// Records a successful publish; returns the `swarm` row to write.
     pub fn published(&mut self, counters: SwarmCounters, now: u32, to_kv: bool) -> Option<StoreWrite> {
+        self.publishing = false;
         self.published = Some(counters);
         if to_kv {
             self.kv_has = Some(counters);
@@ -235,7 +262,7 @@ impl SwarmState {
             let oldest = self.ledger.oldest_heard().unwrap_or(now);
             at((oldest + timeout + 1).max(now + EXPIRY_SWEEP_GAP.min(timeout)));
         }
-        if self.info_hash.is_some() && !self.blocked && self.unpublished(self.kv_wanted(now, config)) {
+        if self.info_hash.is_some() && self.may_publish(self.kv_wanted(now, config)) {
             at(self.publish_due(now, config).max(now));
         }
         if let Some(oldest) = self.oldest_seen.filter(|_| !self.is_empty()) {

@@ -189,16 +189,21 @@ async function announce(request, env, ctx, url) {
 // A swarm's Durable Object: the Rust object. An announce goes to its one
 // announce core: `announceNow` (synchronous) once the swarm is in memory,
 // else `announceLoading`, which loads it first. Both give the body, the
-// alarm write to wait for and the headers (failure, costs) together.
+// alarm write to wait for and the headers (failure, costs) together, and
+// whether counters it changed are due to be published: that publish runs
+// beside the answer (the output gate holds it until the announce's writes
+// are stored), not in an alarm; a failure sets the alarm to retry.
 export class SwarmObject {
   constructor(ctx, env) {
     this.swarm = new RustSwarm(ctx, env);
+    this.ctx = ctx;
   }
 
   async fetch(request) {
     const url = request.url;
     if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.swarm.fetch(request);
     const outcome = this.swarm.announceNow(url) ?? (await this.swarm.announceLoading(url));
+    if (outcome.publish) this.ctx.waitUntil(this.swarm.publishPending());
     const alarm = outcome.alarm;
     const extra = outcome.headers();
     const body = outcome.intoBody();

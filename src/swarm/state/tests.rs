@@ -309,3 +309,33 @@ fn a_scrape_cache_entry_expires_unless_it_follows_changes() {
     assert_eq!(s.maintain(1300, &f).kv, Some(1800));
     assert_eq!(s.maintain(1900, &f).kv, None);
 }
+
+#[test]
+fn an_announce_publishes_a_change_itself_once_per_window_and_a_failure_falls_to_the_alarm() {
+    let c = TrackerConfig { scrape_cache: 0, ..cfg() };
+    let mut s = SwarmState::new(5);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+    let (hash, counters, kv) = s.publish_now(1000, &c).unwrap();
+    assert_eq!((hash, counters.incomplete, kv), (InfoHash([1; 20]), 1, Some(0)));
+    // In flight: neither another announce nor the alarm publishes, and no alarm is asked for it.
+    s.announce_encoded(&msg(2, 0, AnnounceEvent::Started), 1001, &c);
+    assert_eq!(s.publish_now(1001, &c), None);
+    assert_eq!(s.maintain(1001, &c).publish, None);
+    assert_eq!(s.next_alarm(1001, &c), Some(1000 + c.peer_timeout() + 1));
+    s.published(counters, 1000, true);
+    // The change that came meanwhile waits for the window's end, by the alarm.
+    assert_eq!(s.publish_now(1002, &c), None);
+    assert_eq!(s.next_alarm(1002, &c), Some(1060));
+    let (_, counters, _) = s.publish_now(1060, &c).unwrap();
+    assert_eq!(counters.complete, 1);
+    // It fails: the alarm publishes it.
+    s.publish_failed();
+    assert_eq!(s.next_alarm(1061, &c), Some(1061));
+    assert_eq!(s.maintain(1061, &c).publish.map(|p| p.1), Some(counters));
+    // An emptied swarm is left to its alarm (final counters, then storage freed).
+    s.published(counters, 1061, true);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Stopped), 1200, &c);
+    s.announce_encoded(&msg(2, 0, AnnounceEvent::Stopped), 1200, &c);
+    assert_eq!(s.publish_now(1200, &c), None);
+    assert!(s.maintain(1200, &c).publish.is_some());
+}

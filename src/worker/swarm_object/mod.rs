@@ -52,6 +52,8 @@ struct Inner {
     alarm_at: Option<u64>,
     /// Rows read and written by this instance so far, alarms included.
     totals: RowCost,
+    /// The publish an announce started, for `publishPending` (`announce.rs`).
+    pending: Option<(InfoHash, SwarmCounters, Option<u32>)>,
 }
 
 impl DurableObject for SwarmObject {
@@ -75,6 +77,7 @@ impl DurableObject for SwarmObject {
                 schema_ready: false,
                 alarm_at: None,
                 totals: RowCost { instance: u32::from_le_bytes([seed[0], seed[1], seed[2], seed[3]]) | 1, ..RowCost::default() },
+                pending: None,
             }),
         }
     }
