@@ -61,6 +61,9 @@ pub struct SwarmState {
     pub(super) kv_until: u32,
     /// A publish an announce started is in flight ([`Self::publish_now`]).
     pub(super) publishing: bool,
+    /// The completed count KV's `final:` key holds, as far as this
+    /// instance knows (it resumed from it, or wrote it).
+    pub(super) final_known: Option<u64>,
     /// What KV's cache holds for this swarm, as far as this instance knows
     /// (after a reload: what was last published).
     pub(super) kv_has: Option<SwarmCounters>,
@@ -114,6 +117,7 @@ impl SwarmState {
             scrape_wanted_until: 0,
             kv_until: 0,
             publishing: false,
+            final_known: None,
             kv_has: None,
         }
     }

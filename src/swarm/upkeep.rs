@@ -26,7 +26,8 @@ pub struct Maintenance {
     /// scraped it lately), `None` not.
     pub kv: Option<u32>,
     /// The swarm is empty: these are its final counters, kept in KV for
-    /// good (`final:<hash>`) so its completed count outlives its storage.
+    /// good (`final:<hash>`) so its completed count outlives its storage
+    /// (unless KV has that count there already: it resumed from it).
     pub final_counters: bool,
     /// The swarm is empty and its final counters are in KV: free storage.
     pub free_storage: bool,
@@ -44,6 +45,7 @@ impl SwarmState {
             return None;
         }
         self.swarm.set_downloaded(published.downloaded);
+        self.final_known = (!legacy).then_some(published.downloaded);
         self.published = Some(published);
         self.published_at = now;
         if !legacy {
@@ -92,7 +94,8 @@ impl SwarmState {
             _ => None,
         };
         let free_storage = publish.is_none() && self.can_free();
-        Maintenance { writes, publish, kv, final_counters: self.is_empty(), free_storage }
+        let final_counters = self.is_empty() && self.final_known != Some(counters.downloaded);
+        Maintenance { writes, publish, kv, final_counters, free_storage }
     }
 
     /// Whether KV's scrape cache should get this swarm's counters: for good
@@ -230,6 +233,7 @@ impl SwarmState {
         self.published_at = now;
         if self.is_empty() {
             // Storage is about to be freed; KV holds the numbers now.
+            self.final_known = Some(counters.downloaded);
             return None;
         }
         self.row_stored = true;

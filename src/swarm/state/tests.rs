@@ -219,6 +219,34 @@ fn resumes_downloaded_from_kv_after_storage_was_freed() {
     assert!(writes.iter().any(|w| matches!(w, StoreWrite::SwarmRow(r) if r.downloaded == 8)));
 }
 
+#[test]
+fn an_emptied_swarm_writes_its_final_counters_only_when_kv_lacks_that_count() {
+    let c = cfg();
+    let mut s = SwarmState::new(6);
+    // Resumed from `final:` with 7 completed; its peer leaves without completing.
+    s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, false, 5000, &c);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 5000, &c);
+    let m = s.maintain(5060, &c);
+    s.published(m.publish.unwrap().1, 5060, false);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Stopped), 5100, &c);
+    let m = s.maintain(5120, &c);
+    assert!(m.publish.is_some() && !m.final_counters, "KV has 7 already");
+    s.published(m.publish.unwrap().1, 5120, false);
+    assert!(s.maintain(5120, &c).free_storage);
+    // A completion since: the new count is written.
+    let mut s = SwarmState::new(7);
+    s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, false, 5000, &c);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 5000, &c);
+    s.announce_encoded(&msg(1, 0, AnnounceEvent::Completed), 5010, &c);
+    s.announce_encoded(&msg(1, 0, AnnounceEvent::Stopped), 5100, &c);
+    assert!(s.maintain(5100, &c).final_counters);
+    // Loaded from storage (the count in KV unknown): written.
+    let mut s = SwarmState::new(8);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 5000, &c);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Stopped), 5100, &c);
+    assert!(s.maintain(5100, &c).final_counters);
+}
+
 
 #[test]
 fn websocket_peers_count_with_http_peers_but_only_get_each_other() {
