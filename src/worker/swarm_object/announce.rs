@@ -142,8 +142,13 @@ impl SwarmObject {
             // Encoded here, once: the answer borrows its peers from the swarm.
             let encoded = (response::encode_announce(&answer), answer.as_ref().err().copied());
             cost.add(self.apply(&mut inner, writes)?);
-            inner.pending = inner.swarm.publish_now(now, &self.config);
-            (encoded.0, encoded.1, inner.pending.is_some())
+            // Kept until `publishPending` takes it (another announce in between finds one in flight).
+            let publish = inner.swarm.publish_now(now, &self.config);
+            let started = publish.is_some();
+            if started {
+                inner.pending = publish;
+            }
+            (encoded.0, encoded.1, started)
         };
         cost.requests += 1;
         let alarm = match self.alarm_to_set(now) {
