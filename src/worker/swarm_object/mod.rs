@@ -1,8 +1,9 @@
 //! One Durable Object per torrent, named by its info hash. It keeps the
 //! swarm in memory, makes every membership change durable in SQLite before
-//! answering (the output gate holds the answer until the write lands), and
+//! answering (the output gate holds the answer until the write lands),
+//! publishes changed counters beside the announce that changed them, and
 //! uses its alarm to batch re-announce timestamps, expire silent peers and
-//! publish scrape counters to KV.
+//! publish what announces left (a change inside `PUBLISH_WINDOW`, a retry).
 //!
 //! Layout: this file is the object and its routes (operator actions,
 //! WebTorrent peers, scrape counters); `announce.rs` the announce core

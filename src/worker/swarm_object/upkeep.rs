@@ -1,6 +1,8 @@
 //! The alarm side: the alarm handler (expiry, batched writes, the credit
 //! flush, publishing counters), when the alarm is set, and freeing the
 //! storage of an emptied swarm. The alarm is set one way, `start_alarm`.
+//! The publish an announce starts (`publish_from_announce`) shares the
+//! alarm's publish code, and falls back to the alarm when it fails.
 
 use serde_json::json;
 use worker::wasm_bindgen::JsValue;
