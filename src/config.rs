@@ -255,6 +255,13 @@ impl TrackerConfig {
         Ok(config)
     }
 
+    /// Scrape reads the read-through cache (`cached:` keys; a miss asks the
+    /// swarm): `SCRAPE_CACHE` set and no `FULL_SCRAPE` (which has every
+    /// swarm publish for good, to list them).
+    pub fn scrape_reads_through(&self) -> bool {
+        self.scrape_cache > 0 && !self.full_scrape
+    }
+
     pub fn ratio_rule(&self) -> crate::accounts::RatioRule {
         crate::accounts::RatioRule { min_ratio: self.min_ratio_milli as f64 / 1000.0, allowance: self.ratio_allowance }
     }

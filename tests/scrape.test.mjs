@@ -68,7 +68,8 @@ test('SCRAPE_CACHE: a torrent nobody scrapes writes no KV; a scrape reads throug
   try {
   const kv = await t.mf.getKVNamespace('TRACKER_KV');
   const hash = randomHash();
-  const key = `scrape:${hash.toString('hex')}`;
+  // The read-through cache's key (`scrape:` is for counters published for good).
+  const key = `cached:${hash.toString('hex')}`;
   await announce(t.base, { infoHash: hash, peerId: peerId('rt1'), event: 'started' });
   await announce(t.base, { infoHash: hash, peerId: peerId('rt2'), event: 'started', left: 0 });
   // Past the publish window: the swarm reported its totals, but not to KV.
@@ -94,7 +95,7 @@ test('SCRAPE_CACHE (the default): a miss caches the counters in KV until its TTL
   try {
     const kv = await t.mf.getKVNamespace('TRACKER_KV');
     const hash = randomHash();
-    const key = `scrape:${hash.toString('hex')}`;
+    const key = `cached:${hash.toString('hex')}`;
     await announce(t.base, { infoHash: hash, peerId: peerId('ex1'), event: 'started' });
     await announce(t.base, { infoHash: hash, peerId: peerId('ex2'), event: 'started', left: 0 });
     assert.equal(await kv.get(key), null, 'no KV write for a torrent nobody scraped');

@@ -94,9 +94,10 @@ impl Front {
                 if hashes.is_empty() {
                     return plan(Plan::FullScrape);
                 }
-                let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
                 // A read-through cache asks the swarm of a key KV lacks.
-                let mut out = plan(if config.scrape_cache > 0 { Plan::ScrapeThrough } else { Plan::ScrapeKeys });
+                let through = config.scrape_reads_through();
+                let keys: Vec<String> = hashes.iter().map(|h| scrape::scrape_key(h, through)).collect();
+                let mut out = plan(if through { Plan::ScrapeThrough } else { Plan::ScrapeKeys });
                 out.extend_from_slice(keys.join("\n").as_bytes());
                 out
             }

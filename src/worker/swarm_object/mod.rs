@@ -127,7 +127,9 @@ impl SwarmObject {
         }
         if action == "block" {
             // Scrape (and full scrape) stop listing it at once.
-            self.env.kv(KV_BINDING)?.delete(&counters_key(&hash)).await?;
+            let kv = self.env.kv(KV_BINDING)?;
+            kv.delete(&counters_key(&hash)).await?;
+            kv.delete(&crate::scrape::scrape_key(&hash, true)).await?;
             super::totals_shard::report(&self.env, &hash, SwarmCounters::default()).await?;
         }
         self.schedule_alarm(now).await?;

@@ -166,11 +166,12 @@ impl SwarmObject {
         super::super::totals_shard::report(&self.env, hash, counters).await
     }
 
-    /// Writes the scrape cache's KV entry: for good (`until` 0), or until then.
+    /// Writes the counters scrape reads: for good (`until` 0, `scrape:`), or
+    /// as the read-through cache's entry until then (`cached:`).
     pub(super) async fn cache_counters(&self, hash: &InfoHash, counters: SwarmCounters, until: u32) -> Result<()> {
         let kv = self.env.kv(KV_BINDING)?;
         let text = counters.to_kv();
-        let put = kv.put(&counters_key(hash), text.clone())?.metadata(text)?;
+        let put = kv.put(&crate::scrape::scrape_key(hash, until > 0), text.clone())?.metadata(text)?;
         // KV refuses an expiration under 60 s away when the put reaches it;
         // `now_secs` is up to 1 s behind the clock, so 2 s of margin.
         let put = if until > 0 { put.expiration(until.max(now_secs() + 62) as u64) } else { put };
