@@ -15,6 +15,8 @@ mkdirSync(OUT, { recursive: true });
 const DURATION = Number(process.env.BENCH_SECONDS ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const POPULATE = Number(process.env.BENCH_POPULATE_SECONDS ?? 150);
+// For a what-if run of the throughput step: more tracker vars (JSON).
+const THROUGHPUT_VARS = JSON.parse(process.env.BENCH_VARS ?? '{}');
 
 function log(...a) { console.log('[bench]', ...a); }
 
@@ -33,7 +35,7 @@ async function throughput() {
   // one: the floor stores nothing, and a local disk's fsyncs (which stalled
   // whole rounds while other work wrote to the disk) are not the platform's.
   const persistDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/edge-tracker-bench-') : undefined;
-  const tracker = await startTracker({ persistDir, assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } });
+  const tracker = await startTracker({ persistDir, assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false', ...THROUGHPUT_VARS } });
   const floor = await startFloor();
   const rounds = [];
   try {

@@ -77,10 +77,13 @@ pub struct TrackerConfig {
     /// The longest interval a busy swarm hands out (`INTERVAL_MAX`).
     pub interval_max: u32,
     /// Read-through scrape cache (`SCRAPE_CACHE`, seconds): a scrape miss
-    /// asks the swarm, which keeps its KV counters fresh that long, and
-    /// torrents nobody scrapes write no KV. 0 (the default) publishes every
-    /// swarm's counters to KV and answers a miss with zeros.
+    /// asks the swarm, which caches its counters in KV that long, and
+    /// torrents nobody scrapes write no KV. 0 publishes every swarm's
+    /// counters to KV and answers a miss with zeros.
     pub scrape_cache: u32,
+    /// While a scrape cache entry lives, KV follows every change of the
+    /// counters (`SCRAPE_FOLLOW`); off, the entry simply expires.
+    pub scrape_follow: bool,
     /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
     /// get peers but are not listed.
     pub max_peers: u32,
@@ -127,7 +130,8 @@ impl Default for TrackerConfig {
             enforce_min_interval: true,
             max_credit_rate: 1_250_000_000,
             swarm_rate_target: 500,
-            scrape_cache: 0,
+            scrape_cache: 1_800,
+            scrape_follow: false,
             interval_max: 7_200,
             // What a 128 MB isolate can reload after an eviction (BENCHMARKS.md: one big swarm).
             max_peers: 150_000,
@@ -232,6 +236,7 @@ impl TrackerConfig {
             enforce_min_interval: flag("ENFORCE_MIN_INTERVAL", d.enforce_min_interval)?,
             max_credit_rate: big(&get, "MAX_CREDIT_RATE", d.max_credit_rate, 1)?,
             scrape_cache: num("SCRAPE_CACHE", d.scrape_cache, 0, 604_800)?,
+            scrape_follow: flag("SCRAPE_FOLLOW", d.scrape_follow)?,
             swarm_rate_target: num("SWARM_RATE_TARGET", d.swarm_rate_target, 0, 100_000)?,
             interval_max: num("INTERVAL_MAX", d.interval_max, 10, 86_400)?,
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
@@ -248,6 +253,13 @@ impl TrackerConfig {
             flag_retention: num("FLAG_RETENTION", d.flag_retention, 86_400, 315_360_000)?,
         };
         Ok(config)
+    }
+
+    /// Scrape reads the read-through cache (`cached:` keys; a miss asks the
+    /// swarm): `SCRAPE_CACHE` set and no `FULL_SCRAPE` (which has every
+    /// swarm publish for good, to list them).
+    pub fn scrape_reads_through(&self) -> bool {
+        self.scrape_cache > 0 && !self.full_scrape
     }
 
     pub fn ratio_rule(&self) -> crate::accounts::RatioRule {

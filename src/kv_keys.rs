@@ -4,8 +4,13 @@
 
 use crate::peer::InfoHash;
 
-/// A torrent's published counters (`complete incomplete downloaded`), read by scrape.
+/// A torrent's counters (`complete incomplete downloaded`) published for
+/// good (`SCRAPE_CACHE=0` or `FULL_SCRAPE`, which lists them), read by scrape.
 pub const COUNTERS_PREFIX: &str = "scrape:";
+/// A torrent's counters as the read-through scrape cache holds them, with
+/// an expiry (`SCRAPE_CACHE`). A prefix of its own: the `scrape:` keys a
+/// deployment published for good before would otherwise be served forever.
+pub const CACHED_PREFIX: &str = "cached:";
 /// An emptied swarm's final counters (its completed count outlives its storage).
 pub const FINAL_PREFIX: &str = "final:";
 /// Private mode: a passkey's owner and ratio status.
@@ -21,9 +26,19 @@ pub fn counters_key(hash: &InfoHash) -> String {
     format!("{COUNTERS_PREFIX}{}", hash.to_hex())
 }
 
-/// The info hash a counters key belongs to.
+/// The key scrape reads a torrent's counters from: the read-through
+/// cache's (`cached:`) or the published one (`scrape:`).
+pub fn scrape_key(hash: &InfoHash, read_through: bool) -> String {
+    if read_through {
+        format!("{CACHED_PREFIX}{}", hash.to_hex())
+    } else {
+        counters_key(hash)
+    }
+}
+
+/// The info hash a counters key (either kind) belongs to.
 pub fn hash_of_key(key: &str) -> Option<InfoHash> {
-    InfoHash::from_hex(key.strip_prefix(COUNTERS_PREFIX)?)
+    InfoHash::from_hex(key.strip_prefix(COUNTERS_PREFIX).or_else(|| key.strip_prefix(CACHED_PREFIX))?)
 }
 
 pub fn final_key(hash: &InfoHash) -> String {

@@ -53,7 +53,7 @@ impl ScrapeRequest {
     }
 }
 
-pub use crate::kv_keys::{counters_key, hash_of_key, COUNTERS_PREFIX};
+pub use crate::kv_keys::{counters_key, hash_of_key, scrape_key, COUNTERS_PREFIX};
 
 impl SwarmCounters {
     /// The KV value: `complete incomplete downloaded`, small and readable.
@@ -102,5 +102,8 @@ mod tests {
         assert_eq!(SwarmCounters::from_kv("1 2 x"), None);
         let h = InfoHash([0xab; 20]);
         assert_eq!(hash_of_key(&counters_key(&h)), Some(h));
+        assert_eq!(scrape_key(&h, false), counters_key(&h));
+        assert!(scrape_key(&h, true).starts_with("cached:"));
+        assert_eq!(hash_of_key(&scrape_key(&h, true)), Some(h));
     }
 }

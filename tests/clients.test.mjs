@@ -19,7 +19,8 @@ let tracker;
 
 before(async () => {
   // Short intervals so a client that started alone learns of its partner soon.
-  tracker = await startTracker({ vars: { INTERVAL: '10', MIN_INTERVAL: '5', PUBLISH_WINDOW: '1' } });
+  // Scrape follows every change: counters published to KV (SCRAPE_CACHE=0).
+  tracker = await startTracker({ vars: { INTERVAL: '10', MIN_INTERVAL: '5', PUBLISH_WINDOW: '1', SCRAPE_CACHE: '0' } });
 });
 after(async () => { await tracker?.close(); });
 

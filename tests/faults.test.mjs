@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { startTracker, ADMIN_TOKEN, get, escapeBytes, compactPeers, eventually, text, ROOT } from './helpers.mjs';
+import { startTracker, ADMIN_TOKEN, get, escapeBytes, compactPeers, eventually, text, ROOT, announce, peerId, randomHash } from './helpers.mjs';
 import { makeTorrentFromData } from './torrent.mjs';
 
 const VARS = {
@@ -272,6 +272,63 @@ test('a credit batch delivered twice to its ledger shard counts once', { timeout
     assert.equal(await uploaded(), 1001);
     const malformed = await stats.get(stats.idFromName('ledger-0')).fetch('https://stats/ledger', { method: 'POST', body: '{"id":' });
     assert.equal(malformed.status, 400);
+  } finally {
+    await t.close();
+  }
+});
+
+// A stand-in for the stats objects whose totals shards refuse the first
+// two swarm reports: the swarm's publish (from the announce) fails, and so
+// does the alarm's first retry; the next one lands. It keeps every report.
+const FLAKY_STATS = `
+export class FlakyStats {
+  constructor(ctx) { this.storage = ctx.storage; }
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname === '/reports') return Response.json((await this.storage.get('reports')) ?? []);
+    if (url.pathname !== '/swarms') return new Response('ok');
+    const reports = (await this.storage.get('reports')) ?? [];
+    reports.push({ line: await request.text(), refused: reports.length < 2 });
+    await this.storage.put('reports', reports);
+    return new Response(reports.at(-1).refused ? 'refused' : 'ok', { status: reports.at(-1).refused ? 503 : 200 });
+  }
+}
+export default { fetch: () => new Response('not used') };
+`;
+
+test('a publish that fails is retried by the alarm until the totals have the counters', { timeout: 90_000 }, async () => {
+  const logs = [];
+  const t = await startTracker({
+    vars: { PUBLISH_WINDOW: '1' },
+    logs,
+    durableObjects: { STATS: { className: 'FlakyStats', scriptName: 'flaky-stats', useSQLite: true } },
+    workers: [{ name: 'flaky-stats', modules: true, script: FLAKY_STATS, compatibilityDate: '2026-04-20', durableObjects: { FLAKY: { className: 'FlakyStats', useSQLite: true } } }],
+  });
+  try {
+    const hash = randomHash();
+    const r = await announce(t.base, { infoHash: hash, peerId: peerId('flaky'), event: 'started', left: 0 });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.complete, 1, 'the answer does not wait for, or fail with, the publish');
+    const shards = await t.mf.getDurableObjectNamespace('STATS');
+    // Every totals shard (swarm_totals.rs: 32, "totals-N"); one holds this swarm's reports.
+    const reports = async () => {
+      const all = [];
+      for (let shard = 0; shard < 32; shard++) {
+        const res = await shards.get(shards.idFromName(`totals-${shard}`)).fetch('https://stats/reports');
+        all.push(...(await res.json()));
+      }
+      return all.filter((x) => x.line.startsWith(hash.toString('hex')));
+    };
+    const got = await eventually(async () => {
+      const mine = await reports();
+      return mine.some((x) => !x.refused) ? mine : null;
+    }, { ms: 60_000, every: 500 });
+    assert.deepEqual(got.map((x) => [x.line, x.refused]), [
+      [`${hash.toString('hex')} 1 0 0`, true],
+      [`${hash.toString('hex')} 1 0 0`, true],
+      [`${hash.toString('hex')} 1 0 0`, false],
+    ]);
+    assert.ok(logs.filter((l) => l.includes('"publish_failed"')).length >= 2, 'each failure is logged');
   } finally {
     await t.close();
   }

@@ -1,12 +1,14 @@
-// Scrape (BEP 48) is served from KV counters that each swarm publishes from
-// its alarm; with SCRAPE_CACHE a miss reads through the swarm once and
-// swarms publish only while someone scrapes them.
+// Scrape (BEP 48) is served from KV counters. With SCRAPE_CACHE=0 each
+// swarm publishes them on every change; with SCRAPE_CACHE (the default) a
+// miss reads through the swarm once and the entry expires after its TTL
+// (SCRAPE_FOLLOW: KV follows changes meanwhile).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTracker, announce, scrape, scrapeEntry, peerId, randomHash, eventually } from './helpers.mjs';
 
 let t;
-before(async () => { t = await startTracker({ vars: { PUBLISH_WINDOW: '1' } }); });
+// Counters published to KV on every change (SCRAPE_CACHE=0).
+before(async () => { t = await startTracker({ vars: { PUBLISH_WINDOW: '1', SCRAPE_CACHE: '0' } }); });
 after(async () => { await t.close(); });
 
 test('scrape reports complete, incomplete and downloaded for many torrents', async () => {
@@ -62,11 +64,12 @@ test('full scrape lists published torrents when enabled', async () => {
 });
 
 test('SCRAPE_CACHE: a torrent nobody scrapes writes no KV; a scrape reads through, caches, and the cache follows changes', async () => {
-  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', SCRAPE_CACHE: '3600' } });
+  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', SCRAPE_CACHE: '3600', SCRAPE_FOLLOW: 'true' } });
   try {
   const kv = await t.mf.getKVNamespace('TRACKER_KV');
   const hash = randomHash();
-  const key = `scrape:${hash.toString('hex')}`;
+  // The read-through cache's key (`scrape:` is for counters published for good).
+  const key = `cached:${hash.toString('hex')}`;
   await announce(t.base, { infoHash: hash, peerId: peerId('rt1'), event: 'started' });
   await announce(t.base, { infoHash: hash, peerId: peerId('rt2'), event: 'started', left: 0 });
   // Past the publish window: the swarm reported its totals, but not to KV.
@@ -81,6 +84,40 @@ test('SCRAPE_CACHE: a torrent nobody scrapes writes no KV; a scrape reads throug
   await eventually(async () => ((await kv.get(key)) === '2 1 0' ? true : null));
   const again = await scrape(t.base, [hash]);
   assert.deepEqual(scrapeEntry(again.body, hash), { complete: 2, downloaded: 0, incomplete: 1 });
+  } finally {
+    await t.close();
+  }
+});
+
+test('SCRAPE_CACHE (the default): a miss caches the counters in KV until its TTL; changes meanwhile reach /stats but write no KV', async () => {
+  // wrangler.toml's defaults: SCRAPE_CACHE=1800, SCRAPE_FOLLOW=false.
+  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', STATS_REFRESH: '0' } });
+  try {
+    const kv = await t.mf.getKVNamespace('TRACKER_KV');
+    const hash = randomHash();
+    const key = `cached:${hash.toString('hex')}`;
+    await announce(t.base, { infoHash: hash, peerId: peerId('ex1'), event: 'started' });
+    await announce(t.base, { infoHash: hash, peerId: peerId('ex2'), event: 'started', left: 0 });
+    assert.equal(await kv.get(key), null, 'no KV write for a torrent nobody scraped');
+    const before = Math.floor(Date.now() / 1000);
+    const first = await scrape(t.base, [hash]);
+    assert.deepEqual(scrapeEntry(first.body, hash), { complete: 1, downloaded: 0, incomplete: 1 });
+    const [entry] = (await kv.list({ prefix: key })).keys;
+    assert.equal(await kv.get(key), '1 1 0');
+    assert.ok(entry.expiration >= before + 1800 && entry.expiration <= before + 1802, `expires after SCRAPE_CACHE (${entry.expiration - before} s)`);
+    // A change: /stats gets it within the publish window, the cached entry stays until it expires.
+    await announce(t.base, { infoHash: hash, peerId: peerId('ex3'), event: 'started', left: 0 });
+    await eventually(async () => {
+      const s = await (await fetch(`${t.base}/stats`)).json();
+      return s.seeders === 2 && s.leechers === 1 ? s : null;
+    });
+    assert.equal(await kv.get(key), '1 1 0', 'the cached entry is not rewritten');
+    const again = await scrape(t.base, [hash]);
+    assert.deepEqual(scrapeEntry(again.body, hash), { complete: 1, downloaded: 0, incomplete: 1 }, 'scrape serves the cached counters until the TTL');
+    // Once the entry is gone (expired), the next scrape reads through again.
+    await kv.delete(key);
+    const fresh = await scrape(t.base, [hash]);
+    assert.deepEqual(scrapeEntry(fresh.body, hash), { complete: 2, downloaded: 0, incomplete: 1 });
   } finally {
     await t.close();
   }

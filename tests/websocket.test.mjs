@@ -8,7 +8,8 @@ import WebSocket from 'ws';
 import { startTracker, announce, scrape, scrapeEntry, eventually, randomHash, peerId, sleep } from './helpers.mjs';
 
 let t;
-before(async () => { t = await startTracker({ vars: { PUBLISH_WINDOW: '1' } }); });
+// Scrape follows every change: counters published to KV (SCRAPE_CACHE=0).
+before(async () => { t = await startTracker({ vars: { PUBLISH_WINDOW: '1', SCRAPE_CACHE: '0' } }); });
 after(async () => { await t?.close(); });
 
 const wsUrl = (base) => `${base.replace(/^http/, 'ws')}/announce`;

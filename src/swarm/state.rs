@@ -54,9 +54,16 @@ pub struct SwarmState {
     pub(super) oldest_seen: Option<u32>,
     /// An operator blocked this torrent.
     pub blocked: bool,
-    /// Someone scraped this torrent lately: keep its KV counters fresh
-    /// until then (`SCRAPE_CACHE`).
+    /// KV follows this swarm's changes until then: someone scraped it
+    /// lately with `SCRAPE_FOLLOW`, or a legacy entry awaits replacing.
     pub(super) scrape_wanted_until: u32,
+    /// When the scrape cache entry this instance last wrote expires.
+    pub(super) kv_until: u32,
+    /// A publish an announce started is in flight ([`Self::publish_now`]).
+    pub(super) publishing: bool,
+    /// The completed count KV's `final:` key holds, as far as this
+    /// instance knows (it resumed from it, or wrote it).
+    pub(super) final_known: Option<u64>,
     /// What KV's cache holds for this swarm, as far as this instance knows
     /// (after a reload: what was last published).
     pub(super) kv_has: Option<SwarmCounters>,
@@ -108,6 +115,9 @@ impl SwarmState {
             blocked: false,
             pace: Pace::default(),
             scrape_wanted_until: 0,
+            kv_until: 0,
+            publishing: false,
+            final_known: None,
             kv_has: None,
         }
     }

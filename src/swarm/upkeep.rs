@@ -26,7 +26,8 @@ pub struct Maintenance {
     /// scraped it lately), `None` not.
     pub kv: Option<u32>,
     /// The swarm is empty: these are its final counters, kept in KV for
-    /// good (`final:<hash>`) so its completed count outlives its storage.
+    /// good (`final:<hash>`) so its completed count outlives its storage
+    /// (unless KV has that count there already: it resumed from it).
     pub final_counters: bool,
     /// The swarm is empty and its final counters are in KV: free storage.
     pub free_storage: bool,
@@ -44,13 +45,17 @@ impl SwarmState {
             return None;
         }
         self.swarm.set_downloaded(published.downloaded);
+        self.final_known = (!legacy).then_some(published.downloaded);
         self.published = Some(published);
         self.published_at = now;
         if !legacy {
             return None;
         }
+        // KV follows changes until an expiring entry has replaced it.
         self.kv_has = None;
-        self.scraped(now.saturating_add(config.publish_window), config).1.map(|(_, wish)| wish)
+        self.scrape_wanted_until = now.saturating_add(config.publish_window).saturating_add(config.scrape_cache.max(60));
+        self.kv_until = self.scrape_wanted_until;
+        Some(StoreWrite::ScrapeWanted(self.scrape_wanted_until))
     }
 
     /// The swarm has a history (its hash, or final counters it resumed
@@ -85,22 +90,50 @@ impl SwarmState {
         let counters = self.counters();
         let kv = self.kv_wanted(now, config);
         let publish = match self.info_hash {
-            Some(hash) if !self.blocked && self.unpublished(kv) && self.publish_due(now, config) <= now => Some((hash, counters)),
+            Some(hash) if self.may_publish(kv) && self.publish_due(now, config) <= now => Some((hash, counters)),
             _ => None,
         };
         let free_storage = publish.is_none() && self.can_free();
-        Maintenance { writes, publish, kv, final_counters: self.is_empty(), free_storage }
+        let final_counters = self.is_empty() && self.final_known != Some(counters.downloaded);
+        Maintenance { writes, publish, kv, final_counters, free_storage }
     }
 
     /// Whether KV's scrape cache should get this swarm's counters: for good
     /// (`Some(0)`: `SCRAPE_CACHE = 0`, or `FULL_SCRAPE`, which lists KV),
-    /// until someone's scrape lapses, or not.
+    /// until a followed cache entry lapses (`SCRAPE_FOLLOW`), or not: an
+    /// entry a scrape wrote otherwise just expires.
     fn kv_wanted(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
         if config.scrape_cache == 0 || config.full_scrape {
             Some(0)
         } else {
             (self.scrape_wanted_until > now).then_some(self.scrape_wanted_until)
         }
+    }
+
+    /// After an announce: the counters to publish at once, from the
+    /// announce itself (they changed and the window is up), with the KV
+    /// cache's wish as in [`Maintenance::kv`]; marked in flight until
+    /// [`Self::published`] or [`Self::publish_failed`]. `None` when nothing
+    /// is due, or the swarm is empty (its alarm publishes the final
+    /// counters and frees storage).
+    pub fn publish_now(&mut self, now: u32, config: &TrackerConfig) -> Option<(InfoHash, SwarmCounters, Option<u32>)> {
+        let hash = self.info_hash?;
+        let kv = self.kv_wanted(now, config);
+        if self.is_empty() || !self.may_publish(kv) || self.publish_due(now, config) > now {
+            return None;
+        }
+        self.publishing = true;
+        Some((hash, self.counters(), kv))
+    }
+
+    /// A publish from an announce failed: the alarm retries it.
+    pub fn publish_failed(&mut self) {
+        self.publishing = false;
+    }
+
+    /// Something to publish, and no publish already in flight.
+    fn may_publish(&self, kv: Option<u32>) -> bool {
+        !self.blocked && !self.publishing && self.unpublished(kv)
     }
 
     /// The totals, or a wanted KV cache entry, lag the counters.
@@ -162,29 +195,37 @@ impl SwarmState {
         Some(taken)
     }
 
-    /// A scrape found no counters in KV: the counters to cache there, and
-    /// until when (changes are published to KV until then).
-    /// `None` for the cache write when KV already has these counters for a
-    /// while yet (another scrape's read-through got there first: KV takes
-    /// one write per key per second, and the cache needs only one).
-    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, Option<(u32, StoreWrite)>) {
+    /// A scrape found no counters in KV: the counters to cache there, until
+    /// when, and with `SCRAPE_FOLLOW` the write that keeps KV following
+    /// changes until then (it must outlive an eviction); without it the
+    /// entry just expires. `None` for the cache write when KV already has
+    /// these counters for a while yet (another scrape's read-through got
+    /// there first: KV takes one write per key per second, and the cache
+    /// needs only one).
+    pub fn scraped(&mut self, now: u32, config: &TrackerConfig) -> (SwarmCounters, Option<(u32, Option<StoreWrite>)>) {
         let counters = self.counters();
-        let half = config.scrape_cache.max(60) / 2;
-        if self.kv_has == Some(counters) && self.scrape_wanted_until > now.saturating_add(half) {
+        let ttl = config.scrape_cache.max(60);
+        if self.kv_has == Some(counters) && self.kv_until > now.saturating_add(ttl / 2) {
             return (counters, None);
         }
-        self.scrape_wanted_until = now.saturating_add(config.scrape_cache.max(60));
+        self.kv_until = now.saturating_add(ttl);
         self.kv_has = Some(counters);
-        (counters, Some((self.scrape_wanted_until, StoreWrite::ScrapeWanted(self.scrape_wanted_until))))
+        let follow = config.scrape_follow.then(|| {
+            self.scrape_wanted_until = self.kv_until;
+            StoreWrite::ScrapeWanted(self.kv_until)
+        });
+        (counters, Some((self.kv_until, follow)))
     }
 
     /// Restores `scrape_cache` as storage had it.
     pub fn load_scrape_wanted(&mut self, until: u32) {
         self.scrape_wanted_until = until;
+        self.kv_until = until;
     }
 
     /// Records a successful publish; returns the `swarm` row to write.
     pub fn published(&mut self, counters: SwarmCounters, now: u32, to_kv: bool) -> Option<StoreWrite> {
+        self.publishing = false;
         self.published = Some(counters);
         if to_kv {
             self.kv_has = Some(counters);
@@ -192,6 +233,7 @@ impl SwarmState {
         self.published_at = now;
         if self.is_empty() {
             // Storage is about to be freed; KV holds the numbers now.
+            self.final_known = Some(counters.downloaded);
             return None;
         }
         self.row_stored = true;
@@ -224,7 +266,7 @@ impl SwarmState {
             let oldest = self.ledger.oldest_heard().unwrap_or(now);
             at((oldest + timeout + 1).max(now + EXPIRY_SWEEP_GAP.min(timeout)));
         }
-        if self.info_hash.is_some() && !self.blocked && self.unpublished(self.kv_wanted(now, config)) {
+        if self.info_hash.is_some() && self.may_publish(self.kv_wanted(now, config)) {
             at(self.publish_due(now, config).max(now));
         }
         if let Some(oldest) = self.oldest_seen.filter(|_| !self.is_empty()) {

@@ -9,8 +9,10 @@ import RustWorker, { Front, SwarmObject as RustSwarm, SocketGateway, StatsObject
 
 export { SocketGateway, StatsObject };
 
-// The swarm's URL for an announce (`SWARM_ANNOUNCE_URL` in Rust).
+// The swarm's URLs for an announce and for its counters
+// (`SWARM_ANNOUNCE_URL`, `SWARM_COUNTERS_URL` in Rust).
 const SWARM_ANNOUNCE_URL = 'https://swarm/a?';
+const SWARM_COUNTERS_URL = 'https://swarm/counters/';
 const BENCODED = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
 // The same, built once: a Response copies them without reading an object.
 const BENCODED_INIT = { headers: new Headers(BENCODED) };
@@ -24,7 +26,6 @@ const decoder = new TextDecoder();
 
 // Per isolate: vars only change with a deploy, which starts new isolates.
 let fastPath;
-let fastScrape;
 let exposeCosts;
 // When `Front.after` next looks whether the isolate's counts are due to
 // be sent to the stats object (it sends at most every STATS_FLUSH).
@@ -63,14 +64,13 @@ export default {
   fetch(request, env, ctx) {
     fastPath ??= Front.enabled(env);
     Plan ??= Front.plans();
-    fastScrape ??= Front.scrapeEnabled(env);
     const url = request.url;
     // A request with a body (a POST; a GET that sent one) takes the full
     // path, which reads what its answer left unread (Rust `request_body`).
     if (!fastPath || request.method !== 'GET' || request.body !== null) return fullPath(request, env, ctx);
     const path = pathOf(url);
     if (ANNOUNCE.has(path) && !request.headers.has('upgrade')) return announce(request, env, ctx, url);
-    if (SCRAPE.has(path) && fastScrape) return scrape(request, env, ctx, url);
+    if (SCRAPE.has(path)) return scrape(request, env, ctx, url);
     return fullPath(request, env, ctx);
   },
 };
@@ -85,7 +85,8 @@ async function scrape(request, env, ctx, url) {
       answer = bencoded(plan.subarray(1));
       break;
     case Plan.ScrapeKeys:
-      answer = bencoded(await scrapeKeys(env, decoder.decode(plan.subarray(1))));
+    case Plan.ScrapeThrough:
+      answer = bencoded(await scrapeKeys(env, decoder.decode(plan.subarray(1)), plan[0] === Plan.ScrapeThrough));
       break;
     case Plan.FullScrape:
       answer = bencoded(await Front.fullScrape(env));
@@ -97,8 +98,9 @@ async function scrape(request, env, ctx, url) {
   return answer;
 }
 
-// The scrape answer for the KV keys of the torrents' counters (a line each).
-async function scrapeKeys(env, lines) {
+// The scrape answer for the KV keys of the torrents' counters (a line
+// each); with `readThrough`, a key KV lacks is asked of its swarm.
+async function scrapeKeys(env, lines, readThrough) {
   const keys = lines.split('\n');
   try {
     let found;
@@ -108,9 +110,22 @@ async function scrapeKeys(env, lines) {
       const got = await env.TRACKER_KV.get(keys);
       found = keys.map((k) => got.get(k) ?? '');
     }
+    if (readThrough) found = await Promise.all(found.map((v, i) => (v === '' ? swarmCounters(env, keys[i]) : v)));
     return Front.scrapeAnswer(lines, found.join('\n'));
   } catch (e) {
     return Front.scrapeUnavailable(String(e));
+  }
+}
+
+// A swarm's counters for its KV key (`cached:<hash>`; the swarm caches
+// them in KV); '' (zeros) if it cannot answer: a scrape is advice.
+async function swarmCounters(env, key) {
+  const hex = key.slice(key.indexOf(':') + 1);
+  try {
+    const res = await env.SWARMS.get(env.SWARMS.idFromName(hex)).fetch(SWARM_COUNTERS_URL + hex);
+    return res.status === 200 ? await res.text() : '';
+  } catch {
+    return '';
   }
 }
 
@@ -179,10 +194,14 @@ async function announce(request, env, ctx, url) {
 // A swarm's Durable Object: the Rust object. An announce goes to its one
 // announce core: `announceNow` (synchronous) once the swarm is in memory,
 // else `announceLoading`, which loads it first. Both give the body, the
-// alarm write to wait for and the headers (failure, costs) together.
+// alarm write to wait for and the headers (failure, costs) together, and
+// whether counters it changed are due to be published: that publish runs
+// beside the answer (the output gate holds it until the announce's writes
+// are stored), not in an alarm; a failure sets the alarm to retry.
 export class SwarmObject {
   constructor(ctx, env) {
     this.swarm = new RustSwarm(ctx, env);
+    this.ctx = ctx;
   }
 
   async fetch(request) {
@@ -191,6 +210,7 @@ export class SwarmObject {
     const outcome = this.swarm.announceNow(url) ?? (await this.swarm.announceLoading(url));
     // Most announces: the answer alone.
     if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
+    if (outcome.publish) this.ctx.waitUntil(this.swarm.publishPending());
     const alarm = outcome.alarm;
     const extra = outcome.headers();
     const body = outcome.intoBody();

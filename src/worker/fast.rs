@@ -3,8 +3,9 @@
 //! `GET /scrape`, decided without an await, so worker-rs's request
 //! wrappers (which read `request.cf` and queue futures) are skipped. The
 //! entry asks the rate limiter first and passes its verdict; what admission
-//! then asks for that this driver cannot do synchronously (an account, the
-//! scrape cache's read-through) goes to the full path in `router.rs`.
+//! then asks for that this driver cannot do synchronously (an account)
+//! goes to the full path in `router.rs`; the scrape cache's read-through
+//! is the entry's (`Plan::ScrapeThrough`).
 
 use worker::wasm_bindgen::prelude::*;
 use worker::{Context, Env};
@@ -37,9 +38,13 @@ pub enum Plan {
     ScrapeKeys = 4,
     /// A full scrape: answer with `fullScrape`.
     FullScrape = 5,
+    /// As `ScrapeKeys`, but a key KV does not have is read through its
+    /// swarm (`SCRAPE_CACHE`): `SWARM_COUNTERS_URL` and the key's hash.
+    ScrapeThrough = 6,
 }
 
-const PLANS: [Plan; 6] = [Plan::FullPath, Plan::ClientBans, Plan::Answer, Plan::Forward, Plan::ScrapeKeys, Plan::FullScrape];
+const PLANS: [Plan; 7] =
+    [Plan::FullPath, Plan::ClientBans, Plan::Answer, Plan::Forward, Plan::ScrapeKeys, Plan::FullScrape, Plan::ScrapeThrough];
 
 impl Plan {
     fn name(self) -> &'static str {
@@ -50,6 +55,7 @@ impl Plan {
             Plan::Forward => "Forward",
             Plan::ScrapeKeys => "ScrapeKeys",
             Plan::FullScrape => "FullScrape",
+            Plan::ScrapeThrough => "ScrapeThrough",
         }
     }
 }
@@ -81,11 +87,6 @@ impl Front {
     /// The plan for a GET scrape, as for `announce`.
     pub fn scrape(env: Env, url: &str, ip: &str, over_limit: bool) -> Vec<u8> {
         let Some((config, known)) = public(&env, over_limit) else { return plan(Plan::FullPath) };
-        // A read-through scrape cache asks swarms on a miss: the full path's
-        // work (the entry does not come here then: `scrapeEnabled`).
-        if config.scrape_cache > 0 {
-            return plan(Plan::FullPath);
-        }
         match admission::admit(&request(url, ip), Ok(&config), &known) {
             Step::Answer { status: 200, body, tally } => answer(tally, &body),
             Step::Scrape { hashes, tally } => {
@@ -93,8 +94,10 @@ impl Front {
                 if hashes.is_empty() {
                     return plan(Plan::FullScrape);
                 }
-                let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
-                let mut out = plan(Plan::ScrapeKeys);
+                // A read-through cache asks the swarm of a key KV lacks.
+                let through = config.scrape_reads_through();
+                let keys: Vec<String> = hashes.iter().map(|h| scrape::scrape_key(h, through)).collect();
+                let mut out = plan(if through { Plan::ScrapeThrough } else { Plan::ScrapeKeys });
                 out.extend_from_slice(keys.join("\n").as_bytes());
                 out
             }
@@ -149,13 +152,6 @@ impl Front {
     #[wasm_bindgen(js_name = enabled)]
     pub fn enabled(env: Env) -> bool {
         matches!(config_from(&env), Ok(c) if c.mode == TrackerMode::Public)
-    }
-
-    /// Whether this isolate's scrapes may take this path: it is enabled
-    /// and there is no read-through scrape cache (which asks swarms).
-    #[wasm_bindgen(js_name = scrapeEnabled)]
-    pub fn scrape_enabled(env: Env) -> bool {
-        matches!(config_from(&env), Ok(c) if c.mode == TrackerMode::Public && c.scrape_cache == 0)
     }
 
     /// The key the rate limiter counts this address under (the full path's key).

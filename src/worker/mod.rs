@@ -110,13 +110,13 @@ async fn counters_for(
     kv: &kv::KvStore,
     hashes: &[crate::peer::InfoHash],
 ) -> std::result::Result<Vec<(crate::peer::InfoHash, SwarmCounters)>, kv::KvError> {
-    let keys: Vec<String> = hashes.iter().map(scrape::counters_key).collect();
+    let read_through = config_from(env).map(|c| c.scrape_reads_through()).unwrap_or(false);
+    let keys: Vec<String> = hashes.iter().map(|h| scrape::scrape_key(h, read_through)).collect();
     let values = kv.get_bulk(&keys).text().await?;
     let cached: Vec<Option<SwarmCounters>> =
         keys.iter().map(|k| values.get(k).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv)).collect();
     // Not in KV: nobody scraped it lately. With a read-through cache
     // (SCRAPE_CACHE > 0), ask each swarm; otherwise the swarm is empty.
-    let read_through = config_from(env).map(|c| c.scrape_cache > 0).unwrap_or(false);
     let missing = hashes.iter().zip(&cached).filter(|(_, c)| c.is_none() && read_through).map(|(h, _)| swarm_counters(env, h));
     let mut fetched = futures_util::future::join_all(missing).await.into_iter();
     let mut fill = |c: Option<SwarmCounters>| c.unwrap_or_else(|| if read_through { fetched.next().flatten().unwrap_or_default() } else { SwarmCounters::default() });

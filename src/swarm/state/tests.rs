@@ -219,6 +219,34 @@ fn resumes_downloaded_from_kv_after_storage_was_freed() {
     assert!(writes.iter().any(|w| matches!(w, StoreWrite::SwarmRow(r) if r.downloaded == 8)));
 }
 
+#[test]
+fn an_emptied_swarm_writes_its_final_counters_only_when_kv_lacks_that_count() {
+    let c = cfg();
+    let mut s = SwarmState::new(6);
+    // Resumed from `final:` with 7 completed; its peer leaves without completing.
+    s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, false, 5000, &c);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 5000, &c);
+    let m = s.maintain(5060, &c);
+    s.published(m.publish.unwrap().1, 5060, false);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Stopped), 5100, &c);
+    let m = s.maintain(5120, &c);
+    assert!(m.publish.is_some() && !m.final_counters, "KV has 7 already");
+    s.published(m.publish.unwrap().1, 5120, false);
+    assert!(s.maintain(5120, &c).free_storage);
+    // A completion since: the new count is written.
+    let mut s = SwarmState::new(7);
+    s.resume_from(SwarmCounters { complete: 0, incomplete: 0, downloaded: 7 }, false, 5000, &c);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 5000, &c);
+    s.announce_encoded(&msg(1, 0, AnnounceEvent::Completed), 5010, &c);
+    s.announce_encoded(&msg(1, 0, AnnounceEvent::Stopped), 5100, &c);
+    assert!(s.maintain(5100, &c).final_counters);
+    // Loaded from storage (the count in KV unknown): written.
+    let mut s = SwarmState::new(8);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 5000, &c);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Stopped), 5100, &c);
+    assert!(s.maintain(5100, &c).final_counters);
+}
+
 
 #[test]
 fn websocket_peers_count_with_http_peers_but_only_get_each_other() {
@@ -282,4 +310,60 @@ fn websocket_completions_and_expiry_follow_the_http_rules() {
     assert!(m.writes.contains(&StoreWrite::DeleteWsPeer(PeerKey([1; 20]))));
     assert!(s.is_empty());
     assert_eq!(s.counters().downloaded, 1);
+}
+
+#[test]
+fn a_scrape_cache_entry_expires_unless_it_follows_changes() {
+    let c = TrackerConfig { scrape_cache: 600, scrape_follow: false, ..cfg() };
+    let mut s = SwarmState::new(4);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+    let m = s.maintain(1000, &c);
+    assert_eq!(m.kv, None, "nobody scraped it: no KV");
+    s.published(m.publish.unwrap().1, 1000, false);
+    // A miss caches the counters until the TTL, with no row (nothing to follow).
+    let (counters, cache) = s.scraped(1010, &c);
+    assert_eq!((counters.incomplete, cache), (1, Some((1610, None))));
+    assert_eq!(s.scraped(1011, &c).1, None, "cached already: no second write");
+    // A change goes to the totals, not to KV: the entry just expires.
+    s.announce_encoded(&msg(2, 0, AnnounceEvent::Started), 1100, &c);
+    let m = s.maintain(1100, &c);
+    assert_eq!((m.publish.map(|p| p.1.complete), m.kv), (Some(1), None));
+    // With SCRAPE_FOLLOW, KV follows changes until the entry lapses (a row: it outlives an eviction).
+    let f = TrackerConfig { scrape_follow: true, ..c };
+    let (_, cache) = s.scraped(1200, &f);
+    assert_eq!(cache, Some((1800, Some(StoreWrite::ScrapeWanted(1800)))));
+    s.published(s.counters(), 1200, true);
+    s.announce_encoded(&msg(3, 0, AnnounceEvent::Started), 1300, &f);
+    assert_eq!(s.maintain(1300, &f).kv, Some(1800));
+    assert_eq!(s.maintain(1900, &f).kv, None);
+}
+
+#[test]
+fn an_announce_publishes_a_change_itself_once_per_window_and_a_failure_falls_to_the_alarm() {
+    let c = TrackerConfig { scrape_cache: 0, ..cfg() };
+    let mut s = SwarmState::new(5);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Started), 1000, &c);
+    let (hash, counters, kv) = s.publish_now(1000, &c).unwrap();
+    assert_eq!((hash, counters.incomplete, kv), (InfoHash([1; 20]), 1, Some(0)));
+    // In flight: neither another announce nor the alarm publishes, and no alarm is asked for it.
+    s.announce_encoded(&msg(2, 0, AnnounceEvent::Started), 1001, &c);
+    assert_eq!(s.publish_now(1001, &c), None);
+    assert_eq!(s.maintain(1001, &c).publish, None);
+    assert_eq!(s.next_alarm(1001, &c), Some(1000 + c.peer_timeout() + 1));
+    s.published(counters, 1000, true);
+    // The change that came meanwhile waits for the window's end, by the alarm.
+    assert_eq!(s.publish_now(1002, &c), None);
+    assert_eq!(s.next_alarm(1002, &c), Some(1060));
+    let (_, counters, _) = s.publish_now(1060, &c).unwrap();
+    assert_eq!(counters.complete, 1);
+    // It fails: the alarm publishes it.
+    s.publish_failed();
+    assert_eq!(s.next_alarm(1061, &c), Some(1061));
+    assert_eq!(s.maintain(1061, &c).publish.map(|p| p.1), Some(counters));
+    // An emptied swarm is left to its alarm (final counters, then storage freed).
+    s.published(counters, 1061, true);
+    s.announce_encoded(&msg(1, 10, AnnounceEvent::Stopped), 1200, &c);
+    s.announce_encoded(&msg(2, 0, AnnounceEvent::Stopped), 1200, &c);
+    assert_eq!(s.publish_now(1200, &c), None);
+    assert!(s.maintain(1200, &c).publish.is_some());
 }

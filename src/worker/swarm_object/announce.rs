@@ -25,6 +25,9 @@ pub struct Announced {
     /// The alarm write this announce started (the swarm needs its alarm
     /// sooner): the answer waits for it.
     alarm: Option<js_sys::Promise>,
+    /// This announce changed counters that are due to be published: the
+    /// entry runs `publishPending` without holding the answer for it.
+    publish: bool,
     /// What this announce cost and the object's totals, with `EXPOSE_COSTS`.
     costs: Option<(RowCost, RowCost)>,
 }
@@ -36,6 +39,12 @@ impl Announced {
     #[wasm_bindgen(getter)]
     pub fn alarm(&self) -> Option<js_sys::Promise> {
         self.alarm.clone()
+    }
+
+    /// Whether the entry should run `publishPending` (see the field).
+    #[wasm_bindgen(getter)]
+    pub fn publish(&self) -> bool {
+        self.publish
     }
 
     /// The answer's headers beyond a bencoded answer's own, as
@@ -72,7 +81,7 @@ impl Announced {
 impl Announced {
     /// A swarm message that does not decode: answered, not counted.
     fn malformed() -> Self {
-        Announced { body: response::failure("malformed swarm request"), failure: None, alarm: None, costs: None }
+        Announced { body: response::failure("malformed swarm request"), failure: None, alarm: None, publish: false, costs: None }
     }
 }
 
@@ -81,7 +90,7 @@ impl SwarmObject {
     /// The announce in `url` (`SWARM_ANNOUNCE_URL` and the message), when
     /// the swarm is in memory: `undefined` when it must be loaded first
     /// (`announceLoading`); the bencoded answer alone (a `Uint8Array`) when
-    /// it has no failure, alarm or costs to go with it, as for most
+    /// it has no failure, alarm, publish or costs to go with it, as for most
     /// announces (one call, no outcome object); else an [`Announced`].
     /// No await: SQLite is synchronous.
     #[wasm_bindgen(js_name = announceNow)]
@@ -92,7 +101,7 @@ impl SwarmObject {
         }
         let outcome = self.announce(&msg, now_secs(), RowCost::default()).map_err(JsValue::from)?;
         Ok(match outcome {
-            Announced { body, failure: None, alarm: None, costs: None } => js_sys::Uint8Array::from(&body[..]).into(),
+            Announced { body, failure: None, alarm: None, publish: false, costs: None } => js_sys::Uint8Array::from(&body[..]).into(),
             outcome => outcome.into(),
         })
     }
@@ -105,6 +114,19 @@ impl SwarmObject {
         let now = now_secs();
         let cost = self.ensure_loaded(now, Some(msg.info_hash)).await?;
         self.announce(&msg, now, cost).map_err(JsValue::from)
+    }
+
+    /// Publishes the counters an announce left due (`Announced.publish`),
+    /// alongside its answer: the alarm round trip saved. The output gate
+    /// holds the publish until the announce's writes are stored; a failure
+    /// sets the alarm to retry (`PUBLISH_RETRY`).
+    #[wasm_bindgen(js_name = publishPending)]
+    pub async fn publish_pending(&self) -> std::result::Result<(), JsValue> {
+        let pending = self.inner.borrow_mut().pending.take();
+        match pending {
+            Some((hash, counters, kv)) => self.publish_from_announce(hash, counters, kv).await.map_err(JsValue::from),
+            None => Ok(()),
+        }
     }
 }
 
@@ -121,13 +143,19 @@ impl SwarmObject {
     /// write if the swarm needs it sooner, count the cost, encode the
     /// answer. `cost` is what loading cost, if this request loaded.
     fn announce(&self, msg: &SwarmAnnounce, now: u32, mut cost: RowCost) -> Result<Announced> {
-        let (body, failure) = {
+        let (body, failure, publish) = {
             let mut inner = self.inner.borrow_mut();
             let (answer, writes) = inner.swarm.announce(msg, now, &self.config);
             // Encoded here, once: the answer borrows its peers from the swarm.
             let encoded = (response::encode_announce(&answer), answer.as_ref().err().copied());
             cost.add(self.apply(&mut inner, writes)?);
-            encoded
+            // Kept until `publishPending` takes it (another announce in between finds one in flight).
+            let publish = inner.swarm.publish_now(now, &self.config);
+            let started = publish.is_some();
+            if started {
+                inner.pending = publish;
+            }
+            (encoded.0, encoded.1, started)
         };
         cost.requests += 1;
         let alarm = match self.alarm_to_set(now) {
@@ -139,6 +167,6 @@ impl SwarmObject {
         };
         let totals = self.count(cost);
         let costs = self.expose_costs.then_some((cost, totals));
-        Ok(Announced { body, failure, alarm, costs })
+        Ok(Announced { body, failure, alarm, publish, costs })
     }
 }

@@ -1,8 +1,9 @@
 //! One Durable Object per torrent, named by its info hash. It keeps the
 //! swarm in memory, makes every membership change durable in SQLite before
-//! answering (the output gate holds the answer until the write lands), and
+//! answering (the output gate holds the answer until the write lands),
+//! publishes changed counters beside the announce that changed them, and
 //! uses its alarm to batch re-announce timestamps, expire silent peers and
-//! publish scrape counters to KV.
+//! publish what announces left (a change inside `PUBLISH_WINDOW`, a retry).
 //!
 //! Layout: this file is the object and its routes (operator actions,
 //! WebTorrent peers, scrape counters); `announce.rs` the announce core
@@ -52,6 +53,8 @@ struct Inner {
     alarm_at: Option<u64>,
     /// Rows read and written by this instance so far, alarms included.
     totals: RowCost,
+    /// The publish an announce started, for `publishPending` (`announce.rs`).
+    pending: Option<(InfoHash, SwarmCounters, Option<u32>)>,
 }
 
 impl DurableObject for SwarmObject {
@@ -75,6 +78,7 @@ impl DurableObject for SwarmObject {
                 schema_ready: false,
                 alarm_at: None,
                 totals: RowCost { instance: u32::from_le_bytes([seed[0], seed[1], seed[2], seed[3]]) | 1, ..RowCost::default() },
+                pending: None,
             }),
         }
     }
@@ -123,7 +127,9 @@ impl SwarmObject {
         }
         if action == "block" {
             // Scrape (and full scrape) stop listing it at once.
-            self.env.kv(KV_BINDING)?.delete(&counters_key(&hash)).await?;
+            let kv = self.env.kv(KV_BINDING)?;
+            kv.delete(&counters_key(&hash)).await?;
+            kv.delete(&crate::scrape::scrape_key(&hash, true)).await?;
             super::totals_shard::report(&self.env, &hash, SwarmCounters::default()).await?;
         }
         self.schedule_alarm(now).await?;
@@ -171,29 +177,36 @@ impl SwarmObject {
     }
 
     /// A scrape that found no counters in KV: this swarm's, cached in KV
-    /// for `SCRAPE_CACHE` seconds and kept fresh there meanwhile. A swarm
-    /// that never existed answers zeros and stores nothing.
+    /// for `SCRAPE_CACHE` seconds (and kept fresh there meanwhile with
+    /// `SCRAPE_FOLLOW`). A swarm that never existed answers zeros and
+    /// stores nothing.
     async fn counters(&self, hex: &str) -> Result<Response> {
         let Some(hash) = InfoHash::from_hex(hex) else {
             return Response::error("bad info hash", 400);
         };
         let now = now_secs();
         let mut cost = self.ensure_loaded(now, Some(hash)).await?;
-        let known = self.inner.borrow().swarm.known().then_some(());
-        let counters = match known {
-            Some(()) => {
-                let (c, cache) = {
-                    let mut inner = self.inner.borrow_mut();
-                    let (c, cache) = inner.swarm.scraped(now, &self.config);
-                    let Some((until, write)) = cache else { return Response::ok(c.to_kv()) };
-                    cost.add(self.apply(&mut inner, vec![write])?);
-                    (c, until)
+        let known = self.inner.borrow().swarm.known();
+        let counters = if known {
+            let (c, until) = {
+                let mut inner = self.inner.borrow_mut();
+                let (c, cache) = inner.swarm.scraped(now, &self.config);
+                let until = match cache {
+                    Some((until, write)) => {
+                        cost.add(self.apply(&mut inner, write.into_iter().collect())?);
+                        Some(until)
+                    }
+                    None => None,
                 };
-                self.cache_counters(&hash, c, cache).await?;
+                (c, until)
+            };
+            if let Some(until) = until {
+                self.cache_counters(&hash, c, until).await?;
                 cost.kv_writes += 1;
-                c
             }
-            None => SwarmCounters::default(),
+            c
+        } else {
+            SwarmCounters::default()
         };
         cost.requests += 1;
         self.count(cost);

@@ -1,6 +1,8 @@
 //! The alarm side: the alarm handler (expiry, batched writes, the credit
 //! flush, publishing counters), when the alarm is set, and freeing the
 //! storage of an emptied swarm. The alarm is set one way, `start_alarm`.
+//! The publish an announce starts (`publish_from_announce`) shares the
+//! alarm's publish code, and falls back to the alarm when it fails.
 
 use serde_json::json;
 use worker::wasm_bindgen::JsValue;
@@ -8,7 +10,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
 
 use super::super::{log, private, KV_BINDING};
-use super::{now_secs, SwarmObject};
+use super::{now_secs, RowCost, SwarmObject};
 use crate::peer::InfoHash;
 use crate::scrape::counters_key;
 use crate::swarm::SwarmCounters;
@@ -42,21 +44,12 @@ impl SwarmObject {
         let mut free = maintenance.free_storage && self.inner.borrow().swarm.can_free();
         if let Some((hash, counters)) = maintenance.publish {
             // An emptied swarm also leaves its final counters (`final:` key).
-            cost.kv_writes += maintenance.kv.is_some() as usize + maintenance.final_counters as usize;
-            cost.stats_reports += 1;
-            match self.publish(&hash, counters, maintenance.kv, maintenance.final_counters).await {
-                Ok(()) => {
-                    let mut inner = self.inner.borrow_mut();
-                    if let Some(w) = inner.swarm.published(counters, now, maintenance.kv.is_some()) {
-                        cost.add(self.apply(&mut inner, vec![w])?);
-                    }
-                    // Checked after the await: a peer may have joined meanwhile.
-                    free = inner.swarm.can_free();
-                }
-                Err(e) => {
-                    log::warn("publish_failed", json!({ "info_hash": hash.to_hex(), "error": e.to_string(), "retry_in": PUBLISH_RETRY }));
-                    retry = true;
-                }
+            let last = maintenance.final_counters;
+            if self.publish_recorded(hash, counters, maintenance.kv, last, now, &mut cost).await? {
+                // Checked after the await: a peer may have joined meanwhile.
+                free = self.inner.borrow().swarm.can_free();
+            } else {
+                retry = true;
             }
         }
         if free {
@@ -69,6 +62,49 @@ impl SwarmObject {
         cost.alarm_ms += js_sys::Date::now() - started;
         self.count(cost);
         Response::ok("")
+    }
+
+    /// Publishes counters (see `publish`) and records that in the swarm;
+    /// `false` if it failed (logged; the caller sets the retry alarm).
+    async fn publish_recorded(
+        &self,
+        hash: InfoHash,
+        counters: SwarmCounters,
+        kv: Option<u32>,
+        last: bool,
+        now: u32,
+        cost: &mut RowCost,
+    ) -> Result<bool> {
+        cost.kv_writes += kv.is_some() as usize + last as usize;
+        cost.stats_reports += 1;
+        if let Err(e) = self.publish(&hash, counters, kv, last).await {
+            log::warn("publish_failed", json!({ "info_hash": hash.to_hex(), "error": e.to_string(), "retry_in": PUBLISH_RETRY }));
+            self.inner.borrow_mut().swarm.publish_failed();
+            return Ok(false);
+        }
+        let mut inner = self.inner.borrow_mut();
+        if let Some(w) = inner.swarm.published(counters, now, kv.is_some()) {
+            cost.add(self.apply(&mut inner, vec![w])?);
+        }
+        Ok(true)
+    }
+
+    /// The publish an announce started (`publishPending`), after its
+    /// answer: on failure the alarm retries in `PUBLISH_RETRY` seconds;
+    /// changes made meanwhile wait for the window's end, by the alarm.
+    /// Its time is counted with the alarms' (`alarm_ms`).
+    pub(super) async fn publish_from_announce(&self, hash: InfoHash, counters: SwarmCounters, kv: Option<u32>) -> Result<()> {
+        let started = js_sys::Date::now();
+        let now = now_secs();
+        let mut cost = RowCost::default();
+        cost.written += if self.publish_recorded(hash, counters, kv, false, now, &mut cost).await? {
+            self.schedule_alarm(now).await?
+        } else {
+            self.set_alarm_at(now + PUBLISH_RETRY).await?
+        };
+        cost.alarm_ms += js_sys::Date::now() - started;
+        self.count(cost);
+        Ok(())
     }
 
     /// Moves the alarm earlier if the swarm needs it sooner; returns rows
@@ -130,11 +166,12 @@ impl SwarmObject {
         super::super::totals_shard::report(&self.env, hash, counters).await
     }
 
-    /// Writes the scrape cache's KV entry: for good (`until` 0), or until then.
+    /// Writes the counters scrape reads: for good (`until` 0, `scrape:`), or
+    /// as the read-through cache's entry until then (`cached:`).
     pub(super) async fn cache_counters(&self, hash: &InfoHash, counters: SwarmCounters, until: u32) -> Result<()> {
         let kv = self.env.kv(KV_BINDING)?;
         let text = counters.to_kv();
-        let put = kv.put(&counters_key(hash), text.clone())?.metadata(text)?;
+        let put = kv.put(&crate::scrape::scrape_key(hash, until > 0), text.clone())?.metadata(text)?;
         // KV refuses an expiration under 60 s away when the put reaches it;
         // `now_secs` is up to 1 s behind the clock, so 2 s of margin.
         let put = if until > 0 { put.expiration(until.max(now_secs() + 62) as u64) } else { put };
