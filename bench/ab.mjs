@@ -1,0 +1,31 @@
+// Interleaved A/B of tracker builds against the floor: the floor and each
+// tracker (a checkout with its own build/, e.g. `git archive` of a commit
+// plus a copy of its build/) run side by side in one process, every tracker
+// keeps its state in /dev/shm, every target joins the same 100k-peer mix,
+// then rounds of steady traffic go to each target in turn (alternating the
+// order) while the workerd process's CPU time is read from /proc. Prints
+// each round's rate, CPU per request and RSS, then the medians and the
+// best-round ratios. Not part of `npm run bench`; used to tell small
+// changes apart on a noisy machine (BENCHMARKS.md).
+// node bench/ab.mjs <peers> <join s> <round s> <rounds> <dir> [<dir> ...]
+import { readFileSync, readdirSync } from 'node:fs';
+const [PEERS, POP, ROUND, ROUNDS, ...dirs] = process.argv.slice(2);
+const { startFloor, runWrk } = await import(`${dirs[0]}/bench/lib.mjs`);
+const workerds = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => { try { const s = readFileSync(`/proc/${p}/stat`, 'utf8'); return s.includes('(workerd)') && Number(s.split(') ')[1].split(' ')[1]) === process.pid; } catch { return false; } });
+const ticks = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); };
+const targets = [];
+async function add(name, start) { const before = new Set(workerds()); const t = await start(); const pid = workerds().find((p) => !before.has(p)); targets.push({ name, t, pid, cpu: [], rps: [] }); }
+await add('floor', () => startFloor());
+const { mkdtempSync } = await import('node:fs');
+for (const d of dirs) { const { startTracker } = await import(`${d}/tests/helpers.mjs`); await add(d, () => startTracker({ persistDir: mkdtempSync('/dev/shm/ab-'), assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } })); }
+try {
+  for (const x of targets) { const r = runWrk({ base: x.t.base, seconds: Number(POP), connections: 64, args: ['0.1', 'populate', PEERS] }); console.log(x.name, 'populate', r.rps); }
+  for (let i = 0; i < Number(ROUNDS); i++) for (const x of (i % 2 ? [...targets].reverse() : targets)) {
+    const c0 = ticks(x.pid); const r = runWrk({ base: x.t.base, seconds: Number(ROUND), connections: 64, args: ['0.1', 'steady', PEERS] }); const c1 = ticks(x.pid);
+    x.cpu.push(((c1 - c0) * 10000) / r.requests); x.rps.push(r.rps);
+    console.log(x.name.padEnd(12), `rps ${r.rps} cpu/req ${x.cpu.at(-1).toFixed(1)}us fail ${r.failures} non2xx ${r.non2xx} errors ${r.errors} rssMB ${(Number(readFileSync(`/proc/${x.pid}/statm`, "utf8").split(" ")[1]) * 4096 / 1e6).toFixed(0)}`);
+  }
+  const med = (a) => { const s = [...a].sort((p, q) => p - q); return s[Math.floor(s.length / 2)]; };
+  const f = targets[0];
+  for (const x of targets) console.log(x.name.padEnd(12), 'median cpu/req', med(x.cpu).toFixed(1), 'best rps', Math.max(...x.rps).toFixed(0), 'cpu ratio floor/x', (med(f.cpu) / med(x.cpu)).toFixed(3), 'rps ratio', (Math.max(...x.rps) / Math.max(...f.rps)).toFixed(3));
+} finally { for (const x of targets) await x.t.close(); }
