@@ -8,6 +8,8 @@
 // best-round ratios. Not part of `npm run bench`; used to tell small
 // changes apart on a noisy machine (BENCHMARKS.md).
 // node bench/ab.mjs <peers> <join s> <round s> <rounds> <dir> [<dir> ...]
+// (from a working directory the checkouts do not climb out of with "..",
+// e.g. /tmp: Miniflare refuses such script paths).
 import { readFileSync, readdirSync } from 'node:fs';
 const [PEERS, POP, ROUND, ROUNDS, ...dirs] = process.argv.slice(2);
 const { startFloor, runWrk } = await import(`${dirs[0]}/bench/lib.mjs`);
