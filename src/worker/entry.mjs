@@ -117,10 +117,11 @@ async function scrapeKeys(env, lines, readThrough) {
   }
 }
 
-// A swarm's counters for its KV key (`cached:<hash>`; the swarm caches
-// them in KV); '' (zeros) if it cannot answer: a scrape is advice.
+// A swarm's counters for its KV key (the swarm caches them in KV); ''
+// (zeros) if it cannot answer: a scrape is advice.
 async function swarmCounters(env, key) {
-  const hex = key.slice(key.indexOf(':') + 1);
+  const hex = Front.swarmOfKey(key);
+  if (hex === undefined) return '';
   try {
     const res = await env.SWARMS.get(env.SWARMS.idFromName(hex)).fetch(SWARM_COUNTERS_URL + hex);
     return res.status === 200 ? await res.text() : '';

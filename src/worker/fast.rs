@@ -126,6 +126,13 @@ impl Front {
         response::scrape(&entries)
     }
 
+    /// The swarm (its info hash in hex) whose counters a scrape's KV key
+    /// holds, for a read-through miss: the key formats stay in `kv_keys`.
+    #[wasm_bindgen(js_name = swarmOfKey)]
+    pub fn swarm_of_key(key: &str) -> Option<String> {
+        scrape::hash_of_key(key).map(|h| h.to_hex())
+    }
+
     /// The answer to a full scrape (one KV list call).
     #[wasm_bindgen(js_name = fullScrape)]
     pub async fn full_scrape(env: Env) -> Vec<u8> {
