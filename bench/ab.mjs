@@ -2,17 +2,18 @@
 // tracker (a checkout with its own build/, e.g. `git archive` of a commit
 // plus a copy of its build/) run side by side in one process, every tracker
 // keeps its state in /dev/shm, every target joins the same 100k-peer mix,
-// then rounds of steady traffic go to each target in turn (alternating the
-// order) while the workerd process's CPU time is read from /proc. Prints
-// each round's rate, CPU per request and RSS, then the medians and the
-// best-round ratios. Not part of `npm run bench`; used to tell small
+// then rounds of steady traffic, each after an uncounted warm-up (lib.mjs
+// `steadyRound`), go to each target in turn (alternating the order) while
+// the workerd process's CPU time is read from /proc. Prints each round's
+// rate, CPU per request and RSS, then the medians and the best-round
+// ratios. Not part of `npm run bench`; used to tell small
 // changes apart on a noisy machine (BENCHMARKS.md).
 // node bench/ab.mjs <peers> <join s> <round s> <rounds> <dir> [<dir> ...]
 // (from a working directory the checkouts do not climb out of with "..",
 // e.g. /tmp: Miniflare refuses such script paths).
 import { readFileSync, readdirSync } from 'node:fs';
 const [PEERS, POP, ROUND, ROUNDS, ...dirs] = process.argv.slice(2);
-const { startFloor, runWrk } = await import(`${dirs[0]}/bench/lib.mjs`);
+const { startFloor, runWrk, steadyRound } = await import(`${dirs[0]}/bench/lib.mjs`);
 const workerds = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => { try { const s = readFileSync(`/proc/${p}/stat`, 'utf8'); return s.includes('(workerd)') && Number(s.split(') ')[1].split(' ')[1]) === process.pid; } catch { return false; } });
 const ticks = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); };
 const targets = [];
@@ -23,7 +24,7 @@ for (const d of dirs) { const { startTracker } = await import(`${d}/tests/helper
 try {
   for (const x of targets) { const r = runWrk({ base: x.t.base, seconds: Number(POP), connections: 64, args: ['0.1', 'populate', PEERS] }); console.log(x.name, 'populate', r.rps); }
   for (let i = 0; i < Number(ROUNDS); i++) for (const x of (i % 2 ? [...targets].reverse() : targets)) {
-    const c0 = ticks(x.pid); const r = runWrk({ base: x.t.base, seconds: Number(ROUND), connections: 64, args: ['0.1', 'steady', PEERS] }); const c1 = ticks(x.pid);
+    let c0; const r = steadyRound({ base: x.t.base, seconds: Number(ROUND), connections: 64, args: ['0.1', 'steady', PEERS], before: () => { c0 = ticks(x.pid); } }); const c1 = ticks(x.pid);
     x.cpu.push(((c1 - c0) * 10000) / r.requests); x.rps.push(r.rps);
     console.log(x.name.padEnd(12), `rps ${r.rps} cpu/req ${x.cpu.at(-1).toFixed(1)}us fail ${r.failures} non2xx ${r.non2xx} errors ${r.errors} rssMB ${(Number(readFileSync(`/proc/${x.pid}/statm`, "utf8").split(" ")[1]) * 4096 / 1e6).toFixed(0)}`);
   }

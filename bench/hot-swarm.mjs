@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { envNumbers, runWrk, startFloor } from './lib.mjs';
+import { envNumbers, runWrk, startFloor, steadyRound } from './lib.mjs';
 
 const { PEERS, SECONDS, ROUNDS, CONNECTIONS } = envNumbers('HOT', { PEERS: 20_000, SECONDS: 20, ROUNDS: 2, CONNECTIONS: 64 });
 // Long enough for the tracker to write every peer through (~350/s behind
@@ -43,8 +43,11 @@ function workerdCpu() {
 
 function round(name, target, seconds, populate) {
   const args = ['0', populate ? 'populate' : 'steady', String(PEERS), '1'];
-  const cpuBefore = workerdCpu();
-  const r = runWrk({ base: target.base, seconds, connections: CONNECTIONS, args });
+  let cpuBefore = workerdCpu();
+  const options = { base: target.base, seconds, connections: CONNECTIONS, args };
+  // A steady round starts warm (`steadyRound`: the swarm evicted while the
+  // other target ran is reloaded before the round, not in it).
+  const r = populate ? runWrk(options) : steadyRound({ ...options, before: () => { cpuBefore = workerdCpu(); } });
   const cpuMs = (1000 * (workerdCpu() - cpuBefore)) / r.requests;
   log(`${name}${populate ? ' (joining)' : ''}: ${r.rps} req/s, ${r.requests} requests, ${cpuMs.toFixed(3)} CPU ms each, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}, socket errors ${r.errors}, non-2xx ${r.non2xx}`);
   return { name: populate ? `${name} (joining)` : name, ...r, cpu_ms_per_request: Number(cpuMs.toFixed(4)), raw: undefined };

@@ -41,6 +41,26 @@ export async function startFloor({ assets = false } = {}) {
   return { base: url.href.replace(/\/$/, ''), close: () => mf.dispose() };
 }
 
+// Seconds of uncounted traffic before each measured round (BENCH_WARM_SECONDS).
+export const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 8);
+
+/**
+ * A measured round of steady traffic (`runWrk`), after WARM_SECONDS of the
+ * same traffic that are not counted. Targets are measured in turn, so each
+ * sits idle through the other's round, and the runtime evicts an object
+ * idle for about 10 s: without the warm-up, every tracker round began with
+ * each of its swarms reloading from storage (1,000 swarms, 100k rows: about
+ * 5 s of a 20 s round), which steady traffic never does (a swarm announced
+ * into every few seconds is not evicted); the floor has nothing to reload.
+ * Reloading is measured on its own (bench/big-swarm.mjs). `before` runs
+ * between the warm-up and the round (to read a CPU counter).
+ */
+export function steadyRound({ before = () => {}, ...options }) {
+  if (WARM_SECONDS > 0) runWrk({ ...options, seconds: WARM_SECONDS });
+  before();
+  return runWrk(options);
+}
+
 /** One wrk run (one thread) of bench/announce.lua; `args` go to the script. */
 export function runWrk({ base, seconds, connections, args = [] }) {
   const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', join(ROOT, 'bench/announce.lua'), base, '--', ...args],

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { ROOT, startTracker, escapeBytes, ADMIN_TOKEN } from '../tests/helpers.mjs';
 import { makeTorrentFromData } from '../tests/torrent.mjs';
 import { hibernationCheck } from './hibernation.mjs';
-import { diff, dollars, observe, pool, runWrk, startFloor, sumUsage } from './lib.mjs';
+import { diff, dollars, observe, pool, runWrk, startFloor, steadyRound, sumUsage } from './lib.mjs';
 
 const OUT = join(ROOT, 'bench-results');
 mkdirSync(OUT, { recursive: true });
@@ -48,7 +48,7 @@ async function throughput() {
     }
     for (let i = 0; i < 2; i++) {
       for (const [name, target] of [['floor', floor], ['tracker', tracker]]) {
-        const r = wrk(target.base, DURATION);
+        const r = steadyRound({ base: target.base, seconds: DURATION, connections: CONNECTIONS });
         log(`${name}: ${r.rps} req/s, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}, socket errors ${r.errors}, non-2xx ${r.non2xx}`);
         rounds.push({ name, ...r, raw: undefined });
       }

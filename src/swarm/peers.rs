@@ -11,11 +11,12 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use rand::Rng;
 use siphasher::sip::SipHasher13;
 
 use crate::announce::AnnounceEvent;
 use crate::peer::{PeerAddr, PeerId, PeerKey};
+
+mod select;
 
 /// One peer as the swarm keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,37 +291,6 @@ impl Swarm {
         }
     }
 
-    /// Up to `want` random peers for `requester`, never the requester
-    /// itself (its entry, nor another entry with its peer id: its other
-    /// address family); a seeder only gets leechers.
-    pub fn select<R: Rng + ?Sized>(
-        &self,
-        requester: (&PeerKey, &PeerId),
-        requester_is_seeder: bool,
-        want: usize,
-        rng: &mut R,
-    ) -> Vec<&Peer> {
-        let n_seeders = if requester_is_seeder { 0 } else { self.seeders.len() };
-        let n = n_seeders + self.leechers.len();
-        if want == 0 || n == 0 {
-            return Vec::new();
-        }
-        // One extra pick covers the requester being drawn.
-        let picks = rand::seq::index::sample(rng, n, (want + 1).min(n));
-        picks
-            .iter()
-            .map(|i| {
-                if i < n_seeders {
-                    &self.seeders[i]
-                } else {
-                    &self.leechers[i - n_seeders]
-                }
-            })
-            .filter(|p| p.key != *requester.0 && p.id != *requester.1)
-            .take(want)
-            .collect()
-    }
-
     /// Removes every peer last seen before `cutoff`; returns their ids.
     pub fn expire(&mut self, cutoff: u32) -> Vec<PeerKey> {
         let stale: Vec<PeerKey> = self
@@ -400,19 +370,18 @@ mod tests {
     use super::*;
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
-    use std::collections::HashSet;
 
-    fn id(n: u32) -> PeerId {
+    pub(super) fn id(n: u32) -> PeerId {
         let mut b = [0u8; 20];
         b[..4].copy_from_slice(&n.to_be_bytes());
         PeerId(b)
     }
 
-    fn k(n: u32) -> PeerKey {
+    pub(super) fn k(n: u32) -> PeerKey {
         PeerKey::raw(&id(n))
     }
 
-    fn ann(n: u32, left: u64, event: AnnounceEvent) -> PeerAnnounce {
+    pub(super) fn ann(n: u32, left: u64, event: AnnounceEvent) -> PeerAnnounce {
         PeerAnnounce {
             key: k(n),
             peer_id: id(n),
@@ -484,45 +453,6 @@ mod tests {
         assert_eq!(s.announce(&ann(9, 10, AnnounceEvent::Stopped), 2).change, PeerChange::Unchanged);
         assert_eq!(s.len(), 1);
         assert!(s.get(&k(2)).is_some());
-    }
-
-    #[test]
-    fn selection_excludes_requester_and_gives_seeders_only_leechers() {
-        let mut s = Swarm::new();
-        for n in 0..20 {
-            s.announce(&ann(n, if n < 10 { 0 } else { 5 }, AnnounceEvent::Started), 1);
-        }
-        let mut rng = SmallRng::seed_from_u64(7);
-        for _ in 0..200 {
-            let got = s.select((&k(3), &id(3)), true, 50, &mut rng);
-            assert_eq!(got.len(), 10);
-            assert!(got.iter().all(|p| s.get(&p.key).map(|(_, seeder)| !seeder).unwrap()));
-            let got = s.select((&k(15), &id(15)), false, 50, &mut rng);
-            assert_eq!(got.len(), 19);
-            assert!(got.iter().all(|p| p.id != id(15)));
-            let unique: HashSet<_> = got.iter().map(|p| p.id).collect();
-            assert_eq!(unique.len(), 19);
-            let got = s.select((&k(15), &id(15)), false, 5, &mut rng);
-            assert_eq!(got.len(), 5);
-            assert!(got.iter().all(|p| p.id != id(15)));
-        }
-        assert!(s.select((&k(1), &id(1)), false, 0, &mut rng).is_empty());
-    }
-
-    #[test]
-    fn selection_is_spread_over_the_swarm() {
-        let mut s = Swarm::new();
-        for n in 0..1000 {
-            s.announce(&ann(n, 5, AnnounceEvent::Started), 1);
-        }
-        let mut rng = SmallRng::seed_from_u64(1);
-        let mut seen = HashSet::new();
-        for _ in 0..100 {
-            for p in s.select((&k(0), &id(0)), false, 50, &mut rng) {
-                seen.insert(p.id);
-            }
-        }
-        assert!(seen.len() > 900, "only {} distinct peers handed out", seen.len());
     }
 
     #[test]
