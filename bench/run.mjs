@@ -15,6 +15,8 @@ mkdirSync(OUT, { recursive: true });
 const DURATION = Number(process.env.BENCH_SECONDS ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const POPULATE = Number(process.env.BENCH_POPULATE_SECONDS ?? 150);
+// Measured rounds per target, alternating; the best of each counts.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 // For a what-if run of the throughput step: more tracker vars (JSON).
 const THROUGHPUT_VARS = JSON.parse(process.env.BENCH_VARS ?? '{}');
 
@@ -46,7 +48,7 @@ async function throughput() {
       log(`${name}: populated 100k peers (${r.rps} req/s while joining)`);
       rounds.push({ name: `${name} (joining)`, ...r, raw: undefined });
     }
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < ROUNDS; i++) {
       for (const [name, target] of [['floor', floor], ['tracker', tracker]]) {
         const r = steadyRound({ base: target.base, seconds: DURATION, connections: CONNECTIONS });
         log(`${name}: ${r.rps} req/s, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}, socket errors ${r.errors}, non-2xx ${r.non2xx}`);

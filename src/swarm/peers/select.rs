@@ -10,13 +10,14 @@ impl Swarm {
     /// itself (its entry, nor another entry with its peer id: its other
     /// address family); a seeder only gets leechers.
     ///
-    /// O(want) whatever the swarm's size: `want + 1` positions (one extra
-    /// covers the requester) stepping through the list from a random start
-    /// by a random stride coprime to its length, so they are distinct and
-    /// every peer is as likely to be picked (a random subset drawn without
-    /// replacement costs O(want^2) checks once the swarm is large: 6% of a
-    /// hot swarm's CPU). The stride spreads the picks over the list rather
-    /// than handing out a window of peers that joined together.
+    /// O(want) whatever the swarm's size, and cache-friendly: `want + 1`
+    /// consecutive positions (one extra covers the requester) from a random
+    /// start, wrapping around, as aquatic and opentracker hand out peers.
+    /// Every peer is as likely to be picked; the list's order is join order
+    /// shuffled by removals. A random subset drawn without replacement
+    /// costs O(want^2) checks once the swarm is large, and positions spread
+    /// over the list cost a cache miss each: 6% and then 3.6% of a hot
+    /// swarm's CPU, against 0.8% for the window (V8 profiles, 20,000 peers).
     pub fn select<R: Rng + ?Sized>(
         &self,
         requester: (&PeerKey, &PeerId),
@@ -30,32 +31,17 @@ impl Swarm {
             return Vec::new();
         }
         let picks = want.saturating_add(1).min(n);
-        let (start, stride) = if picks == n { (0, 1) } else { (rng.random_range(0..n), coprime_stride(n, rng)) };
-        let mut at = start;
+        let mut at = if picks == n { 0 } else { rng.random_range(0..n) };
         let mut out = Vec::with_capacity(want.min(n));
         for _ in 0..picks {
             let p = if at < n_seeders { &self.seeders[at] } else { &self.leechers[at - n_seeders] };
             if p.key != *requester.0 && p.id != *requester.1 && out.len() < want {
                 out.push(p);
             }
-            // `at + stride` without overflow: both are below `n`.
-            at = if at >= n - stride { at - (n - stride) } else { at + stride };
+            at = if at + 1 == n { 0 } else { at + 1 };
         }
         out
     }
-}
-
-/// A step in `1..n` sharing no factor with `n` (n >= 2), so stepping by it
-/// from any start visits every position once before repeating: about two
-/// draws on average; after 32 unlucky ones, 1.
-fn coprime_stride<R: Rng + ?Sized>(n: usize, rng: &mut R) -> usize {
-    fn gcd(mut a: usize, mut b: usize) -> usize {
-        while b != 0 {
-            (a, b) = (b, a % b);
-        }
-        a
-    }
-    (0..32).map(|_| rng.random_range(1..n)).find(|&s| gcd(s, n) == 1).unwrap_or(1)
 }
 
 #[cfg(test)]
