@@ -11,21 +11,19 @@
 // node bench/ab.mjs <peers> <join s> <round s> <rounds> <dir> [<dir> ...]
 // (from a working directory the checkouts do not climb out of with "..",
 // e.g. /tmp: Miniflare refuses such script paths).
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 const [PEERS, POP, ROUND, ROUNDS, ...dirs] = process.argv.slice(2);
-const { startFloor, runWrk, steadyRound } = await import(`${dirs[0]}/bench/lib.mjs`);
-const workerds = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => { try { const s = readFileSync(`/proc/${p}/stat`, 'utf8'); return s.includes('(workerd)') && Number(s.split(') ')[1].split(' ')[1]) === process.pid; } catch { return false; } });
-const ticks = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); };
+const { startFloor, runWrk, steadyRound, workerdCpu, workerdPids } = await import(`${dirs[0]}/bench/lib.mjs`);
 const targets = [];
-async function add(name, start) { const before = new Set(workerds()); const t = await start(); const pid = workerds().find((p) => !before.has(p)); targets.push({ name, t, pid, cpu: [], rps: [] }); }
+async function add(name, start) { const before = new Set(workerdPids()); const t = await start(); const pid = workerdPids().find((p) => !before.has(p)); targets.push({ name, t, pid, cpu: [], rps: [] }); }
 await add('floor', () => startFloor());
 const { mkdtempSync } = await import('node:fs');
 for (const d of dirs) { const { startTracker } = await import(`${d}/tests/helpers.mjs`); await add(d, () => startTracker({ persistDir: mkdtempSync('/dev/shm/ab-'), assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } })); }
 try {
   for (const x of targets) { const r = runWrk({ base: x.t.base, seconds: Number(POP), connections: 64, args: ['0.1', 'populate', PEERS] }); console.log(x.name, 'populate', r.rps); }
   for (let i = 0; i < Number(ROUNDS); i++) for (const x of (i % 2 ? [...targets].reverse() : targets)) {
-    let c0; const r = steadyRound({ base: x.t.base, seconds: Number(ROUND), connections: 64, args: ['0.1', 'steady', PEERS], before: () => { c0 = ticks(x.pid); } }); const c1 = ticks(x.pid);
-    x.cpu.push(((c1 - c0) * 10000) / r.requests); x.rps.push(r.rps);
+    let c0; const r = steadyRound({ base: x.t.base, seconds: Number(ROUND), connections: 64, args: ['0.1', 'steady', PEERS], before: () => { c0 = workerdCpu([x.pid]); } }); const c1 = workerdCpu([x.pid]);
+    x.cpu.push(((c1 - c0) * 1e6) / r.requests); x.rps.push(r.rps);
     console.log(x.name.padEnd(12), `rps ${r.rps} cpu/req ${x.cpu.at(-1).toFixed(1)}us fail ${r.failures} non2xx ${r.non2xx} errors ${r.errors} rssMB ${(Number(readFileSync(`/proc/${x.pid}/statm`, "utf8").split(" ")[1]) * 4096 / 1e6).toFixed(0)}`);
   }
   const med = (a) => { const s = [...a].sort((p, q) => p - q); return s[Math.floor(s.length / 2)]; };

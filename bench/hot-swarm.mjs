@@ -14,10 +14,10 @@
 // reported: less sensitive than rates to the other work on the machine.
 // Writes bench-results/hot-swarm.json. About 7 minutes.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { envNumbers, runWrk, startFloor, steadyRound } from './lib.mjs';
+import { envNumbers, runWrk, startFloor, steadyRound, workerdCpu } from './lib.mjs';
 
 const { PEERS, SECONDS, ROUNDS, CONNECTIONS } = envNumbers('HOT', { PEERS: 20_000, SECONDS: 20, ROUNDS: 2, CONNECTIONS: 64 });
 // Long enough for the tracker to write every peer through (~350/s behind
@@ -27,19 +27,6 @@ const PAIRS = (process.env.HOT_PAIRS ?? 'direct,router').split(',');
 const GOAL = 0.9;
 const OUT = join(ROOT, 'bench-results');
 const log = (...a) => console.log('[hot-swarm]', ...a);
-
-/** CPU seconds (user + system) of this process's workerd children. */
-function workerdCpu() {
-  const out = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
-  let total = 0;
-  for (const line of out.trim().split('\n')) {
-    const [pid, comm] = line.trim().split(/\s+/);
-    if (!comm?.includes('workerd')) continue;
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    total += (Number(fields[11]) + Number(fields[12])) / 100;
-  }
-  return total;
-}
 
 function round(name, target, seconds, populate) {
   const args = ['0', populate ? 'populate' : 'steady', String(PEERS), '1'];

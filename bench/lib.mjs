@@ -2,6 +2,7 @@
 // Worker, wrk, the list prices, the sums of the swarms' cost counters and
 // the scripts' numeric settings from the environment.
 import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { ROOT, assetsOptions } from '../tests/helpers.mjs';
@@ -42,7 +43,29 @@ export async function startFloor({ assets = false } = {}) {
 }
 
 // Seconds of uncounted traffic before each measured round (BENCH_WARM_SECONDS).
-export const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 8);
+export const { WARM_SECONDS } = envNumbers('BENCH', { WARM_SECONDS: 8 });
+
+/** The pids of this process's workerd children (one per Miniflare). */
+export function workerdPids() {
+  return readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.includes('(workerd)') && Number(stat.split(') ')[1].split(' ')[1]) === process.pid;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** CPU seconds (user + system) used so far by the workerd processes `pids`. */
+export function workerdCpu(pids = workerdPids()) {
+  let total = 0;
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    total += (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+  return total;
+}
 
 /**
  * A measured round of steady traffic (`runWrk`), after WARM_SECONDS of the

@@ -8,15 +8,13 @@ import { gzipSync } from 'node:zlib';
 import { ROOT, startTracker, escapeBytes, ADMIN_TOKEN } from '../tests/helpers.mjs';
 import { makeTorrentFromData } from '../tests/torrent.mjs';
 import { hibernationCheck } from './hibernation.mjs';
-import { diff, dollars, observe, pool, runWrk, startFloor, steadyRound, sumUsage } from './lib.mjs';
+import { diff, dollars, envNumbers, observe, pool, runWrk, startFloor, steadyRound, sumUsage } from './lib.mjs';
 
 const OUT = join(ROOT, 'bench-results');
 mkdirSync(OUT, { recursive: true });
-const DURATION = Number(process.env.BENCH_SECONDS ?? 20);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
-const POPULATE = Number(process.env.BENCH_POPULATE_SECONDS ?? 150);
-// Measured rounds per target, alternating; the best of each counts.
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+// BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_POPULATE_SECONDS; BENCH_ROUNDS:
+// measured rounds per target, alternating (the best of each counts).
+const { SECONDS: DURATION, CONNECTIONS, POPULATE_SECONDS: POPULATE, ROUNDS } = envNumbers('BENCH', { SECONDS: 20, CONNECTIONS: 64, POPULATE_SECONDS: 150, ROUNDS: 3 });
 // For a what-if run of the throughput step: more tracker vars (JSON).
 const THROUGHPUT_VARS = JSON.parse(process.env.BENCH_VARS ?? '{}');
 
