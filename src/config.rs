@@ -87,6 +87,12 @@ pub struct TrackerConfig {
     /// Most peers one swarm lists (`MAX_PEERS`); newcomers to a full swarm
     /// get peers but are not listed.
     pub max_peers: u32,
+    /// Public mode: small swarms share this many objects, written behind
+    /// (`SWARM_SHARDS`, 0 = every torrent its own object; see
+    /// `crate::swarm::shard` and [`Self::shards`]).
+    pub swarm_shards: u32,
+    /// A shared swarm this large moves to its own object (`SHARD_PROMOTE`).
+    pub shard_promote: u32,
     /// Least severe structured log line written (`LOG_LEVEL`).
     pub log_level: crate::logging::Level,
     /// Seconds a Worker isolate gathers request counts before sending them to the stats object (`STATS_FLUSH`).
@@ -135,6 +141,8 @@ impl Default for TrackerConfig {
             interval_max: 7_200,
             // What a 128 MB isolate can reload after an eviction (BENCHMARKS.md: one big swarm).
             max_peers: 150_000,
+            swarm_shards: 0,
+            shard_promote: 100,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
             stats_refresh: 30,
@@ -240,6 +248,8 @@ impl TrackerConfig {
             swarm_rate_target: num("SWARM_RATE_TARGET", d.swarm_rate_target, 0, 100_000)?,
             interval_max: num("INTERVAL_MAX", d.interval_max, 10, 86_400)?,
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
+            swarm_shards: num("SWARM_SHARDS", d.swarm_shards, 0, 4_096)?,
+            shard_promote: num("SHARD_PROMOTE", d.shard_promote, 2, 10_000)?,
             log_level: match trimmed(&get, "LOG_LEVEL") {
                 None => d.log_level,
                 Some(v) => crate::logging::Level::parse(&v).ok_or(ConfigError { name: "LOG_LEVEL", value: v })?,
@@ -260,6 +270,16 @@ impl TrackerConfig {
     /// swarm publish for good, to list them).
     pub fn scrape_reads_through(&self) -> bool {
         self.scrape_cache > 0 && !self.full_scrape
+    }
+
+    /// The shard objects small swarms share: `SWARM_SHARDS` in public
+    /// mode with the read-through scrape cache (a shared swarm's counters
+    /// are not in KV for `FULL_SCRAPE` or `SCRAPE_CACHE = 0` to read); else 0.
+    pub fn shards(&self) -> u32 {
+        match self.mode {
+            TrackerMode::Public if self.scrape_reads_through() => self.swarm_shards,
+            _ => 0,
+        }
     }
 
     pub fn ratio_rule(&self) -> crate::accounts::RatioRule {

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod memory;
 mod peers;
 pub mod sessions;
+pub mod shard;
 pub mod state;
 pub mod storage;
 mod upkeep;

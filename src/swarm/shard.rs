@@ -1,0 +1,364 @@
+//! Many small public swarms in one object (`SWARM_SHARDS`). A torrent's
+//! own object writes a row for every join, stop and expiry and publishes
+//! each change alone; a swarm of three peers pays that on most of its
+//! announces. A shard keeps the small swarms of its share of info hashes
+//! in memory and writes them behind, packed: the swarms of a bucket in one
+//! blob, at most once per `FLUSH_DELAY` for all the changes meanwhile.
+//! Its own sums stand in for the totals shards' rows (`/stats`), and a
+//! scrape it answers is not cached in KV.
+//!
+//! A swarm that reaches `SHARD_PROMOTE` peers moves to its own object for
+//! good: the shard records the move, hands the peers over and forwards
+//! the torrent's later requests there. A torrent this shard has not seen
+//! may live in its own object already (from before shards, or a WebTorrent
+//! or operator request moved it): the shard asks that object once.
+//!
+//! The cost of writing behind: a restart loses at most `FLUSH_DELAY`
+//! seconds of joins and stops; such a peer is back at its next announce.
+
+use std::collections::{BTreeSet, HashMap};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::TrackerConfig;
+use crate::failure::Failure;
+use crate::peer::InfoHash;
+use crate::response;
+use crate::swarm_totals::ShardTotals;
+use crate::wire::SwarmAnnounce;
+
+use super::storage::{decode_peer, encode_peer, SwarmRow};
+use super::{SwarmCounters, SwarmState, EXPIRY_SWEEP_GAP};
+
+/// Buckets per shard: a flush writes one row per bucket that changed.
+pub const BUCKETS: u8 = 16;
+
+/// The shard object of `hash` among `shards` (its name: [`shard_name`]).
+pub fn shard_of(hash: &InfoHash, shards: u32) -> u32 {
+    u32::from_be_bytes([hash.0[0], hash.0[1], hash.0[2], hash.0[3]]) % shards.max(1)
+}
+
+/// The object name of shard `n`: `shard-` and four hex digits.
+pub fn shard_name(n: u32) -> String {
+    format!("shard-{n:04x}")
+}
+
+fn bucket_of(hash: &InfoHash) -> u8 {
+    hash.0[4] % BUCKETS
+}
+
+/// Where an announce goes, as the shard decides it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Answered here: the bencoded body, and the refusal if it is one.
+    Here { body: Vec<u8>, failure: Option<Failure> },
+    /// The torrent lives in its own object: forward the request there.
+    Moved,
+    /// Not seen here: ask the torrent's own object whether it holds it,
+    /// then [`Shard::settle`].
+    Unknown,
+}
+
+/// A write the object runs (SQLite), as the core asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardWrite {
+    /// A bucket's swarms, packed (empty: none left).
+    Bucket { bucket: u8, blob: Vec<u8> },
+    /// A torrent moved to its own object; `handoff` is its swarm until
+    /// that object has it (then `None`).
+    Moved { hash: InfoHash, handoff: Option<Vec<u8>> },
+}
+
+/// A swarm in the shard, and the counters its sums hold for it.
+struct Hosted {
+    state: SwarmState,
+    counted: SwarmCounters,
+}
+
+/// The shard's swarms and the bookkeeping of writing them behind.
+pub struct Shard {
+    swarms: HashMap<InfoHash, Hosted>,
+    /// Torrents that live in their own objects.
+    moved: HashMap<InfoHash, Option<Vec<u8>>>,
+    /// Buckets changed since the last flush, and since when.
+    dirty: BTreeSet<u8>,
+    dirty_since: Option<u32>,
+    next_sweep: u32,
+    totals: ShardTotals,
+    rng: SmallRng,
+}
+
+impl Shard {
+    pub fn new(seed: u64) -> Self {
+        Shard {
+            swarms: HashMap::new(),
+            moved: HashMap::new(),
+            dirty: BTreeSet::new(),
+            dirty_since: None,
+            next_sweep: 0,
+            totals: ShardTotals::default(),
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Rebuilds the shard from its bucket blobs and moved rows. A swarm
+    /// whose torrent moved (its bucket not yet rewritten) is left out.
+    pub fn load<'a>(
+        &mut self,
+        buckets: impl IntoIterator<Item = &'a [u8]>,
+        moved: impl IntoIterator<Item = (InfoHash, Option<Vec<u8>>)>,
+        now: u32,
+        config: &TrackerConfig,
+    ) {
+        self.moved.extend(moved);
+        for blob in buckets {
+            for (row, peers) in decode_bucket(blob) {
+                if self.moved.contains_key(&row.info_hash) {
+                    self.mark(&row.info_hash, now);
+                    continue;
+                }
+                let mut state = SwarmState::new(self.rng.random());
+                let deletes = state.load(Some(row), peers, std::iter::empty(), now, config);
+                if !deletes.is_empty() {
+                    self.mark(&row.info_hash, now);
+                }
+                self.host(row.info_hash, state);
+            }
+        }
+        self.next_sweep = now;
+    }
+
+    fn host(&mut self, hash: InfoHash, state: SwarmState) {
+        let counted = state.counters();
+        self.totals.apply(&hash, None, counted);
+        self.swarms.insert(hash, Hosted { state, counted });
+    }
+
+    /// An announce into the shard at `now`.
+    pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> Routed {
+        let hash = msg.info_hash;
+        if self.moved.contains_key(&hash) {
+            return Routed::Moved;
+        }
+        let Some(hosted) = self.swarms.get_mut(&hash) else { return Routed::Unknown };
+        let (answer, writes) = hosted.state.announce(msg, now, config);
+        let failure = answer.as_ref().err().copied();
+        let body = response::encode_announce(&answer);
+        if !writes.is_empty() {
+            self.changed(&hash, now);
+        }
+        Routed::Here { body, failure }
+    }
+
+    /// Settles a torrent [`Routed::Unknown`] found: its own object holds it
+    /// (`elsewhere`: it is moved, and the write records that) or not (a
+    /// new swarm here). Another request may have settled it meanwhile.
+    pub fn settle(&mut self, hash: InfoHash, elsewhere: bool) -> Option<ShardWrite> {
+        if self.moved.contains_key(&hash) || self.swarms.contains_key(&hash) {
+            return None;
+        }
+        if elsewhere {
+            self.moved.insert(hash, None);
+            return Some(ShardWrite::Moved { hash, handoff: None });
+        }
+        let state = SwarmState::new(self.rng.random());
+        self.host(hash, state);
+        None
+    }
+
+    /// The torrents that should move now: grown to `SHARD_PROMOTE` peers.
+    pub fn promote_due(&self, hash: &InfoHash, config: &TrackerConfig) -> bool {
+        self.swarms.get(hash).is_some_and(|h| h.state.swarm.len() >= config.shard_promote as usize)
+    }
+
+    /// Moves a torrent out: its swarm leaves the shard's memory, sums and
+    /// bucket; the write records the move with the swarm to hand over
+    /// (`None` if the shard did not have it, or it moved already).
+    pub fn move_out(&mut self, hash: InfoHash, now: u32) -> Option<ShardWrite> {
+        if self.moved.contains_key(&hash) {
+            return None;
+        }
+        let handoff = self.swarms.remove(&hash).map(|h| {
+            self.totals.apply(&hash, Some(h.counted), SwarmCounters::default());
+            self.mark(&hash, now);
+            encode_swarm(&h.state)
+        });
+        self.moved.insert(hash, handoff.clone());
+        Some(ShardWrite::Moved { hash, handoff })
+    }
+
+    /// Swarms moved out but not yet handed over (a failed or interrupted
+    /// handoff), to send again.
+    pub fn handoffs(&self) -> Vec<(InfoHash, Vec<u8>)> {
+        self.moved.iter().filter_map(|(h, s)| s.clone().map(|s| (*h, s))).collect()
+    }
+
+    /// The torrent's own object has its swarm now.
+    pub fn handed_off(&mut self, hash: InfoHash) -> Option<ShardWrite> {
+        let slot = self.moved.get_mut(&hash)?;
+        slot.take()?;
+        Some(ShardWrite::Moved { hash, handoff: None })
+    }
+
+    /// A torrent's counters (zeros if the shard has no swarm for it), or
+    /// `None` when it moved.
+    pub fn counters(&self, hash: &InfoHash) -> Option<SwarmCounters> {
+        if self.moved.contains_key(hash) {
+            return None;
+        }
+        Some(self.swarms.get(hash).map(|h| h.state.counters()).unwrap_or_default())
+    }
+
+    /// A swarm changed: its bucket is written at the next flush, and the
+    /// sums follow its counters.
+    fn changed(&mut self, hash: &InfoHash, now: u32) {
+        self.mark(hash, now);
+        if let Some(h) = self.swarms.get_mut(hash) {
+            let c = h.state.counters();
+            if c != h.counted {
+                self.totals.apply(hash, Some(h.counted), c);
+                h.counted = c;
+            }
+        }
+    }
+
+    fn mark(&mut self, hash: &InfoHash, now: u32) {
+        self.dirty.insert(bucket_of(hash));
+        self.dirty_since.get_or_insert(now);
+    }
+
+    /// Expires silent peers in every swarm (at most every
+    /// `EXPIRY_SWEEP_GAP` seconds). An emptied swarm stays while it has a
+    /// completed count to keep for the torrent's return; one without is
+    /// forgotten (its return asks the torrent's own object again).
+    pub fn sweep(&mut self, now: u32, config: &TrackerConfig) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + sweep_gap(config);
+        let mut changed = Vec::new();
+        let mut forget = Vec::new();
+        for (hash, h) in self.swarms.iter_mut() {
+            let cutoff = now.saturating_sub(h.state.pace.peer_timeout(config));
+            let writes = h.state.expire(cutoff);
+            if !writes.is_empty() || h.state.flush_touches(now, config).is_some() {
+                changed.push(*hash);
+            }
+            if h.state.is_empty() && h.state.counters().downloaded == 0 {
+                forget.push(*hash);
+            }
+        }
+        for hash in changed {
+            self.changed(&hash, now);
+        }
+        for hash in forget {
+            if let Some(h) = self.swarms.remove(&hash) {
+                self.totals.apply(&hash, Some(h.counted), SwarmCounters::default());
+                self.mark(&hash, now);
+            }
+        }
+    }
+
+    /// The buckets to write, if the oldest change is `FLUSH_DELAY` old
+    /// (or `force`: a handoff or the object's end).
+    pub fn flush(&mut self, now: u32, config: &TrackerConfig, force: bool) -> Vec<ShardWrite> {
+        match self.dirty_since {
+            Some(since) if force || now >= since.saturating_add(config.flush_delay) => {}
+            _ => return Vec::new(),
+        }
+        self.dirty_since = None;
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut blobs: HashMap<u8, Vec<u8>> = dirty.iter().map(|b| (*b, Vec::new())).collect();
+        for (hash, h) in &self.swarms {
+            if let Some(blob) = blobs.get_mut(&bucket_of(hash)) {
+                let swarm = encode_swarm(&h.state);
+                blob.extend_from_slice(&(swarm.len() as u32).to_be_bytes());
+                blob.extend_from_slice(&swarm);
+            }
+        }
+        blobs.into_iter().map(|(bucket, blob)| ShardWrite::Bucket { bucket, blob }).collect()
+    }
+
+    /// When the object's alarm should next run: the pending flush, the
+    /// next sweep while any swarm has peers, a handoff to retry.
+    pub fn next_alarm(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
+        let flush = self.dirty_since.map(|s| s.saturating_add(config.flush_delay));
+        let live = self.swarms.values().any(|h| !h.state.is_empty());
+        let sweep = live.then(|| self.next_sweep.max(now + 1));
+        let handoff = self.moved.values().any(Option::is_some).then_some(now + HANDOFF_RETRY);
+        [flush, sweep, handoff].into_iter().flatten().min()
+    }
+
+    /// The shard's sums and its `top` busiest swarms, for `/stats`.
+    pub fn gauges(&mut self, top: usize) -> crate::stats::Gauges {
+        if let Some(g) = self.totals.gauges(top) {
+            return g;
+        }
+        let best = self.swarms.iter().map(|(hash, h)| (*hash, h.counted)).collect();
+        self.totals.reset_candidates(best);
+        self.totals.gauges(top).unwrap_or_default()
+    }
+
+    /// Swarms in memory (live or emptied) and torrents moved out.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.swarms.len(), self.moved.len())
+    }
+}
+
+/// Seconds before a failed handoff is sent again.
+pub const HANDOFF_RETRY: u32 = 10;
+
+fn sweep_gap(config: &TrackerConfig) -> u32 {
+    EXPIRY_SWEEP_GAP.min(config.interval.saturating_add(config.peer_grace)).max(1)
+}
+
+/// One swarm, as a bucket and a handoff carry it: the `swarm` row's info
+/// hash and completed count, then each peer (key, record) as its own
+/// object stores them, with the time it was last heard from.
+pub fn encode_swarm(state: &SwarmState) -> Vec<u8> {
+    let hash = state.info_hash.unwrap_or(InfoHash([0; 20]));
+    let mut out = Vec::with_capacity(32 + state.swarm.len() * 63);
+    out.extend_from_slice(&hash.0);
+    out.extend_from_slice(&state.counters().downloaded.to_be_bytes());
+    out.extend_from_slice(&(state.swarm.len() as u32).to_be_bytes());
+    for (peer, seeder) in state.swarm.peers() {
+        let fresh = super::Peer { stored_seen: peer.last_seen, ..*peer };
+        out.extend_from_slice(&peer.key.0);
+        out.extend_from_slice(&encode_peer(&fresh, seeder));
+    }
+    out
+}
+
+/// Reads [`encode_swarm`]'s bytes: the swarm row and the peers.
+pub fn decode_swarm(bytes: &[u8]) -> Option<(SwarmRow, Vec<(super::Peer, bool)>)> {
+    let hash = InfoHash(bytes.get(..20)?.try_into().ok()?);
+    let downloaded = u64::from_be_bytes(bytes.get(20..28)?.try_into().ok()?);
+    let n = u32::from_be_bytes(bytes.get(28..32)?.try_into().ok()?) as usize;
+    let mut peers = Vec::with_capacity(n.min(bytes.len() / 63));
+    let mut at = 32;
+    for _ in 0..n {
+        let rec = bytes.get(at..at + 63)?;
+        peers.push(decode_peer(&rec[..20], &rec[20..])?);
+        at += 63;
+    }
+    let row = SwarmRow { info_hash: hash, downloaded, published: None, published_at: 0 };
+    Some((row, peers))
+}
+
+/// The swarms of a bucket blob (length-prefixed [`encode_swarm`]s); a
+/// damaged one ends the bucket.
+fn decode_bucket(blob: &[u8]) -> Vec<(SwarmRow, Vec<(super::Peer, bool)>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(len) = blob.get(at..at + 4) {
+        let len = u32::from_be_bytes(len.try_into().unwrap_or_default()) as usize;
+        let Some(swarm) = blob.get(at + 4..at + 4 + len).and_then(decode_swarm) else { break };
+        out.push(swarm);
+        at += 4 + len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use super::*;
+use crate::announce::AnnounceEvent::{self, Completed, Started, Stopped, Update};
+use crate::peer::{PeerAddr, PeerId};
+use crate::swarm::fixtures::{announce, cfg};
+
+fn hash(n: u8) -> InfoHash {
+    InfoHash([n; 20])
+}
+
+/// Peer `n` of torrent `t`, from 10.0.t.n.
+fn ann(t: u8, n: u8, left: u64, event: AnnounceEvent) -> SwarmAnnounce {
+    announce(hash(t), PeerId([n; 20]), PeerAddr::new([10, 0, t, n].into(), 6881), left, event)
+}
+
+/// The compact peers of an answer, as `(torrent, peer)` from their address.
+fn peers(routed: &Routed) -> Vec<(u8, u8)> {
+    let Routed::Here { body, failure: None } = routed else { panic!("not answered here: {routed:?}") };
+    let at = body.windows(7).position(|w| w == b"5:peers").expect("peers") + 7;
+    let colon = at + body[at..].iter().position(|b| *b == b':').expect("length");
+    let len: usize = std::str::from_utf8(&body[at..colon]).unwrap().parse().unwrap();
+    body[colon + 1..colon + 1 + len].chunks(6).map(|p| (p[2], p[3])).collect()
+}
+
+/// A shard that hosts torrents `ts` (as if their own objects held nothing).
+fn shard_with(ts: &[u8]) -> Shard {
+    let mut s = Shard::new(7);
+    for t in ts {
+        assert_eq!(s.settle(hash(*t), false), None);
+    }
+    s
+}
+
+fn written_buckets(writes: &[ShardWrite]) -> Vec<Vec<u8>> {
+    writes.iter().filter_map(|w| match w {
+        ShardWrite::Bucket { blob, .. } => Some(blob.clone()),
+        _ => None,
+    }).collect()
+}
+
+#[test]
+fn swarms_of_one_shard_stay_apart_and_are_summed() {
+    let c = cfg();
+    let mut s = shard_with(&[1, 2]);
+    assert_eq!(peers(&s.announce(&ann(1, 1, 0, Started), 100, &c)), vec![]);
+    assert_eq!(peers(&s.announce(&ann(2, 1, 5, Started), 100, &c)), vec![]);
+    assert_eq!(peers(&s.announce(&ann(1, 2, 5, Started), 101, &c)), vec![(1, 1)]);
+    assert_eq!(s.counters(&hash(1)), Some(SwarmCounters { complete: 1, incomplete: 1, downloaded: 0 }));
+    assert_eq!(s.counters(&hash(2)), Some(SwarmCounters { complete: 0, incomplete: 1, downloaded: 0 }));
+    assert_eq!(s.counters(&hash(3)), Some(SwarmCounters::default()), "never seen: zeros");
+    let g = s.gauges(10);
+    assert_eq!((g.torrents, g.seeders, g.leechers), (2, 1, 2));
+    assert_eq!(s.announce(&ann(3, 1, 0, Started), 102, &c), Routed::Unknown);
+}
+
+#[test]
+fn changes_are_written_behind_once_per_flush_delay_and_reload() {
+    let c = cfg();
+    let mut s = shard_with(&[1, 2]);
+    s.announce(&ann(1, 1, 0, Started), 100, &c);
+    s.announce(&ann(2, 1, 5, Started), 101, &c);
+    assert!(s.flush(104, &c, false).is_empty(), "not before FLUSH_DELAY");
+    assert_eq!(s.next_alarm(104, &c), Some(100 + c.flush_delay));
+    let writes = s.flush(105, &c, false);
+    assert!(!writes.is_empty() && writes.len() <= 2, "a row per changed bucket: {writes:?}");
+    assert!(s.flush(200, &c, false).is_empty(), "nothing changed since");
+    // Plain re-announces write nothing (before `REFRESH_AFTER`).
+    s.announce(&ann(1, 1, 0, Update), 120, &c);
+    assert!(s.flush(300, &c, false).is_empty());
+    s.announce(&ann(1, 2, 0, Completed), 151, &c);
+    let mut all = written_buckets(&writes);
+    all.extend(written_buckets(&s.flush(160, &c, false)));
+
+    // A restart: the last blob of each bucket is what storage has.
+    let mut latest: HashMap<u8, Vec<u8>> = HashMap::new();
+    for w in writes.iter().chain(s.flush(0, &c, true).iter()) {
+        if let ShardWrite::Bucket { bucket, blob } = w {
+            latest.insert(*bucket, blob.clone());
+        }
+    }
+    let mut again = Shard::new(9);
+    again.load(latest.values().map(Vec::as_slice), std::iter::empty(), 170, &c);
+    assert_eq!(again.counters(&hash(2)), Some(SwarmCounters { complete: 0, incomplete: 1, downloaded: 0 }));
+    assert_eq!(peers(&again.announce(&ann(2, 9, 5, Started), 171, &c)), vec![(2, 1)]);
+    assert!(!all.is_empty());
+}
+
+#[test]
+fn a_reload_keeps_what_the_last_flush_wrote() {
+    let c = cfg();
+    let mut s = shard_with(&[1]);
+    s.announce(&ann(1, 1, 0, Started), 100, &c);
+    s.announce(&ann(1, 2, 5, Started), 100, &c);
+    s.announce(&ann(1, 3, 0, Completed), 101, &c);
+    let stored = written_buckets(&s.flush(0, &c, true));
+    let mut again = Shard::new(3);
+    again.load(stored.iter().map(Vec::as_slice), std::iter::empty(), 110, &c);
+    assert_eq!(again.counters(&hash(1)), Some(SwarmCounters { complete: 2, incomplete: 1, downloaded: 1 }));
+    let mut listed = peers(&again.announce(&ann(1, 4, 5, Started), 111, &c));
+    listed.sort();
+    assert_eq!(listed, vec![(1, 1), (1, 2), (1, 3)]);
+    let g = again.gauges(5);
+    assert_eq!((g.torrents, g.seeders, g.leechers, g.completed), (1, 2, 2, 1));
+}
+
+#[test]
+fn a_torrent_its_own_object_holds_is_forwarded_for_good() {
+    let c = cfg();
+    let mut s = Shard::new(1);
+    assert_eq!(s.announce(&ann(5, 1, 0, Started), 100, &c), Routed::Unknown);
+    assert_eq!(s.settle(hash(5), true), Some(ShardWrite::Moved { hash: hash(5), handoff: None }));
+    assert_eq!(s.settle(hash(5), false), None, "settled once");
+    assert_eq!(s.announce(&ann(5, 1, 0, Started), 100, &c), Routed::Moved);
+    assert_eq!(s.counters(&hash(5)), None);
+    let mut again = Shard::new(2);
+    again.load(std::iter::empty(), [(hash(5), None)], 100, &c);
+    assert_eq!(again.announce(&ann(5, 2, 0, Started), 100, &c), Routed::Moved);
+}
+
+#[test]
+fn a_grown_swarm_moves_out_with_its_peers_and_the_handoff_survives_a_restart() {
+    let c = TrackerConfig { shard_promote: 3, ..cfg() };
+    let mut s = shard_with(&[1, 2]);
+    s.announce(&ann(2, 1, 5, Started), 100, &c);
+    for n in 1..=2 {
+        s.announce(&ann(1, n, n as u64 % 2, Started), 100, &c);
+        assert!(!s.promote_due(&hash(1), &c));
+    }
+    s.announce(&ann(1, 3, 0, Completed), 100, &c);
+    assert!(s.promote_due(&hash(1), &c));
+    let stored = written_buckets(&s.flush(0, &c, true));
+    let Some(ShardWrite::Moved { hash: h, handoff: Some(swarm) }) = s.move_out(hash(1), 101) else { panic!("moved") };
+    assert_eq!(h, hash(1));
+    let (row, moved_peers) = decode_swarm(&swarm).expect("decodes");
+    assert_eq!((row.info_hash, row.downloaded, moved_peers.len()), (hash(1), 1, 3));
+    assert_eq!(s.move_out(hash(1), 101), None, "once");
+    assert_eq!(s.announce(&ann(1, 4, 5, Started), 102, &c), Routed::Moved);
+    let g = s.gauges(5);
+    assert_eq!((g.torrents, g.leechers, g.seeders), (1, 1, 0), "its peers left the sums");
+    assert_eq!(s.handoffs(), vec![(hash(1), swarm.clone())]);
+
+    // Restart before the handoff landed: the bucket still has the swarm.
+    let mut again = Shard::new(4);
+    again.load(stored.iter().map(Vec::as_slice), [(hash(1), Some(swarm.clone()))], 103, &c);
+    assert_eq!(again.announce(&ann(1, 5, 5, Started), 103, &c), Routed::Moved);
+    assert_eq!(again.handoffs().len(), 1);
+    assert_eq!(again.counters(&hash(2)), Some(SwarmCounters { complete: 0, incomplete: 1, downloaded: 0 }));
+    assert_eq!(again.handed_off(hash(1)), Some(ShardWrite::Moved { hash: hash(1), handoff: None }));
+    assert!(again.handoffs().is_empty());
+    assert_eq!(again.handed_off(hash(1)), None);
+    // The moved swarm leaves its bucket at the next flush.
+    let rewritten = written_buckets(&again.flush(0, &c, true));
+    assert!(rewritten.iter().all(|b| decode_bucket(b).iter().all(|(r, _)| r.info_hash != hash(1))));
+}
+
+#[test]
+fn silent_peers_expire_and_an_emptied_swarm_keeps_only_a_completed_count() {
+    let c = cfg();
+    let timeout = c.interval + c.peer_grace;
+    let mut s = shard_with(&[1, 2]);
+    s.announce(&ann(1, 1, 5, Started), 100, &c);
+    s.announce(&ann(1, 2, 0, Completed), 100, &c);
+    s.announce(&ann(2, 1, 5, Started), 100, &c);
+    s.flush(0, &c, true);
+    s.sweep(100, &c);
+    assert!(s.flush(0, &c, true).is_empty(), "nothing expired yet");
+    // Peer 1 of torrent 1 keeps announcing; the others fall silent.
+    s.announce(&ann(1, 1, 5, Update), 100 + timeout - 10, &c);
+    s.sweep(100 + timeout + 1, &c);
+    assert_eq!(s.counters(&hash(1)), Some(SwarmCounters { complete: 0, incomplete: 1, downloaded: 1 }));
+    assert_eq!(s.counters(&hash(2)), Some(SwarmCounters::default()));
+    assert!(!s.flush(0, &c, true).is_empty(), "expiry is written");
+    // Torrent 2 (nothing completed) is forgotten: its return asks again.
+    assert_eq!(s.announce(&ann(2, 3, 5, Started), 100 + timeout + 2, &c), Routed::Unknown);
+    s.announce(&ann(1, 1, 5, Stopped), 100 + timeout + 3, &c);
+    s.sweep(100 + 3 * timeout, &c);
+    assert_eq!(s.counters(&hash(1)), Some(SwarmCounters { complete: 0, incomplete: 0, downloaded: 1 }));
+    assert_eq!(peers(&s.announce(&ann(1, 7, 5, Started), 100 + 3 * timeout, &c)), vec![]);
+    let g = s.gauges(5);
+    assert_eq!((g.torrents, g.completed), (1, 1));
+}
+
+#[test]
+fn shards_and_buckets_spread_hashes() {
+    let mut counts = [0u32; 8];
+    for n in 0..4_000u32 {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_be_bytes());
+        counts[shard_of(&InfoHash(h), 8) as usize] += 1;
+    }
+    assert!(counts.iter().all(|c| (400..600).contains(c)), "{counts:?}");
+    assert_eq!(shard_name(10), "shard-000a");
+}
