@@ -135,9 +135,10 @@ export function dollars(perAnnounce) {
   const p = perAnnounce;
   const items = {
     worker_requests: 1 * PRICE.workerRequest,
-    // The swarm's requests and alarms, and its deliveries to a ledger shard
-    // (private mode; the shard's alarms are counted in `alarms`).
-    do_requests: (p.requests + p.alarms + (p.ledger_requests ?? 0)) * PRICE.doRequest,
+    // The swarm's requests and alarms, its deliveries to a ledger shard
+    // (private mode; the shard's alarms are counted in `alarms`) and a
+    // swarm shard's requests to torrents' own objects (SWARM_SHARDS).
+    do_requests: (p.requests + p.alarms + (p.ledger_requests ?? 0) + (p.object_requests ?? 0)) * PRICE.doRequest,
     rows_written: p.written * PRICE.rowWritten,
     rows_read: p.read * PRICE.rowRead,
     kv_reads: (p.kv_reads + (p.worker_kv_reads ?? 0)) * PRICE.kvRead,

@@ -59,6 +59,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
     compatibilityDate: compatibilityDate(),
     durableObjects: {
       SWARMS: { className: 'SwarmObject', useSQLite: true },
+      SHARDS: { className: 'ShardObject', useSQLite: true },
       STATS: { className: 'StatsObject', useSQLite: true },
       GATEWAYS: { className: 'SocketGateway', useSQLite: true },
       ...durableObjects,

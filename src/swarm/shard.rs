@@ -16,7 +16,7 @@
 //! The cost of writing behind: a restart loses at most `FLUSH_DELAY`
 //! seconds of joins and stops; such a peer is back at its next announce.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -60,6 +60,33 @@ pub enum Routed {
     Unknown,
 }
 
+/// What a torrent's own object holds, when a shard asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Own {
+    /// Peers, a stored row or a block: the torrent lives there.
+    Holds,
+    /// Nothing but, perhaps, the completed count an emptied swarm left.
+    Free { downloaded: u64 },
+}
+
+impl Own {
+    /// The answer's text: `holds`, or `free <downloaded>`.
+    pub fn to_text(self) -> String {
+        match self {
+            Own::Holds => "holds".into(),
+            Own::Free { downloaded } => format!("free {downloaded}"),
+        }
+    }
+
+    pub fn from_text(text: &str) -> Option<Own> {
+        match text.split_once(' ') {
+            None if text == "holds" => Some(Own::Holds),
+            Some(("free", n)) => n.parse().ok().map(|downloaded| Own::Free { downloaded }),
+            _ => None,
+        }
+    }
+}
+
 /// A write the object runs (SQLite), as the core asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardWrite {
@@ -79,10 +106,11 @@ struct Hosted {
 /// The shard's swarms and the bookkeeping of writing them behind.
 pub struct Shard {
     swarms: HashMap<InfoHash, Hosted>,
-    /// Torrents that live in their own objects.
-    moved: HashMap<InfoHash, Option<Vec<u8>>>,
-    /// Buckets changed since the last flush, and since when.
-    dirty: BTreeSet<u8>,
+    /// Torrents that live in their own objects, with the swarm still to
+    /// hand over (empty once handed over).
+    moved: HashMap<InfoHash, Vec<u8>>,
+    /// Buckets changed since the last flush (a bit each), and since when.
+    dirty: u16,
     dirty_since: Option<u32>,
     next_sweep: u32,
     totals: ShardTotals,
@@ -94,7 +122,7 @@ impl Shard {
         Shard {
             swarms: HashMap::new(),
             moved: HashMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: 0,
             dirty_since: None,
             next_sweep: 0,
             totals: ShardTotals::default(),
@@ -111,7 +139,7 @@ impl Shard {
         now: u32,
         config: &TrackerConfig,
     ) {
-        self.moved.extend(moved);
+        self.moved.extend(moved.into_iter().map(|(h, s)| (h, s.unwrap_or_default())));
         for blob in buckets {
             for (row, peers) in decode_bucket(blob) {
                 if self.moved.contains_key(&row.info_hash) {
@@ -151,20 +179,34 @@ impl Shard {
         Routed::Here { body, failure }
     }
 
-    /// Settles a torrent [`Routed::Unknown`] found: its own object holds it
-    /// (`elsewhere`: it is moved, and the write records that) or not (a
-    /// new swarm here). Another request may have settled it meanwhile.
-    pub fn settle(&mut self, hash: InfoHash, elsewhere: bool) -> Option<ShardWrite> {
+    /// Settles a torrent [`Routed::Unknown`] found, as its own object
+    /// answered: it holds the torrent (the torrent is moved, and the write
+    /// records that), or not (a new swarm here, from the completed count
+    /// that object left). Another request may have settled it meanwhile.
+    pub fn settle(&mut self, hash: InfoHash, own: Own, now: u32) -> Option<ShardWrite> {
         if self.moved.contains_key(&hash) || self.swarms.contains_key(&hash) {
             return None;
         }
-        if elsewhere {
-            self.moved.insert(hash, None);
-            return Some(ShardWrite::Moved { hash, handoff: None });
-        }
-        let state = SwarmState::new(self.rng.random());
+        let downloaded = match own {
+            Own::Holds => {
+                self.moved.insert(hash, Vec::new());
+                return Some(ShardWrite::Moved { hash, handoff: None });
+            }
+            Own::Free { downloaded } => downloaded,
+        };
+        let mut state = SwarmState::new(self.rng.random());
+        state.info_hash = Some(hash);
+        state.swarm.set_downloaded(downloaded);
         self.host(hash, state);
+        if downloaded > 0 {
+            self.mark(&hash, now);
+        }
         None
+    }
+
+    /// Whether the shard has settled this torrent: hosts it or moved it.
+    pub fn knows(&self, hash: &InfoHash) -> bool {
+        self.swarms.contains_key(hash) || self.moved.contains_key(hash)
     }
 
     /// The torrents that should move now: grown to `SHARD_PROMOTE` peers.
@@ -184,20 +226,20 @@ impl Shard {
             self.mark(&hash, now);
             encode_swarm(&h.state)
         });
-        self.moved.insert(hash, handoff.clone());
+        self.moved.insert(hash, handoff.clone().unwrap_or_default());
         Some(ShardWrite::Moved { hash, handoff })
     }
 
     /// Swarms moved out but not yet handed over (a failed or interrupted
     /// handoff), to send again.
     pub fn handoffs(&self) -> Vec<(InfoHash, Vec<u8>)> {
-        self.moved.iter().filter_map(|(h, s)| s.clone().map(|s| (*h, s))).collect()
+        self.moved.iter().filter(|(_, s)| !s.is_empty()).map(|(h, s)| (*h, s.clone())).collect()
     }
 
     /// The torrent's own object has its swarm now.
     pub fn handed_off(&mut self, hash: InfoHash) -> Option<ShardWrite> {
-        let slot = self.moved.get_mut(&hash)?;
-        slot.take()?;
+        let slot = self.moved.get_mut(&hash).filter(|s| !s.is_empty())?;
+        *slot = Vec::new();
         Some(ShardWrite::Moved { hash, handoff: None })
     }
 
@@ -224,7 +266,7 @@ impl Shard {
     }
 
     fn mark(&mut self, hash: &InfoHash, now: u32) {
-        self.dirty.insert(bucket_of(hash));
+        self.dirty |= 1 << bucket_of(hash);
         self.dirty_since.get_or_insert(now);
     }
 
@@ -269,15 +311,20 @@ impl Shard {
         }
         self.dirty_since = None;
         let dirty = std::mem::take(&mut self.dirty);
-        let mut blobs: HashMap<u8, Vec<u8>> = dirty.iter().map(|b| (*b, Vec::new())).collect();
+        let mut blobs: [Vec<u8>; BUCKETS as usize] = Default::default();
         for (hash, h) in &self.swarms {
-            if let Some(blob) = blobs.get_mut(&bucket_of(hash)) {
+            let bucket = bucket_of(hash);
+            if dirty & 1 << bucket != 0 {
                 let swarm = encode_swarm(&h.state);
-                blob.extend_from_slice(&(swarm.len() as u32).to_be_bytes());
-                blob.extend_from_slice(&swarm);
+                blobs[bucket as usize].extend_from_slice(&(swarm.len() as u32).to_be_bytes());
+                blobs[bucket as usize].extend_from_slice(&swarm);
             }
         }
-        blobs.into_iter().map(|(bucket, blob)| ShardWrite::Bucket { bucket, blob }).collect()
+        (0..BUCKETS)
+            .zip(blobs)
+            .filter(|(bucket, _)| dirty & 1 << bucket != 0)
+            .map(|(bucket, blob)| ShardWrite::Bucket { bucket, blob })
+            .collect()
     }
 
     /// When the object's alarm should next run: the pending flush, the
@@ -286,7 +333,7 @@ impl Shard {
         let flush = self.dirty_since.map(|s| s.saturating_add(config.flush_delay));
         let live = self.swarms.values().any(|h| !h.state.is_empty());
         let sweep = live.then(|| self.next_sweep.max(now + 1));
-        let handoff = self.moved.values().any(Option::is_some).then_some(now + HANDOFF_RETRY);
+        let handoff = self.moved.values().any(|s| !s.is_empty()).then_some(now + HANDOFF_RETRY);
         [flush, sweep, handoff].into_iter().flatten().min()
     }
 
@@ -298,11 +345,6 @@ impl Shard {
         let best = self.swarms.iter().map(|(hash, h)| (*hash, h.counted)).collect();
         self.totals.reset_candidates(best);
         self.totals.gauges(top).unwrap_or_default()
-    }
-
-    /// Swarms in memory (live or emptied) and torrents moved out.
-    pub fn sizes(&self) -> (usize, usize) {
-        (self.swarms.len(), self.moved.len())
     }
 }
 

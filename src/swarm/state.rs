@@ -162,6 +162,32 @@ impl SwarmState {
         self.expire(cutoff)
     }
 
+    /// Whether storage holds this torrent: a row, peers or a block. (A
+    /// count resumed from KV alone is not held: a shard may take it.)
+    pub fn held(&self) -> bool {
+        self.row_stored || !self.is_empty() || self.blocked
+    }
+
+    /// A swarm a shard hands over (`crate::swarm::shard`): its peers join
+    /// (one already here keeps its entry; a full swarm takes no more) and
+    /// the completed count is the larger of the two, so a handoff sent
+    /// again counts nothing twice. Returns the rows to write.
+    pub fn adopt(&mut self, row: SwarmRow, peers: Vec<(Peer, bool)>, config: &TrackerConfig) -> Vec<StoreWrite> {
+        let mut writes = Vec::new();
+        self.info_hash.get_or_insert(row.info_hash);
+        for (peer, seeder) in peers {
+            if self.swarm.get(&peer.key).is_none() && self.swarm.len() < config.max_peers as usize {
+                self.swarm.restore(peer, seeder);
+                writes.push(StoreWrite::UpsertPeer { id: peer.key, rec: encode_peer(&peer, seeder) });
+            }
+        }
+        self.swarm.set_downloaded(self.swarm.downloaded().max(row.downloaded));
+        self.oldest_seen = self.oldest_last_seen();
+        writes.push(StoreWrite::SwarmRow(self.row()));
+        self.row_stored = true;
+        writes
+    }
+
     /// Puts WebSocket peers in place as storage had them; call before [`Self::load`].
     pub fn restore_ws(&mut self, peers: impl IntoIterator<Item = (Peer, bool)>) {
         for (peer, seeder) in peers {

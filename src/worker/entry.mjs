@@ -5,7 +5,7 @@
 // swarm, no worker-rs request wrappers. Every decision is still Rust's;
 // this file only moves bytes. Anything else goes to worker-rs's handlers in
 // index.js unchanged (README: design notes, "The JS entry").
-import RustWorker, { Front, SwarmObject as RustSwarm, SocketGateway, StatsObject } from './index.js';
+import RustWorker, { Front, SwarmObject as RustSwarm, ShardObject as RustShard, SocketGateway, StatsObject } from './index.js';
 
 export { SocketGateway, StatsObject };
 
@@ -27,6 +27,11 @@ const decoder = new TextDecoder();
 // Per isolate: vars only change with a deploy, which starts new isolates.
 let fastPath;
 let exposeCosts;
+// Torrents whose shard said they live in their own objects (SWARM_SHARDS):
+// their announces go there directly. Bounded: forgetting one only costs a
+// hop through its shard, which forwards it.
+const ownObjects = new Set();
+const OWN_OBJECTS_MAX = 10000;
 // When `Front.after` next looks whether the isolate's counts are due to
 // be sent to the stats object (it sends at most every STATS_FLUSH).
 let nextFlushCheck = 0;
@@ -120,10 +125,14 @@ async function scrapeKeys(env, lines, readThrough) {
 // A swarm's counters for its KV key (the swarm caches them in KV); ''
 // (zeros) if it cannot answer: a scrape is advice.
 async function swarmCounters(env, key) {
-  const hex = Front.swarmOfKey(key);
-  if (hex === undefined) return '';
+  const target = Front.swarmOfKey(env, key);
+  if (target === undefined) return '';
+  // The torrent's own object (its hash), or its shard (`name:hash`).
+  const colon = target.indexOf(':');
+  const hex = target.slice(colon + 1);
+  const stub = colon < 0 ? env.SWARMS.get(env.SWARMS.idFromName(hex)) : env.SHARDS.get(env.SHARDS.idFromName(target.slice(0, colon)));
   try {
-    const res = await env.SWARMS.get(env.SWARMS.idFromName(hex)).fetch(SWARM_COUNTERS_URL + hex);
+    const res = await stub.fetch(SWARM_COUNTERS_URL + hex);
     return res.status === 200 ? await res.text() : '';
   } catch {
     return '';
@@ -160,17 +169,27 @@ async function announce(request, env, ctx, url) {
   let failure = '';
   if (plan[0] === Plan.Answer) {
     answer = bencoded(plan.subarray(1));
-  } else if (plan[0] === Plan.Forward) {
+  } else if (plan[0] === Plan.Forward || plan[0] === Plan.Shared) {
     const forward = decoder.decode(plan);
     const hash = forward.slice(1, 41);
+    // A shared swarm's plan names its shard (`shard-` and 4 hex digits).
+    const shared = plan[0] === Plan.Shared;
+    const swarmUrl = forward.slice(shared ? 51 : 41);
+    const stub = shared && !ownObjects.has(hash)
+      ? env.SHARDS.get(env.SHARDS.idFromName(forward.slice(41, 51)))
+      : env.SWARMS.get(env.SWARMS.idFromName(hash));
     exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
     try {
       const sent = exposeCosts ? Date.now() : 0;
-      answer = await env.SWARMS.get(env.SWARMS.idFromName(hash)).fetch(forward.slice(41));
+      answer = await stub.fetch(swarmUrl);
       // Any answer but 200 is the object failing: the client gets a
       // tracker answer with `retry in` (below), never the 5xx.
       if (answer.status !== 200) throw new Error(`swarm answered ${answer.status}`);
       failure = answer.headers.get('x-failure') ?? '';
+      if (shared && answer.headers.has('x-moved')) {
+        if (ownObjects.size >= OWN_OBJECTS_MAX) ownObjects.clear();
+        ownObjects.add(hash);
+      }
       if (exposeCosts) {
         answer = new Response(answer.body, answer);
         answer.headers.set('x-kv-reads', String(Front.kvReads()));
@@ -222,6 +241,44 @@ export class SwarmObject {
 
   alarm() {
     return this.swarm.alarm();
+  }
+}
+
+// A shard of small public swarms (SWARM_SHARDS): the Rust shard, with the
+// same announce core calls as a swarm. A torrent that lives in its own
+// object comes back `moved`: the announce goes there, and the answer says
+// so (`x-moved`) for the Worker to go there directly. A swarm that grew to
+// SHARD_PROMOTE moves out beside the answer.
+export class ShardObject {
+  constructor(ctx, env) {
+    this.shard = new RustShard(ctx, env);
+    this.ctx = ctx;
+    this.env = env;
+  }
+
+  async fetch(request) {
+    const url = request.url;
+    if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.shard.fetch(request);
+    const outcome = this.shard.announceNow(url) ?? (await this.shard.announceLoading(url));
+    if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
+    const moved = outcome.moved;
+    const promote = outcome.promote;
+    const alarm = outcome.alarm;
+    const extra = outcome.headers();
+    const body = outcome.intoBody();
+    if (alarm !== undefined) await alarm;
+    if (moved !== undefined) {
+      const own = await this.env.SWARMS.get(this.env.SWARMS.idFromName(moved)).fetch(url);
+      const answer = new Response(own.body, own);
+      answer.headers.set('x-moved', '1');
+      return answer;
+    }
+    if (promote !== undefined) this.ctx.waitUntil(this.shard.promote(promote));
+    return new Response(body, extra === undefined ? BENCODED_INIT : { headers: withHeaders(extra) });
+  }
+
+  alarm() {
+    return this.shard.alarm();
   }
 }
 

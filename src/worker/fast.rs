@@ -17,7 +17,7 @@ use crate::peer::{parse_ip, FALLBACK_IP};
 use crate::response;
 use crate::scrape;
 use crate::stats::Failure;
-use crate::swarm::SwarmCounters;
+use crate::swarm::{shard, SwarmCounters};
 
 /// What the entry does with a request, the first byte of a plan
 /// (`Front.announce`, `Front.scrape`); the rest of the plan is its payload.
@@ -41,10 +41,22 @@ pub enum Plan {
     /// As `ScrapeKeys`, but a key KV does not have is read through its
     /// swarm (`SCRAPE_CACHE`): `SWARM_COUNTERS_URL` and the key's hash.
     ScrapeThrough = 6,
+    /// As `Forward`, to the torrent's shard (`SWARM_SHARDS`): the info
+    /// hash, the shard's object name (`shard-` and 4 hex digits), the URL.
+    /// An answer with `x-moved` says the torrent lives in its own object.
+    Shared = 7,
 }
 
-const PLANS: [Plan; 7] =
-    [Plan::FullPath, Plan::ClientBans, Plan::Answer, Plan::Forward, Plan::ScrapeKeys, Plan::FullScrape, Plan::ScrapeThrough];
+const PLANS: [Plan; 8] = [
+    Plan::FullPath,
+    Plan::ClientBans,
+    Plan::Answer,
+    Plan::Forward,
+    Plan::ScrapeKeys,
+    Plan::FullScrape,
+    Plan::ScrapeThrough,
+    Plan::Shared,
+];
 
 impl Plan {
     fn name(self) -> &'static str {
@@ -56,6 +68,7 @@ impl Plan {
             Plan::ScrapeKeys => "ScrapeKeys",
             Plan::FullScrape => "FullScrape",
             Plan::ScrapeThrough => "ScrapeThrough",
+            Plan::Shared => "Shared",
         }
     }
 }
@@ -74,9 +87,13 @@ impl Front {
             Step::NeedClientBans => plan(Plan::ClientBans),
             Step::Forward { msg, tally } => {
                 stats::apply(tally);
-                let mut out = String::with_capacity(1 + 40 + super::SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
-                out.push(char::from(Plan::Forward as u8));
+                let mut out = String::with_capacity(1 + 40 + 10 + super::SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
+                let shards = config.shards();
+                out.push(char::from(if shards > 0 { Plan::Shared } else { Plan::Forward } as u8));
                 push_hex::<20>(&mut out, &msg.info_hash.0);
+                if shards > 0 {
+                    out.push_str(&shard::shard_name(shard::shard_of(&msg.info_hash, shards)));
+                }
                 push_swarm_url(&mut out, &msg);
                 out.into_bytes()
             }
@@ -126,11 +143,17 @@ impl Front {
         response::scrape(&entries)
     }
 
-    /// The swarm (its info hash in hex) whose counters a scrape's KV key
-    /// holds, for a read-through miss: the key formats stay in `kv_keys`.
+    /// The object to ask for the counters a scrape's KV key holds, on a
+    /// read-through miss: the torrent's info hash in hex (its own object),
+    /// or its shard's name, `:` and the hash (`SWARM_SHARDS`). The key
+    /// formats stay in `kv_keys`.
     #[wasm_bindgen(js_name = swarmOfKey)]
-    pub fn swarm_of_key(key: &str) -> Option<String> {
-        scrape::hash_of_key(key).map(|h| h.to_hex())
+    pub fn swarm_of_key(env: Env, key: &str) -> Option<String> {
+        let hash = scrape::hash_of_key(key)?;
+        match config_from(&env).map(|c| c.shards()).unwrap_or(0) {
+            0 => Some(hash.to_hex()),
+            n => Some(format!("{}:{}", shard::shard_name(shard::shard_of(&hash, n)), hash.to_hex())),
+        }
     }
 
     /// The answer to a full scrape (one KV list call).

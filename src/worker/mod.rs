@@ -13,6 +13,7 @@ mod log;
 mod private;
 mod request_body;
 mod router;
+mod shard_object;
 mod sessions;
 mod stats;
 mod stats_object;
@@ -35,6 +36,8 @@ use crate::unavailable;
 use crate::wire::SwarmAnnounce;
 
 pub const SWARMS_BINDING: &str = "SWARMS";
+/// The shards small public swarms share (`SWARM_SHARDS`).
+pub const SHARDS_BINDING: &str = "SHARDS";
 pub const KV_BINDING: &str = "TRACKER_KV";
 /// Headers a swarm reports its storage cost in; forwarded when `EXPOSE_COSTS` is set.
 pub const ROWS_READ_HEADER: &str = "x-rows-read";
@@ -104,6 +107,31 @@ fn push_hex<const N: usize>(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The object that answers a torrent's announces and scrape misses: its
+/// shard when small swarms share objects (`SWARM_SHARDS`; the shard
+/// forwards a torrent that moved out), else the torrent's own.
+pub fn swarm_stub(env: &Env, config: &TrackerConfig, hash: &crate::peer::InfoHash) -> Result<Stub> {
+    match config.shards() {
+        0 => env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub(),
+        n => {
+            let name = crate::swarm::shard::shard_name(crate::swarm::shard::shard_of(hash, n));
+            env.durable_object(SHARDS_BINDING)?.id_from_name(&name)?.get_stub()
+        }
+    }
+}
+
+/// The torrent's own object, for what only it serves (WebTorrent peers,
+/// operator actions): with `SWARM_SHARDS`, its shard moves it there first.
+pub async fn own_swarm_stub(env: &Env, config: &TrackerConfig, hash: &crate::peer::InfoHash) -> Result<Stub> {
+    if config.shards() > 0 {
+        let resp = swarm_stub(env, config, hash)?.fetch_with_str(&format!("{}{}", shard_object::SHARD_MOVE_URL, hash.to_hex())).await?;
+        if resp.status_code() != 200 {
+            return Err(Error::RustError(format!("the torrent's shard answered {}", resp.status_code())));
+        }
+    }
+    env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()
+}
+
 /// The published counters of each torrent (zero when none are), in one KV read.
 async fn counters_for(
     env: &Env,
@@ -126,7 +154,7 @@ async fn counters_for(
 /// A swarm's counters from its object (which caches them in KV); zeros if
 /// it cannot answer (a scrape is advice, never an error for one torrent).
 async fn swarm_counters(env: &Env, hash: &crate::peer::InfoHash) -> Option<SwarmCounters> {
-    let stub = env.durable_object(SWARMS_BINDING).ok()?.id_from_name(&hash.to_hex()).ok()?.get_stub().ok()?;
+    let stub = swarm_stub(env, &config_from(env).ok()?, hash).ok()?;
     let mut resp = stub.fetch_with_str(&format!("{SWARM_COUNTERS_URL}{}", hash.to_hex())).await.ok()?;
     SwarmCounters::from_kv(&resp.text().await.ok()?)
 }

@@ -9,7 +9,7 @@ use worker::*;
 use super::{
     api, bencoded, config_from, counters_for, dashboard, expose_costs, fail_retry, full_scrape, log, private, raw_path,
     raw_query, remote_ip, socket_gateway, stats, swarm_fault_answer, swarm_url, DO_MS_HEADER, FAILURE_HEADER, KV_BINDING,
-    KV_READS_HEADER, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, SWARMS_BINDING, USAGE_HEADER,
+    KV_READS_HEADER, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER,
 };
 use crate::admission::{self, Known, Lookup, Registered, Route, Step, Tally, User, RATE_LIMIT_WAIT};
 use crate::config::{ConfigError, TrackerConfig};
@@ -156,7 +156,8 @@ async fn rate_limited(env: &Env, binding: &str, req: &Request) -> Option<u32> {
 async fn forward(env: &Env, msg: &SwarmAnnounce) -> Result<Response> {
     let sent = js_sys::Date::now();
     let reply = async {
-        let stub = env.durable_object(SWARMS_BINDING)?.id_from_name(&msg.info_hash.to_hex())?.get_stub()?;
+        let config = config_from(env).map_err(|e| Error::RustError(e.to_string()))?;
+        let stub = super::swarm_stub(env, &config, &msg.info_hash)?;
         let resp = stub.fetch_with_str(&swarm_url(msg)).await?;
         match resp.status_code() {
             200 => Ok(resp),

@@ -31,6 +31,9 @@ pub const GATEWAYS_BINDING: &str = "GATEWAYS";
 /// busy trackers; fewer makes a relayed offer more often local (free).
 pub const GATEWAY_SHARDS: u16 = 16;
 
+/// Moved torrents a gateway instance remembers (then it starts over).
+const MOVED_REMEMBERED: usize = 10_000;
+
 pub fn gateway_name(shard: u16) -> String {
     format!("gateway-{shard}")
 }
@@ -56,11 +59,13 @@ pub async fn connect(req: &Request, env: &Env) -> Result<Response> {
     }
 }
 
-#[durable_object]
+#[durable_object(websocket)]
 pub struct SocketGateway {
     state: State,
     env: Env,
     config: TrackerConfig,
+    /// Torrents this instance saw moved out of their shard (`SWARM_SHARDS`).
+    moved: std::cell::RefCell<std::collections::HashSet<InfoHash>>,
 }
 
 impl DurableObject for SocketGateway {
@@ -73,7 +78,7 @@ impl DurableObject for SocketGateway {
                 console_log!("socket gateway woke from hibernation with {sockets} sockets");
             }
         }
-        SocketGateway { state, env, config }
+        SocketGateway { state, env, config, moved: Default::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -271,8 +276,24 @@ impl SocketGateway {
         .await;
     }
 
+    /// The torrent's own object: WebTorrent peers live there (with
+    /// `SWARM_SHARDS`, the torrent's shard moves it out once; this gateway
+    /// remembers that).
+    async fn own_stub(&self, hash: &InfoHash) -> Result<Stub> {
+        if self.config.shards() == 0 || self.moved.borrow().contains(hash) {
+            return self.env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub();
+        }
+        let stub = super::own_swarm_stub(&self.env, &self.config, hash).await?;
+        let mut moved = self.moved.borrow_mut();
+        if moved.len() >= MOVED_REMEMBERED {
+            moved.clear();
+        }
+        moved.insert(*hash);
+        Ok(stub)
+    }
+
     async fn ask_swarm(&self, hash: &InfoHash, request: &SwarmWsRequest) -> Result<SwarmWsReply> {
-        let stub = self.env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
+        let stub = self.own_stub(hash).await?;
         let body = serde_json::to_string(request)?;
         let mut resp = stub.fetch_with_request(super::internal_request("https://swarm/ws", "POST", Some(&body), None)?).await?;
         if resp.status_code() != 200 {

@@ -21,7 +21,7 @@ const WRITE_EVERY_MS: u64 = 10_000;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS minutes (minute INTEGER PRIMARY KEY, counts TEXT NOT NULL)";
 
-#[durable_object]
+#[durable_object(alarm)]
 pub struct StatsObject {
     state: State,
     env: Env,

@@ -132,6 +132,17 @@ pub async fn read_all(env: &Env, top: usize) -> Result<Gauges> {
         let fetch: Promise = stub.fetch_with_str(&url)?;
         fetches.push(&fetch);
     }
+    // Small swarms sharing objects (`SWARM_SHARDS`) are summed there.
+    let shards = super::config_from(env).map(|c| c.shards()).unwrap_or(0);
+    if shards > 0 {
+        let ns: worker::worker_sys::DurableObjectNamespace = Reflect::get(env, &super::SHARDS_BINDING.into())?.unchecked_into();
+        let url = format!("{}{top}", super::shard_object::SHARD_TOTALS_URL);
+        for n in 0..shards {
+            let stub = ns.get(&ns.id_from_name(&crate::swarm::shard::shard_name(n))?)?;
+            let fetch: Promise = stub.fetch_with_str(&url)?;
+            fetches.push(&fetch);
+        }
+    }
     let texts = Array::new();
     for resp in Array::from(&JsFuture::from(Promise::all(&fetches)).await?).iter() {
         let resp: worker::web_sys::Response = resp.unchecked_into();

@@ -25,7 +25,7 @@ fn peers(routed: &Routed) -> Vec<(u8, u8)> {
 fn shard_with(ts: &[u8]) -> Shard {
     let mut s = Shard::new(7);
     for t in ts {
-        assert_eq!(s.settle(hash(*t), false), None);
+        assert_eq!(s.settle(hash(*t), Own::Free { downloaded: 0 }, 0), None);
     }
     s
 }
@@ -107,8 +107,15 @@ fn a_torrent_its_own_object_holds_is_forwarded_for_good() {
     let c = cfg();
     let mut s = Shard::new(1);
     assert_eq!(s.announce(&ann(5, 1, 0, Started), 100, &c), Routed::Unknown);
-    assert_eq!(s.settle(hash(5), true), Some(ShardWrite::Moved { hash: hash(5), handoff: None }));
-    assert_eq!(s.settle(hash(5), false), None, "settled once");
+    assert_eq!(s.settle(hash(5), Own::Holds, 100), Some(ShardWrite::Moved { hash: hash(5), handoff: None }));
+    assert_eq!(s.settle(hash(5), Own::Free { downloaded: 0 }, 100), None, "settled once");
+    assert_eq!(s.announce(&ann(6, 1, 0, Started), 100, &c), Routed::Unknown);
+    assert_eq!(s.settle(hash(6), Own::Free { downloaded: 4 }, 100), None);
+    assert_eq!(s.counters(&hash(6)), Some(SwarmCounters { complete: 0, incomplete: 0, downloaded: 4 }), "the count it left");
+    for own in [Own::Holds, Own::Free { downloaded: 4 }] {
+        assert_eq!(Own::from_text(&own.to_text()), Some(own));
+    }
+    assert_eq!(Own::from_text("free x"), None);
     assert_eq!(s.announce(&ann(5, 1, 0, Started), 100, &c), Routed::Moved);
     assert_eq!(s.counters(&hash(5)), None);
     let mut again = Shard::new(2);
@@ -189,4 +196,23 @@ fn shards_and_buckets_spread_hashes() {
     }
     assert!(counts.iter().all(|c| (400..600).contains(c)), "{counts:?}");
     assert_eq!(shard_name(10), "shard-000a");
+}
+
+#[test]
+fn its_own_object_adopts_a_handoff_and_counts_nothing_twice() {
+    let c = cfg();
+    let mut s = shard_with(&[1]);
+    s.announce(&ann(1, 1, 0, Started), 100, &c);
+    s.announce(&ann(1, 2, 5, Started), 100, &c);
+    s.announce(&ann(1, 3, 0, Completed), 101, &c);
+    let Some(ShardWrite::Moved { handoff: Some(swarm), .. }) = s.move_out(hash(1), 102) else { panic!("moved") };
+    let (row, moved) = decode_swarm(&swarm).expect("decodes");
+    let mut own = SwarmState::new(5);
+    let writes = own.adopt(row, moved.clone(), &c);
+    assert_eq!(writes.len(), 4, "three peer rows and the swarm row");
+    let expected = SwarmCounters { complete: 2, incomplete: 1, downloaded: 1 };
+    assert_eq!(own.counters(), expected);
+    assert!(own.held());
+    assert_eq!(own.adopt(row, moved, &c).len(), 1, "sent again: only the swarm row");
+    assert_eq!(own.counters(), expected);
 }

@@ -250,7 +250,7 @@ async fn block(req: &mut Request, env: &Env, config: &TrackerConfig, kv: &kv::Kv
     }
     let action = if method == "POST" { "block" } else { "unblock" };
     for hash in &hashes {
-        let stub = env.durable_object(super::super::SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()?;
+        let stub = super::super::own_swarm_stub(env, config, hash).await?;
         let resp = stub.fetch_with_str(&format!("https://swarm/admin/{action}/{}", hash.to_hex())).await?;
         if resp.status_code() != 200 {
             return Err(bad(503, "the swarm did not accept the change, retry"));

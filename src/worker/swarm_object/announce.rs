@@ -51,24 +51,7 @@ impl Announced {
     /// `[name, value]` pairs: the failure reason and (with `EXPOSE_COSTS`)
     /// the cost. `undefined` when there are none, as for most announces.
     pub fn headers(&self) -> Option<js_sys::Array> {
-        if self.failure.is_none() && self.costs.is_none() {
-            return None;
-        }
-        let pairs = js_sys::Array::new();
-        let add = |name: &str, value: &str| {
-            pairs.push(&js_sys::Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)));
-        };
-        if let Some(f) = self.failure {
-            add(FAILURE_HEADER, f.label());
-        }
-        if let Some((cost, totals)) = self.costs {
-            add(ROWS_READ_HEADER, &cost.read.to_string());
-            add(ROWS_WRITTEN_HEADER, &cost.written.to_string());
-            add(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string());
-            add(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string());
-            add(USAGE_HEADER, &serde_json::to_string(&totals).unwrap_or_default());
-        }
-        Some(pairs)
+        extra_headers(self.failure, self.costs)
     }
 
     /// The bencoded answer (frees this outcome).
@@ -130,7 +113,31 @@ impl SwarmObject {
     }
 }
 
-fn decode_message(url: &str) -> Option<SwarmAnnounce> {
+/// An answer's headers beyond a bencoded answer's own, as `[name, value]`
+/// pairs: the failure reason and (with `EXPOSE_COSTS`) the cost.
+/// `undefined` when there are none, as for most announces.
+pub(in crate::worker) fn extra_headers(failure: Option<Failure>, costs: Option<(RowCost, RowCost)>) -> Option<js_sys::Array> {
+    if failure.is_none() && costs.is_none() {
+        return None;
+    }
+    let pairs = js_sys::Array::new();
+    let add = |name: &str, value: &str| {
+        pairs.push(&js_sys::Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)));
+    };
+    if let Some(f) = failure {
+        add(FAILURE_HEADER, f.label());
+    }
+    if let Some((cost, totals)) = costs {
+        add(ROWS_READ_HEADER, &cost.read.to_string());
+        add(ROWS_WRITTEN_HEADER, &cost.written.to_string());
+        add(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string());
+        add(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string());
+        add(USAGE_HEADER, &serde_json::to_string(&totals).unwrap_or_default());
+    }
+    Some(pairs)
+}
+
+pub(in crate::worker) fn decode_message(url: &str) -> Option<SwarmAnnounce> {
     let hex = url.strip_prefix(SWARM_ANNOUNCE_URL)?;
     let mut raw = [0u8; crate::wire::ENCODED_LEN];
     hex::decode_to_slice(hex, &mut raw).ok()?;

@@ -6,27 +6,30 @@ use super::super::ledger_shard;
 /// them; setting an alarm counts as a row written), alarm invocations, KV
 /// writes and D1 rows. Reported with `EXPOSE_COSTS` for the benchmarks.
 #[derive(Default, Clone, Copy, serde::Serialize)]
-pub(super) struct RowCost {
-    pub(super) read: usize,
-    pub(super) written: usize,
-    pub(super) requests: usize,
-    pub(super) alarms: usize,
-    pub(super) kv_writes: usize,
+pub(in crate::worker) struct RowCost {
+    pub(in crate::worker) read: usize,
+    pub(in crate::worker) written: usize,
+    pub(in crate::worker) requests: usize,
+    pub(in crate::worker) alarms: usize,
+    pub(in crate::worker) kv_writes: usize,
     /// Reports to a swarm-totals shard (a Durable Object request each).
-    pub(super) stats_reports: usize,
+    pub(in crate::worker) stats_reports: usize,
     /// Wall-clock ms spent in alarms (duration billing; the clock moves on I/O).
-    pub(super) alarm_ms: f64,
-    pub(super) kv_reads: usize,
-    pub(super) d1_rows_read: usize,
-    pub(super) d1_rows_written: usize,
+    pub(in crate::worker) alarm_ms: f64,
+    pub(in crate::worker) kv_reads: usize,
+    pub(in crate::worker) d1_rows_read: usize,
+    pub(in crate::worker) d1_rows_written: usize,
     /// Deliveries to a ledger shard (a Durable Object request each).
-    pub(super) ledger_requests: usize,
+    pub(in crate::worker) ledger_requests: usize,
+    /// A shard's requests to torrents' own objects: asking whether one
+    /// holds a torrent, handing one a swarm (a Durable Object request each).
+    pub(in crate::worker) object_requests: usize,
     /// Which in-memory instance counted these (a restart starts from zero).
-    pub(super) instance: u32,
+    pub(in crate::worker) instance: u32,
 }
 
 impl RowCost {
-    pub(super) fn add(&mut self, other: RowCost) {
+    pub(in crate::worker) fn add(&mut self, other: RowCost) {
         self.read += other.read;
         self.written += other.written;
         self.requests += other.requests;
@@ -38,12 +41,13 @@ impl RowCost {
         self.d1_rows_read += other.d1_rows_read;
         self.d1_rows_written += other.d1_rows_written;
         self.ledger_requests += other.ledger_requests;
+        self.object_requests += other.object_requests;
         self.instance = self.instance.max(other.instance);
     }
 
     /// A delivery to the ledger shard, and the shard's costs it reported:
     /// the shard's work is the swarms' credit, so it is counted as theirs.
-    pub(super) fn add_ledger(&mut self, shard: &ledger_shard::Usage) {
+    pub(in crate::worker) fn add_ledger(&mut self, shard: &ledger_shard::Usage) {
         self.ledger_requests += 1;
         self.read += shard.read;
         self.written += shard.written;

@@ -12,8 +12,8 @@
 //! setting the alarm); `credit.rs` the credit flush to the ledger shards;
 //! `cost.rs` the cost counts the benchmarks read.
 
-mod announce;
-mod cost;
+pub(super) mod announce;
+pub(super) mod cost;
 mod credit;
 mod load;
 mod sql;
@@ -30,13 +30,14 @@ use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId, PeerKey};
 use crate::response;
 use crate::scrape::counters_key;
+use crate::swarm::shard::{decode_swarm, Own};
 use crate::swarm::{PeerAnnounce, SwarmCounters, SwarmState};
 use crate::webtorrent::SwarmWsRequest;
 
 use cost::RowCost;
 pub(super) use sql::{CountRow, OutboxRow, PeerRow};
 
-#[durable_object]
+#[durable_object(alarm)]
 pub struct SwarmObject {
     state: State,
     env: Env,
@@ -92,6 +93,12 @@ impl DurableObject for SwarmObject {
         }
         if let Some(hex) = url.strip_prefix(SWARM_COUNTERS_URL) {
             return self.counters(hex).await;
+        }
+        if let Some(hex) = url.strip_prefix(super::shard_object::SWARM_HOLDS_URL) {
+            return self.holds(hex).await;
+        }
+        if url == super::shard_object::SWARM_ADOPT_URL {
+            return self.adopt(&req.text().await?).await;
         }
         if super::raw_path(&url) == "/ws" {
             return self.websocket_peer(&mut req).await;
@@ -168,6 +175,36 @@ impl SwarmObject {
         cost.requests += 1;
         self.count(cost);
         Response::from_json(&reply)
+    }
+
+    /// A shard asks whether this object holds its torrent (`SWARM_SHARDS`):
+    /// `holds`, or `free` and the completed count it left in KV.
+    async fn holds(&self, hex: &str) -> Result<Response> {
+        let Some(hash) = InfoHash::from_hex(hex) else { return Response::error("bad info hash", 400) };
+        self.ensure_loaded(now_secs(), Some(hash)).await?;
+        let inner = self.inner.borrow();
+        let own = match inner.swarm.held() {
+            true => Own::Holds,
+            false => Own::Free { downloaded: inner.swarm.counters().downloaded },
+        };
+        Response::ok(own.to_text())
+    }
+
+    /// A swarm a shard moved here (hex of `shard::encode_swarm`): its peers
+    /// join this one, written through like any join.
+    async fn adopt(&self, hex: &str) -> Result<Response> {
+        let bytes = hex::decode(hex.trim()).unwrap_or_default();
+        let Some((row, peers)) = decode_swarm(&bytes) else { return Response::error("malformed swarm", 400) };
+        let now = now_secs();
+        let mut cost = self.ensure_loaded(now, Some(row.info_hash)).await?;
+        {
+            let mut inner = self.inner.borrow_mut();
+            let writes = inner.swarm.adopt(row, peers, &self.config);
+            cost.add(self.apply(&mut inner, writes)?);
+        }
+        cost.written += self.schedule_alarm(now).await?;
+        self.count(cost);
+        Response::ok("adopted")
     }
 
     fn count(&self, cost: RowCost) -> RowCost {
