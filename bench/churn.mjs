@@ -143,7 +143,7 @@ function counter(t) {
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status !== 200 || body.subarray(0, 17).toString() === 'd14:failure reaso') throw new Error(`announce failed: ${res.status} ${body}`);
     const u = res.headers.get('x-swarm-usage');
-    if (u) observe(usage, s.t, JSON.parse(u));
+    if (u) observe(usage, JSON.parse(u));
     c.workerKvReads += Number(res.headers.get('x-kv-reads') ?? 0);
     c.doMs += Number(res.headers.get('x-do-ms') ?? 0);
     c.announces += 1;
@@ -186,7 +186,10 @@ export async function churnCosts() {
   };
   const t = await startTracker({
     vars,
-    durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true, unsafePreventEviction: true } },
+    durableObjects: {
+      SWARMS: { className: 'SwarmObject', useSQLite: true, unsafePreventEviction: true },
+      SHARDS: { className: 'ShardObject', useSQLite: true, unsafePreventEviction: true },
+    },
   });
   try {
     const slots = [];

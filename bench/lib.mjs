@@ -108,10 +108,11 @@ export async function pool(items, concurrency, fn) {
 
 // Each swarm reports its instance's running totals; an evicted or
 // restarted object starts again from zero, so totals are kept per
-// instance; replies may arrive out of order, so each instance's latest
-// totals are those with the most requests.
-export function observe(usage, ti, u) {
-  const key = `${ti}/${u.instance}`;
+// instance (a random number: one shard of small swarms answers for many
+// torrents, so not per torrent); replies may arrive out of order, so each
+// instance's latest totals are those with the most requests.
+export function observe(usage, u) {
+  const key = u.instance;
   const last = usage.get(key);
   if (!last || u.requests >= last.requests) usage.set(key, u);
 }

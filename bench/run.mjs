@@ -98,7 +98,7 @@ async function steadyCosts({ vars, torrents, peersPer, rounds, gap, urlFor, coun
       const body = Buffer.from(await res.arrayBuffer());
       if (body.subarray(0, 17).toString() === 'd14:failure reaso') throw new Error(`announce failed: ${body}`);
       const u = res.headers.get('x-swarm-usage');
-      if (u) observe(usage, ti, JSON.parse(u));
+      if (u) observe(usage, JSON.parse(u));
       workerKvReads += Number(res.headers.get('x-kv-reads') ?? 0);
       doMs += Number(res.headers.get('x-do-ms') ?? 0);
     };

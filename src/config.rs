@@ -142,7 +142,7 @@ impl Default for TrackerConfig {
             // What a 128 MB isolate can reload after an eviction (BENCHMARKS.md: one big swarm).
             max_peers: 150_000,
             swarm_shards: 0,
-            shard_promote: 100,
+            shard_promote: 1_000,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
             stats_refresh: 30,

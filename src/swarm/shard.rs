@@ -14,7 +14,8 @@
 //! or operator request moved it): the shard asks that object once.
 //!
 //! The cost of writing behind: a restart loses at most `FLUSH_DELAY`
-//! seconds of joins and stops; such a peer is back at its next announce.
+//! seconds (5 at most) of joins and stops; such a peer is back at its next
+//! announce.
 
 use std::collections::HashMap;
 
@@ -31,12 +32,21 @@ use crate::wire::SwarmAnnounce;
 use super::storage::{decode_peer, encode_peer, SwarmRow};
 use super::{SwarmCounters, SwarmState, EXPIRY_SWEEP_GAP};
 
-/// Buckets per shard: a flush writes one row per bucket that changed.
-pub const BUCKETS: u8 = 16;
+/// A shard's swarms are packed in buckets of about this many (a power of
+/// two of buckets, 1 to [`MAX_BUCKETS`], as the shard grows and shrinks):
+/// a flush writes one row per bucket that changed, and rewrites it whole.
+pub const SWARMS_PER_BUCKET: usize = 256;
+pub const MAX_BUCKETS: u8 = 128;
+
+/// FNV-1a over the whole info hash: hashes that share a prefix (made up
+/// ones, truncated v2 hashes) still spread over shards and buckets.
+fn mix(hash: &InfoHash) -> u32 {
+    hash.0.iter().fold(0x811c_9dc5u32, |h, b| (h ^ *b as u32).wrapping_mul(0x0100_0193))
+}
 
 /// The shard object of `hash` among `shards` (its name: [`shard_name`]).
 pub fn shard_of(hash: &InfoHash, shards: u32) -> u32 {
-    u32::from_be_bytes([hash.0[0], hash.0[1], hash.0[2], hash.0[3]]) % shards.max(1)
+    (mix(hash) & 0xffff) % shards.max(1)
 }
 
 /// The object name of shard `n`: `shard-` and four hex digits.
@@ -44,8 +54,23 @@ pub fn shard_name(n: u32) -> String {
     format!("shard-{n:04x}")
 }
 
-fn bucket_of(hash: &InfoHash) -> u8 {
-    hash.0[4] % BUCKETS
+/// The bucket of `hash` among `buckets` (a power of two): doubling them
+/// splits each bucket in two.
+fn bucket_of(hash: &InfoHash, buckets: u8) -> u8 {
+    ((mix(hash) >> 16) & (buckets as u32 - 1)) as u8
+}
+
+/// The buckets for `swarms` swarms, from `now` buckets: doubled when they
+/// are over [`SWARMS_PER_BUCKET`] each, halved when under a quarter of it.
+fn buckets_for(swarms: usize, now: u8) -> u8 {
+    let mut b = now.max(1);
+    while swarms > SWARMS_PER_BUCKET * b as usize && b < MAX_BUCKETS {
+        b *= 2;
+    }
+    while b > 1 && swarms * 4 < SWARMS_PER_BUCKET * b as usize {
+        b /= 2;
+    }
+    b
 }
 
 /// Where an announce goes, as the shard decides it.
@@ -92,6 +117,8 @@ impl Own {
 pub enum ShardWrite {
     /// A bucket's swarms, packed (empty: none left).
     Bucket { bucket: u8, blob: Vec<u8> },
+    /// The shard has fewer buckets now: drop those from this one on.
+    DropBucketsFrom(u8),
     /// A torrent moved to its own object; `handoff` is its swarm until
     /// that object has it (then `None`).
     Moved { hash: InfoHash, handoff: Option<Vec<u8>> },
@@ -109,8 +136,10 @@ pub struct Shard {
     /// Torrents that live in their own objects, with the swarm still to
     /// hand over (empty once handed over).
     moved: HashMap<InfoHash, Vec<u8>>,
+    /// How many buckets the stored rows use.
+    buckets: u8,
     /// Buckets changed since the last flush (a bit each), and since when.
-    dirty: u16,
+    dirty: u128,
     dirty_since: Option<u32>,
     next_sweep: u32,
     totals: ShardTotals,
@@ -122,6 +151,7 @@ impl Shard {
         Shard {
             swarms: HashMap::new(),
             moved: HashMap::new(),
+            buckets: 1,
             dirty: 0,
             dirty_since: None,
             next_sweep: 0,
@@ -130,17 +160,19 @@ impl Shard {
         }
     }
 
-    /// Rebuilds the shard from its bucket blobs and moved rows. A swarm
-    /// whose torrent moved (its bucket not yet rewritten) is left out.
+    /// Rebuilds the shard from its bucket blobs (by bucket number) and
+    /// moved rows. A swarm whose torrent moved (its bucket not yet
+    /// rewritten) is left out.
     pub fn load<'a>(
         &mut self,
-        buckets: impl IntoIterator<Item = &'a [u8]>,
+        buckets: impl IntoIterator<Item = (u8, &'a [u8])>,
         moved: impl IntoIterator<Item = (InfoHash, Option<Vec<u8>>)>,
         now: u32,
         config: &TrackerConfig,
     ) {
         self.moved.extend(moved.into_iter().map(|(h, s)| (h, s.unwrap_or_default())));
-        for blob in buckets {
+        for (bucket, blob) in buckets {
+            self.buckets = self.buckets.max((bucket as u16 + 1).next_power_of_two().min(MAX_BUCKETS as u16) as u8);
             for (row, peers) in decode_bucket(blob) {
                 if self.moved.contains_key(&row.info_hash) {
                     self.mark(&row.info_hash, now);
@@ -266,7 +298,7 @@ impl Shard {
     }
 
     fn mark(&mut self, hash: &InfoHash, now: u32) {
-        self.dirty |= 1 << bucket_of(hash);
+        self.dirty |= 1 << bucket_of(hash, self.buckets);
         self.dirty_since.get_or_insert(now);
     }
 
@@ -306,31 +338,39 @@ impl Shard {
     /// (or `force`: a handoff or the object's end).
     pub fn flush(&mut self, now: u32, config: &TrackerConfig, force: bool) -> Vec<ShardWrite> {
         match self.dirty_since {
-            Some(since) if force || now >= since.saturating_add(config.flush_delay) => {}
+            Some(since) if force || now >= since.saturating_add(flush_delay(config)) => {}
             _ => return Vec::new(),
         }
         self.dirty_since = None;
+        let mut writes = Vec::new();
+        let buckets = buckets_for(self.swarms.len(), self.buckets);
+        if buckets != self.buckets {
+            // Every swarm changes bucket: all are written again.
+            if buckets < self.buckets {
+                writes.push(ShardWrite::DropBucketsFrom(buckets));
+            }
+            self.buckets = buckets;
+            self.dirty = u128::MAX;
+        }
         let dirty = std::mem::take(&mut self.dirty);
-        let mut blobs: [Vec<u8>; BUCKETS as usize] = Default::default();
+        let mut blobs: Vec<Vec<u8>> = vec![Vec::new(); buckets as usize];
         for (hash, h) in &self.swarms {
-            let bucket = bucket_of(hash);
+            let bucket = bucket_of(hash, buckets);
             if dirty & 1 << bucket != 0 {
                 let swarm = encode_swarm(&h.state);
                 blobs[bucket as usize].extend_from_slice(&(swarm.len() as u32).to_be_bytes());
                 blobs[bucket as usize].extend_from_slice(&swarm);
             }
         }
-        (0..BUCKETS)
-            .zip(blobs)
-            .filter(|(bucket, _)| dirty & 1 << bucket != 0)
-            .map(|(bucket, blob)| ShardWrite::Bucket { bucket, blob })
-            .collect()
+        let changed = (0..buckets).zip(blobs).filter(|(bucket, _)| dirty & 1 << bucket != 0);
+        writes.extend(changed.map(|(bucket, blob)| ShardWrite::Bucket { bucket, blob }));
+        writes
     }
 
     /// When the object's alarm should next run: the pending flush, the
     /// next sweep while any swarm has peers, a handoff to retry.
     pub fn next_alarm(&self, now: u32, config: &TrackerConfig) -> Option<u32> {
-        let flush = self.dirty_since.map(|s| s.saturating_add(config.flush_delay));
+        let flush = self.dirty_since.map(|s| s.saturating_add(flush_delay(config)));
         let live = self.swarms.values().any(|h| !h.state.is_empty());
         let sweep = live.then(|| self.next_sweep.max(now + 1));
         let handoff = self.moved.values().any(|s| !s.is_empty()).then_some(now + HANDOFF_RETRY);
@@ -346,6 +386,15 @@ impl Shard {
         self.totals.reset_candidates(best);
         self.totals.gauges(top).unwrap_or_default()
     }
+}
+
+/// Changes wait at most this long to be written (`FLUSH_DELAY`, capped):
+/// well inside the ~10 s an idle object lives, so the alarm that writes
+/// them finds them in memory.
+pub const MAX_FLUSH_DELAY: u32 = 5;
+
+fn flush_delay(config: &TrackerConfig) -> u32 {
+    config.flush_delay.min(MAX_FLUSH_DELAY)
 }
 
 /// Seconds before a failed handoff is sent again.

@@ -30,11 +30,28 @@ fn shard_with(ts: &[u8]) -> Shard {
     s
 }
 
-fn written_buckets(writes: &[ShardWrite]) -> Vec<Vec<u8>> {
+fn written_buckets(writes: &[ShardWrite]) -> Vec<(u8, Vec<u8>)> {
     writes.iter().filter_map(|w| match w {
-        ShardWrite::Bucket { blob, .. } => Some(blob.clone()),
+        ShardWrite::Bucket { bucket, blob } => Some((*bucket, blob.clone())),
         _ => None,
     }).collect()
+}
+
+/// What storage holds after `writes`, bucket by bucket.
+fn stored(writes: &[ShardWrite]) -> Vec<(u8, Vec<u8>)> {
+    let mut rows: HashMap<u8, Vec<u8>> = HashMap::new();
+    for w in writes {
+        match w {
+            ShardWrite::Bucket { bucket, blob } => {
+                rows.insert(*bucket, blob.clone());
+            }
+            ShardWrite::DropBucketsFrom(from) => rows.retain(|b, _| b < from),
+            ShardWrite::Moved { .. } => {}
+        }
+    }
+    let mut rows: Vec<_> = rows.into_iter().filter(|(_, b)| !b.is_empty()).collect();
+    rows.sort();
+    rows
 }
 
 #[test]
@@ -78,7 +95,7 @@ fn changes_are_written_behind_once_per_flush_delay_and_reload() {
         }
     }
     let mut again = Shard::new(9);
-    again.load(latest.values().map(Vec::as_slice), std::iter::empty(), 170, &c);
+    again.load(latest.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), 170, &c);
     assert_eq!(again.counters(&hash(2)), Some(SwarmCounters { complete: 0, incomplete: 1, downloaded: 0 }));
     assert_eq!(peers(&again.announce(&ann(2, 9, 5, Started), 171, &c)), vec![(2, 1)]);
     assert!(!all.is_empty());
@@ -93,7 +110,7 @@ fn a_reload_keeps_what_the_last_flush_wrote() {
     s.announce(&ann(1, 3, 0, Completed), 101, &c);
     let stored = written_buckets(&s.flush(0, &c, true));
     let mut again = Shard::new(3);
-    again.load(stored.iter().map(Vec::as_slice), std::iter::empty(), 110, &c);
+    again.load(stored.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), 110, &c);
     assert_eq!(again.counters(&hash(1)), Some(SwarmCounters { complete: 2, incomplete: 1, downloaded: 1 }));
     let mut listed = peers(&again.announce(&ann(1, 4, 5, Started), 111, &c));
     listed.sort();
@@ -147,7 +164,7 @@ fn a_grown_swarm_moves_out_with_its_peers_and_the_handoff_survives_a_restart() {
 
     // Restart before the handoff landed: the bucket still has the swarm.
     let mut again = Shard::new(4);
-    again.load(stored.iter().map(Vec::as_slice), [(hash(1), Some(swarm.clone()))], 103, &c);
+    again.load(stored.iter().map(|(b, blob)| (*b, blob.as_slice())), [(hash(1), Some(swarm.clone()))], 103, &c);
     assert_eq!(again.announce(&ann(1, 5, 5, Started), 103, &c), Routed::Moved);
     assert_eq!(again.handoffs().len(), 1);
     assert_eq!(again.counters(&hash(2)), Some(SwarmCounters { complete: 0, incomplete: 1, downloaded: 0 }));
@@ -156,7 +173,7 @@ fn a_grown_swarm_moves_out_with_its_peers_and_the_handoff_survives_a_restart() {
     assert_eq!(again.handed_off(hash(1)), None);
     // The moved swarm leaves its bucket at the next flush.
     let rewritten = written_buckets(&again.flush(0, &c, true));
-    assert!(rewritten.iter().all(|b| decode_bucket(b).iter().all(|(r, _)| r.info_hash != hash(1))));
+    assert!(rewritten.iter().all(|(_, b)| decode_bucket(b).iter().all(|(r, _)| r.info_hash != hash(1))));
 }
 
 #[test]
@@ -187,14 +204,17 @@ fn silent_peers_expire_and_an_emptied_swarm_keeps_only_a_completed_count() {
 }
 
 #[test]
-fn shards_and_buckets_spread_hashes() {
-    let mut counts = [0u32; 8];
+fn shards_and_buckets_spread_hashes_even_with_a_shared_prefix() {
+    let mut shards = [0u32; 8];
+    let mut buckets = [0u32; 16];
     for n in 0..4_000u32 {
-        let mut h = [0u8; 20];
-        h[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_be_bytes());
-        counts[shard_of(&InfoHash(h), 8) as usize] += 1;
+        let mut h = [0xc4u8; 20];
+        h[4..8].copy_from_slice(&n.to_be_bytes());
+        shards[shard_of(&InfoHash(h), 8) as usize] += 1;
+        buckets[bucket_of(&InfoHash(h), 16) as usize] += 1;
     }
-    assert!(counts.iter().all(|c| (400..600).contains(c)), "{counts:?}");
+    assert!(shards.iter().all(|c| (400..600).contains(c)), "{shards:?}");
+    assert!(buckets.iter().all(|c| (170..330).contains(c)), "{buckets:?}");
     assert_eq!(shard_name(10), "shard-000a");
 }
 
@@ -215,4 +235,42 @@ fn its_own_object_adopts_a_handoff_and_counts_nothing_twice() {
     assert!(own.held());
     assert_eq!(own.adopt(row, moved, &c).len(), 1, "sent again: only the swarm row");
     assert_eq!(own.counters(), expected);
+}
+
+#[test]
+fn buckets_split_as_the_shard_grows_and_merge_as_it_shrinks_without_losing_a_swarm() {
+    let c = cfg();
+    let mut s = Shard::new(11);
+    let mut log = Vec::new();
+    let many = (SWARMS_PER_BUCKET * 3) as u32;
+    let hashes: Vec<InfoHash> = (0..many).map(|n| {
+        let mut h = [9u8; 20];
+        h[..4].copy_from_slice(&n.to_be_bytes());
+        InfoHash(h)
+    }).collect();
+    for h in &hashes {
+        s.settle(*h, Own::Free { downloaded: 0 }, 0);
+        let m = announce(*h, PeerId([1; 20]), PeerAddr::new([10, 1, 1, 1].into(), 6881), 0, Started);
+        s.announce(&m, 10, &c);
+    }
+    log.extend(s.flush(0, &c, true));
+    let rows = stored(&log);
+    assert_eq!(rows.len(), 4, "768 swarms: four buckets");
+    let mut again = Shard::new(12);
+    again.load(rows.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), 11, &c);
+    assert!(hashes.iter().all(|h| again.counters(h) == Some(SwarmCounters { complete: 1, incomplete: 0, downloaded: 0 })));
+    // Every peer stops: the swarms are forgotten at the sweep, and the
+    // buckets merge back into one, written empty.
+    for h in &hashes[1..] {
+        let m = announce(*h, PeerId([1; 20]), PeerAddr::new([10, 1, 1, 1].into(), 6881), 0, Stopped);
+        again.announce(&m, 12, &c);
+    }
+    again.sweep(13, &c);
+    log.extend(again.flush(0, &c, true));
+    let rows = stored(&log);
+    assert_eq!(rows.len(), 1, "one swarm left, one bucket");
+    let mut third = Shard::new(13);
+    third.load(rows.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), 14, &c);
+    assert_eq!(third.counters(&hashes[0]), Some(SwarmCounters { complete: 1, incomplete: 0, downloaded: 0 }));
+    assert!(!third.knows(&hashes[1]));
 }

@@ -53,6 +53,7 @@ pub(super) fn write(sql: &SqlStorage, w: ShardWrite, cost: &mut RowCost) -> Resu
             }
             counted(sql.exec("DELETE FROM buckets WHERE bucket = ? AND part >= ?", vec![(bucket as i64).into(), parts.into()])?);
         }
+        ShardWrite::DropBucketsFrom(from) => counted(sql.exec("DELETE FROM buckets WHERE bucket >= ?", vec![(from as i64).into()])?),
         ShardWrite::Moved { hash, handoff } => counted(sql.exec(
             "INSERT INTO moved (hash, handoff) VALUES (?, ?) ON CONFLICT(hash) DO UPDATE SET handoff = excluded.handoff",
             vec![hash.0.to_vec().into(), handoff.unwrap_or_default().into()],
@@ -89,7 +90,7 @@ impl ShardObject {
             Some((hash, (!m.handoff.is_empty()).then_some(m.handoff)))
         });
         let mut inner = self.inner.borrow_mut();
-        inner.shard.load(buckets.iter().map(|(_, blob)| blob.as_slice()), moved, now, &self.config);
+        inner.shard.load(buckets.iter().map(|(b, blob)| (*b, blob.as_slice())), moved, now, &self.config);
         inner.loaded = true;
         Ok(cost)
     }

@@ -1,0 +1,169 @@
+// Small public swarms sharing objects (SWARM_SHARDS): what a client and an
+// operator see is what one object per torrent gives them, across restarts,
+// a swarm growing out of its shard, torrents that already had their own
+// object, scrapes, /stats and operator blocks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ADMIN_TOKEN, startTracker, announce, scrape, scrapeEntry, peerId, randomHash, compactPeers, eventually, get, text,
+} from './helpers.mjs';
+
+const SHARED = { SWARM_SHARDS: '2', FLUSH_DELAY: '1', ENFORCE_MIN_INTERVAL: 'false' };
+
+/** Peer `n` of a test: its own address and port. */
+function join_(t, infoHash, n, fields = {}) {
+  return announce(t.base, { infoHash, peerId: peerId(`p${n}`), port: 1000 + n, left: 5, event: 'started', ...fields }, { ip: `10.7.0.${n}` });
+}
+
+const listed = (r) => compactPeers(r.body.peers).sort();
+const addr = (n) => `10.7.0.${n}:${1000 + n}`;
+
+async function withDir(fn) {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-tracker-shards-'));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('small swarms in one shard: each lists its own peers, scrape and /stats count them', async () => {
+  const t = await startTracker({ vars: SHARED });
+  try {
+    const [a, b] = [randomHash(), randomHash()];
+    await join_(t, a, 1, { left: 0 });
+    await join_(t, b, 2);
+    const r = await join_(t, a, 3);
+    assert.equal(r.status, 200);
+    assert.deepEqual(listed(r), [addr(1)], 'only torrent a\'s peer');
+    assert.deepEqual([r.body.complete, r.body.incomplete], [1, 1]);
+    // A scrape reads through to the shard each time (nothing is cached in KV).
+    for (const expected of [{ complete: 1, incomplete: 1 }, { complete: 1, incomplete: 2 }]) {
+      const s = await scrape(t.base, [a, b]);
+      assert.deepEqual(scrapeEntry(s.body, a), { ...expected, downloaded: 0 });
+      assert.deepEqual(scrapeEntry(s.body, b), { complete: 0, incomplete: 1, downloaded: 0 });
+      await join_(t, a, 4);
+    }
+    const stats = JSON.parse((await get(`${t.base}/stats`)).raw.toString());
+    assert.deepEqual([stats.torrents, stats.seeders, stats.leechers], [2, 1, 3]);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a shard writes behind: peers and completed counts survive a restart once written', async () => {
+  await withDir(async (dir) => {
+    const infoHash = randomHash();
+    let t = await startTracker({ vars: SHARED, persistDir: dir });
+    await join_(t, infoHash, 1, { left: 0 });
+    await join_(t, infoHash, 2);
+    await join_(t, infoHash, 2, { left: 0, event: 'completed' });
+    await join_(t, infoHash, 3);
+    // Written within FLUSH_DELAY by the shard's alarm: its row count moves
+    // past the alarm's own row. A plain re-announce writes nothing itself.
+    await eventually(async () => (await join_(t, infoHash, 3, { event: undefined })).rowsWrittenTotal >= 2);
+    await t.stop();
+
+    t = await startTracker({ vars: SHARED, persistDir: dir });
+    try {
+      const r = await join_(t, infoHash, 4);
+      assert.deepEqual(listed(r), [addr(1), addr(2), addr(3)]);
+      assert.deepEqual([r.body.complete, r.body.incomplete, r.body.downloaded], [2, 2, 1]);
+      // The completion is still known: no second count.
+      const again = await join_(t, infoHash, 2, { left: 0, event: 'completed' });
+      assert.equal(again.body.downloaded, 1);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+test('a swarm that reaches SHARD_PROMOTE moves to its own object with its peers, for good', async () => {
+  await withDir(async (dir) => {
+    const vars = { ...SHARED, SHARD_PROMOTE: '4' };
+    const infoHash = randomHash();
+    let t = await startTracker({ vars, persistDir: dir });
+    await join_(t, infoHash, 1, { left: 0 });
+    await join_(t, infoHash, 2);
+    await join_(t, infoHash, 2, { left: 0, event: 'completed' });
+    await join_(t, infoHash, 3);
+    await join_(t, infoHash, 4);
+    // The move runs beside the answer that found the swarm grown; the
+    // torrent's announces then come back from its own object (`x-moved`).
+    const moved = await eventually(async () => {
+      const res = await fetch(`${t.base}/announce?info_hash=${escape(infoHash)}&peer_id=${escape(peerId('p5'))}&port=1005&uploaded=0&downloaded=0&left=5&compact=1&event=started`,
+        { headers: { 'cf-connecting-ip': '10.7.0.5' } });
+      await res.arrayBuffer();
+      return res.headers.get('x-moved') === '1';
+    });
+    assert.ok(moved);
+    let r = await join_(t, infoHash, 6);
+    assert.deepEqual(listed(r), [1, 2, 3, 4, 5].map(addr).sort());
+    assert.deepEqual([r.body.complete, r.body.incomplete, r.body.downloaded], [2, 4, 1]);
+    await t.stop();
+
+    // After a restart the shard still sends it there, and it has them all.
+    t = await startTracker({ vars, persistDir: dir });
+    try {
+      r = await join_(t, infoHash, 7);
+      assert.deepEqual(listed(r), [1, 2, 3, 4, 5, 6].map(addr).sort());
+      assert.equal(r.body.downloaded, 1);
+      const s = await scrape(t.base, [infoHash]);
+      assert.deepEqual(scrapeEntry(s.body, infoHash), { complete: 2, incomplete: 5, downloaded: 1 });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+test('turning SWARM_SHARDS on keeps torrents that already have their own object there', async () => {
+  await withDir(async (dir) => {
+    const infoHash = randomHash();
+    let t = await startTracker({ vars: { ENFORCE_MIN_INTERVAL: 'false' }, persistDir: dir });
+    await join_(t, infoHash, 1, { left: 0 });
+    await join_(t, infoHash, 2);
+    await join_(t, infoHash, 2, { left: 0, event: 'completed' });
+    await t.stop();
+
+    t = await startTracker({ vars: SHARED, persistDir: dir });
+    try {
+      const r = await join_(t, infoHash, 3);
+      assert.deepEqual(listed(r), [addr(1), addr(2)]);
+      assert.deepEqual([r.body.complete, r.body.downloaded], [2, 1]);
+      const fresh = randomHash();
+      await join_(t, fresh, 1);
+      assert.deepEqual(listed(await join_(t, fresh, 2)), [addr(1)], 'a new torrent is shared');
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+test('an operator block on a shared torrent moves it out: peers dropped, announces refused', async () => {
+  const t = await startTracker({ vars: SHARED });
+  try {
+    const infoHash = randomHash();
+    const hex = infoHash.toString('hex');
+    await join_(t, infoHash, 1);
+    await join_(t, infoHash, 2);
+    const res = await fetch(`${t.base}/api/admin/blocked`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ info_hash: hex }),
+    });
+    assert.equal(res.status, 200);
+    const r = await join_(t, infoHash, 3);
+    assert.equal(text(r.body['failure reason']), 'this torrent is blocked on this tracker');
+    const s = await scrape(t.base, [infoHash]);
+    assert.equal(scrapeEntry(s.body, infoHash), undefined);
+  } finally {
+    await t.close();
+  }
+});
+
+function escape(buf) {
+  return [...buf].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+}
