@@ -141,7 +141,7 @@ impl Default for TrackerConfig {
             interval_max: 7_200,
             // What a 128 MB isolate can reload after an eviction (BENCHMARKS.md: one big swarm).
             max_peers: 150_000,
-            swarm_shards: 0,
+            swarm_shards: 16,
             shard_promote: 1_000,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,

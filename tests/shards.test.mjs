@@ -158,7 +158,16 @@ test('an operator block on a shared torrent moves it out: peers dropped, announc
     const r = await join_(t, infoHash, 3);
     assert.equal(text(r.body['failure reason']), 'this torrent is blocked on this tracker');
     const s = await scrape(t.base, [infoHash]);
-    assert.equal(scrapeEntry(s.body, infoHash), undefined);
+    assert.equal(scrapeEntry(s.body, infoHash)?.incomplete ?? 0, 0);
+    const unblock = await fetch(`${t.base}/api/admin/blocked`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ info_hash: hex }),
+    });
+    assert.equal(unblock.status, 200);
+    const back = await join_(t, infoHash, 4);
+    assert.equal(back.body['failure reason'], undefined);
+    assert.equal(back.body.incomplete, 1, 'the peers dropped by the block are gone');
   } finally {
     await t.close();
   }

@@ -173,6 +173,26 @@ test('stats count WebSocket and HTTP peers of a torrent as one swarm', async () 
   }
 });
 
+test('with SWARM_SHARDS, a WebSocket peer joins the HTTP peers of a shared torrent: one swarm', async () => {
+  const own = await startTracker({ vars: { SWARM_SHARDS: '2', ENFORCE_MIN_INTERVAL: 'false' } });
+  try {
+    const hash = randomHash();
+    // Two HTTP peers in the torrent's shard.
+    await announce(own.base, { infoHash: hash, peerId: peerId('h1'), port: 1001, left: 0, event: 'started' }, { ip: '10.8.0.1' });
+    await announce(own.base, { infoHash: hash, peerId: peerId('h2'), port: 1002, event: 'started' }, { ip: '10.8.0.2' });
+    // The WebSocket peer's announce moves the torrent to its own object, peers and all.
+    const s = await socket(own.base);
+    const r = await s.announce({ info_hash: bin(hash), peer_id: bin(peerId('ws')), event: 'started' });
+    assert.deepEqual([r.complete, r.incomplete], [1, 2]);
+    const http = await announce(own.base, { infoHash: hash, peerId: peerId('h3'), port: 1003, event: 'started' }, { ip: '10.8.0.3' });
+    assert.deepEqual([http.body.complete, http.body.incomplete], [1, 3]);
+    assert.equal(http.body.peers.length, 12, 'both HTTP peers, no WebSocket peer');
+    s.close();
+  } finally {
+    await own.close();
+  }
+});
+
 test('one socket holds 40 torrents (its hibernation attachment); the 41st is refused; a close leaves all', async () => {
   const s = await socket();
   const id = bin(peerId('many'));

@@ -133,6 +133,9 @@ struct Hosted {
 /// The shard's swarms and the bookkeeping of writing them behind.
 pub struct Shard {
     swarms: HashMap<InfoHash, Hosted>,
+    /// Torrents whose swarm emptied, by the completed count they keep
+    /// (about 50 bytes each, where a swarm in memory takes a kilobyte).
+    emptied: HashMap<InfoHash, u64>,
     /// Torrents that live in their own objects, with the swarm still to
     /// hand over (empty once handed over).
     moved: HashMap<InfoHash, Vec<u8>>,
@@ -150,6 +153,7 @@ impl Shard {
     pub fn new(seed: u64) -> Self {
         Shard {
             swarms: HashMap::new(),
+            emptied: HashMap::new(),
             moved: HashMap::new(),
             buckets: 1,
             dirty: 0,
@@ -178,6 +182,10 @@ impl Shard {
                     self.mark(&row.info_hash, now);
                     continue;
                 }
+                if peers.is_empty() {
+                    self.keep_emptied(row.info_hash, row.downloaded);
+                    continue;
+                }
                 let mut state = SwarmState::new(self.rng.random());
                 let deletes = state.load(Some(row), peers, std::iter::empty(), now, config);
                 if !deletes.is_empty() {
@@ -187,6 +195,11 @@ impl Shard {
             }
         }
         self.next_sweep = now;
+    }
+
+    fn keep_emptied(&mut self, hash: InfoHash, downloaded: u64) {
+        self.totals.apply(&hash, None, SwarmCounters { downloaded, ..SwarmCounters::default() });
+        self.emptied.insert(hash, downloaded);
     }
 
     fn host(&mut self, hash: InfoHash, state: SwarmState) {
@@ -200,6 +213,12 @@ impl Shard {
         let hash = msg.info_hash;
         if self.moved.contains_key(&hash) {
             return Routed::Moved;
+        }
+        if let Some(downloaded) = self.emptied.remove(&hash) {
+            // Back: a swarm again, from the count it kept.
+            self.totals.apply(&hash, Some(SwarmCounters { downloaded, ..SwarmCounters::default() }), SwarmCounters::default());
+            let seed = self.rng.random();
+            self.host(hash, revived(hash, downloaded, seed));
         }
         let Some(hosted) = self.swarms.get_mut(&hash) else { return Routed::Unknown };
         let (answer, writes) = hosted.state.announce(msg, now, config);
@@ -216,7 +235,7 @@ impl Shard {
     /// records that), or not (a new swarm here, from the completed count
     /// that object left). Another request may have settled it meanwhile.
     pub fn settle(&mut self, hash: InfoHash, own: Own, now: u32) -> Option<ShardWrite> {
-        if self.moved.contains_key(&hash) || self.swarms.contains_key(&hash) {
+        if self.knows(&hash) {
             return None;
         }
         let downloaded = match own {
@@ -226,10 +245,8 @@ impl Shard {
             }
             Own::Free { downloaded } => downloaded,
         };
-        let mut state = SwarmState::new(self.rng.random());
-        state.info_hash = Some(hash);
-        state.swarm.set_downloaded(downloaded);
-        self.host(hash, state);
+        let seed = self.rng.random();
+        self.host(hash, revived(hash, downloaded, seed));
         if downloaded > 0 {
             self.mark(&hash, now);
         }
@@ -238,7 +255,7 @@ impl Shard {
 
     /// Whether the shard has settled this torrent: hosts it or moved it.
     pub fn knows(&self, hash: &InfoHash) -> bool {
-        self.swarms.contains_key(hash) || self.moved.contains_key(hash)
+        self.swarms.contains_key(hash) || self.emptied.contains_key(hash) || self.moved.contains_key(hash)
     }
 
     /// The torrents that should move now: grown to `SHARD_PROMOTE` peers.
@@ -253,10 +270,15 @@ impl Shard {
         if self.moved.contains_key(&hash) {
             return None;
         }
-        let handoff = self.swarms.remove(&hash).map(|h| {
-            self.totals.apply(&hash, Some(h.counted), SwarmCounters::default());
+        let handoff = match (self.swarms.remove(&hash), self.emptied.remove(&hash)) {
+            (Some(h), _) => Some((h.counted, encode_swarm(&h.state))),
+            (None, Some(d)) => Some((SwarmCounters { downloaded: d, ..SwarmCounters::default() }, encode_record(&hash, d, 0, std::iter::empty()))),
+            (None, None) => None,
+        }
+        .map(|(counted, swarm)| {
+            self.totals.apply(&hash, Some(counted), SwarmCounters::default());
             self.mark(&hash, now);
-            encode_swarm(&h.state)
+            swarm
         });
         self.moved.insert(hash, handoff.clone().unwrap_or_default());
         Some(ShardWrite::Moved { hash, handoff })
@@ -281,7 +303,11 @@ impl Shard {
         if self.moved.contains_key(hash) {
             return None;
         }
-        Some(self.swarms.get(hash).map(|h| h.state.counters()).unwrap_or_default())
+        Some(match (self.swarms.get(hash), self.emptied.get(hash)) {
+            (Some(h), _) => h.state.counters(),
+            (None, Some(d)) => SwarmCounters { downloaded: *d, ..SwarmCounters::default() },
+            (None, None) => SwarmCounters::default(),
+        })
     }
 
     /// A swarm changed: its bucket is written at the next flush, and the
@@ -303,33 +329,36 @@ impl Shard {
     }
 
     /// Expires silent peers in every swarm (at most every
-    /// `EXPIRY_SWEEP_GAP` seconds). An emptied swarm stays while it has a
-    /// completed count to keep for the torrent's return; one without is
-    /// forgotten (its return asks the torrent's own object again).
+    /// `EXPIRY_SWEEP_GAP` seconds). An emptied swarm leaves memory: its
+    /// completed count is kept, if it has one, for the torrent's return;
+    /// one without is forgotten (its return asks the torrent's own object
+    /// again).
     pub fn sweep(&mut self, now: u32, config: &TrackerConfig) {
         if now < self.next_sweep {
             return;
         }
         self.next_sweep = now + sweep_gap(config);
         let mut changed = Vec::new();
-        let mut forget = Vec::new();
+        let mut empty = Vec::new();
         for (hash, h) in self.swarms.iter_mut() {
             let cutoff = now.saturating_sub(h.state.pace.peer_timeout(config));
             let writes = h.state.expire(cutoff);
             if !writes.is_empty() || h.state.flush_touches(now, config).is_some() {
                 changed.push(*hash);
             }
-            if h.state.is_empty() && h.state.counters().downloaded == 0 {
-                forget.push(*hash);
+            if h.state.is_empty() {
+                empty.push(*hash);
             }
         }
         for hash in changed {
             self.changed(&hash, now);
         }
-        for hash in forget {
-            if let Some(h) = self.swarms.remove(&hash) {
-                self.totals.apply(&hash, Some(h.counted), SwarmCounters::default());
-                self.mark(&hash, now);
+        for hash in empty {
+            let Some(h) = self.swarms.remove(&hash) else { continue };
+            self.totals.apply(&hash, Some(h.counted), SwarmCounters::default());
+            self.mark(&hash, now);
+            if h.counted.downloaded > 0 {
+                self.keep_emptied(hash, h.counted.downloaded);
             }
         }
     }
@@ -343,7 +372,7 @@ impl Shard {
         }
         self.dirty_since = None;
         let mut writes = Vec::new();
-        let buckets = buckets_for(self.swarms.len(), self.buckets);
+        let buckets = buckets_for(self.swarms.len() + self.emptied.len() / 16, self.buckets);
         if buckets != self.buckets {
             // Every swarm changes bucket: all are written again.
             if buckets < self.buckets {
@@ -354,12 +383,13 @@ impl Shard {
         }
         let dirty = std::mem::take(&mut self.dirty);
         let mut blobs: Vec<Vec<u8>> = vec![Vec::new(); buckets as usize];
-        for (hash, h) in &self.swarms {
+        let records = self.swarms.iter().map(|(hash, h)| (hash, encode_swarm(&h.state)));
+        let emptied = self.emptied.iter().map(|(hash, d)| (hash, encode_record(hash, *d, 0, std::iter::empty())));
+        for (hash, record) in records.chain(emptied) {
             let bucket = bucket_of(hash, buckets);
             if dirty & 1 << bucket != 0 {
-                let swarm = encode_swarm(&h.state);
-                blobs[bucket as usize].extend_from_slice(&(swarm.len() as u32).to_be_bytes());
-                blobs[bucket as usize].extend_from_slice(&swarm);
+                blobs[bucket as usize].extend_from_slice(&(record.len() as u32).to_be_bytes());
+                blobs[bucket as usize].extend_from_slice(&record);
             }
         }
         let changed = (0..buckets).zip(blobs).filter(|(bucket, _)| dirty & 1 << bucket != 0);
@@ -409,16 +439,28 @@ fn sweep_gap(config: &TrackerConfig) -> u32 {
 /// object stores them, with the time it was last heard from.
 pub fn encode_swarm(state: &SwarmState) -> Vec<u8> {
     let hash = state.info_hash.unwrap_or(InfoHash([0; 20]));
-    let mut out = Vec::with_capacity(32 + state.swarm.len() * 63);
+    encode_record(&hash, state.counters().downloaded, state.swarm.len(), state.swarm.peers())
+}
+
+fn encode_record<'a>(hash: &InfoHash, downloaded: u64, n: usize, peers: impl Iterator<Item = (&'a super::Peer, bool)>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + n * 63);
     out.extend_from_slice(&hash.0);
-    out.extend_from_slice(&state.counters().downloaded.to_be_bytes());
-    out.extend_from_slice(&(state.swarm.len() as u32).to_be_bytes());
-    for (peer, seeder) in state.swarm.peers() {
+    out.extend_from_slice(&downloaded.to_be_bytes());
+    out.extend_from_slice(&(n as u32).to_be_bytes());
+    for (peer, seeder) in peers {
         let fresh = super::Peer { stored_seen: peer.last_seen, ..*peer };
         out.extend_from_slice(&peer.key.0);
         out.extend_from_slice(&encode_peer(&fresh, seeder));
     }
     out
+}
+
+/// A swarm with no peers yet, from the completed count its torrent kept.
+fn revived(hash: InfoHash, downloaded: u64, seed: u64) -> SwarmState {
+    let mut state = SwarmState::new(seed);
+    state.info_hash = Some(hash);
+    state.swarm.set_downloaded(downloaded);
+    state
 }
 
 /// Reads [`encode_swarm`]'s bytes: the swarm row and the peers.

@@ -198,6 +198,12 @@ fn silent_peers_expire_and_an_emptied_swarm_keeps_only_a_completed_count() {
     s.announce(&ann(1, 1, 5, Stopped), 100 + timeout + 3, &c);
     s.sweep(100 + 3 * timeout, &c);
     assert_eq!(s.counters(&hash(1)), Some(SwarmCounters { complete: 0, incomplete: 0, downloaded: 1 }));
+    // Emptied, it is a completed count in memory and in its bucket.
+    let rows = stored(&s.flush(0, &c, true));
+    let mut again = Shard::new(8);
+    again.load(rows.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), 100 + 3 * timeout, &c);
+    assert_eq!(again.counters(&hash(1)), Some(SwarmCounters { complete: 0, incomplete: 0, downloaded: 1 }));
+    assert_eq!(again.gauges(5).completed, 1);
     assert_eq!(peers(&s.announce(&ann(1, 7, 5, Started), 100 + 3 * timeout, &c)), vec![]);
     let g = s.gauges(5);
     assert_eq!((g.torrents, g.completed), (1, 1));
