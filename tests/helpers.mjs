@@ -235,6 +235,21 @@ export function scrapeEntry(body, hash) {
   return undefined;
 }
 
+/**
+ * Waits until each of the `shards` shards of small swarms (SWARM_SHARDS)
+ * has written its changes: they write behind, within FLUSH_DELAY.
+ */
+export async function shardsWritten(t, shards) {
+  const ns = await t.mf.getDurableObjectNamespace('SHARDS');
+  await eventually(async () => {
+    for (let n = 0; n < shards; n++) {
+      const res = await ns.get(ns.idFromName(`shard-${n.toString(16).padStart(4, '0')}`)).fetch('https://shard/status');
+      if ((await res.json()).unwritten !== 0) return false;
+    }
+    return true;
+  });
+}
+
 /** Polls `check` until it returns a truthy value or `ms` pass. */
 export async function eventually(check, { ms = 15000, every = 100 } = {}) {
   const deadline = Date.now() + ms;

@@ -1,5 +1,6 @@
 // A swarm that fails is still answered as a tracker: the tracker runs with
-// its SWARMS binding pointed at a test-only Durable Object class (in a second
+// its SWARMS and SHARDS bindings (torrents' own objects and the shards of
+// small swarms) pointed at a test-only Durable Object class (in a second
 // Worker beside it) that fails the way the runtime does (overloaded, reset,
 // a deploy, an exceeded limit, an error status). Every client must get HTTP
 // 200 with a bencoded `failure reason` and BEP 31 `retry in`, WebSocket
@@ -27,6 +28,9 @@ async function firstHashByte(request) {
   const q = url.indexOf('?');
   // An HTTP announce: the hex message after 'https://swarm/a?' (version byte, then the hash).
   if (q > 0) return parseInt(url.slice(q + 3, q + 5), 16);
+  // A shard asked to move a torrent to its own object: the hash in hex.
+  const move = url.indexOf('/move/');
+  if (move > 0) return parseInt(url.slice(move + 6, move + 8), 16);
   // A WebSocket peer: JSON with the hash as a byte array.
   const body = JSON.parse(await request.text());
   return Object.values(body)[0].info_hash[0];
@@ -47,7 +51,10 @@ const hashFor = (i, tag) => Buffer.from([i, ...Buffer.alloc(19, tag)]);
 let t;
 before(async () => {
   t = await startTracker({
-    durableObjects: { SWARMS: { className: 'FailingSwarm', scriptName: 'failing-swarm', useSQLite: true } },
+    durableObjects: {
+      SWARMS: { className: 'FailingSwarm', scriptName: 'failing-swarm', useSQLite: true },
+      SHARDS: { className: 'FailingSwarm', scriptName: 'failing-swarm', useSQLite: true },
+    },
     workers: [
       {
         name: 'failing-swarm',

@@ -64,7 +64,8 @@ test('full scrape lists published torrents when enabled', async () => {
 });
 
 test('SCRAPE_CACHE: a torrent nobody scrapes writes no KV; a scrape reads through, caches, and the cache follows changes', async () => {
-  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', SCRAPE_CACHE: '3600', SCRAPE_FOLLOW: 'true' } });
+  // A torrent's own object (a shard of small swarms caches nothing in KV: tests/shards.test.mjs).
+  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', SCRAPE_CACHE: '3600', SCRAPE_FOLLOW: 'true', SWARM_SHARDS: '0' } });
   try {
   const kv = await t.mf.getKVNamespace('TRACKER_KV');
   const hash = randomHash();
@@ -90,8 +91,8 @@ test('SCRAPE_CACHE: a torrent nobody scrapes writes no KV; a scrape reads throug
 });
 
 test('SCRAPE_CACHE (the default): a miss caches the counters in KV until its TTL; changes meanwhile reach /stats but write no KV', async () => {
-  // wrangler.toml's defaults: SCRAPE_CACHE=1800, SCRAPE_FOLLOW=false.
-  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', STATS_REFRESH: '0' } });
+  // wrangler.toml's defaults: SCRAPE_CACHE=1800, SCRAPE_FOLLOW=false; a torrent's own object.
+  const t = await startTracker({ vars: { PUBLISH_WINDOW: '1', STATS_REFRESH: '0', SWARM_SHARDS: '0' } });
   try {
     const kv = await t.mf.getKVNamespace('TRACKER_KV');
     const hash = randomHash();

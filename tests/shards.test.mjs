@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  ADMIN_TOKEN, startTracker, announce, scrape, scrapeEntry, peerId, randomHash, compactPeers, eventually, get, text,
+  ADMIN_TOKEN, startTracker, announce, scrape, scrapeEntry, peerId, randomHash, compactPeers, eventually, get, text, shardsWritten,
 } from './helpers.mjs';
 
 const SHARED = { SWARM_SHARDS: '2', FLUSH_DELAY: '1', ENFORCE_MIN_INTERVAL: 'false' };
@@ -21,11 +21,23 @@ function join_(t, infoHash, n, fields = {}) {
 const listed = (r) => compactPeers(r.body.peers).sort();
 const addr = (n) => `10.7.0.${n}:${1000 + n}`;
 
+/** Runs `fn(start)`: `start(vars)` starts the tracker on one state
+ * directory (again: a restart); every runtime stops at the end, on a
+ * failure too (one left running keeps the test file open). */
 async function withDir(fn) {
   const dir = mkdtempSync(join(tmpdir(), 'edge-tracker-shards-'));
+  const running = [];
   try {
-    await fn(dir);
+    await fn(async (vars) => {
+      const t = await startTracker({ vars, persistDir: dir });
+      const stop = t.stop;
+      let stopped;
+      t.stop = () => (stopped ??= stop());
+      running.push(t);
+      return t;
+    });
   } finally {
+    for (const t of running) await t.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -55,37 +67,50 @@ test('small swarms in one shard: each lists its own peers, scrape and /stats cou
 });
 
 test('a shard writes behind: peers and completed counts survive a restart once written', async () => {
-  await withDir(async (dir) => {
+  await withDir(async (start) => {
     const infoHash = randomHash();
-    let t = await startTracker({ vars: SHARED, persistDir: dir });
+    let t = await start(SHARED);
     await join_(t, infoHash, 1, { left: 0 });
     await join_(t, infoHash, 2);
     await join_(t, infoHash, 2, { left: 0, event: 'completed' });
     await join_(t, infoHash, 3);
-    // Written within FLUSH_DELAY by the shard's alarm: its row count moves
-    // past the alarm's own row. A plain re-announce writes nothing itself.
-    await eventually(async () => (await join_(t, infoHash, 3, { event: undefined })).rowsWrittenTotal >= 2);
+    // Written within FLUSH_DELAY, by the alarm.
+    await shardsWritten(t, 2);
     await t.stop();
 
-    t = await startTracker({ vars: SHARED, persistDir: dir });
-    try {
-      const r = await join_(t, infoHash, 4);
-      assert.deepEqual(listed(r), [addr(1), addr(2), addr(3)]);
-      assert.deepEqual([r.body.complete, r.body.incomplete, r.body.downloaded], [2, 2, 1]);
-      // The completion is still known: no second count.
-      const again = await join_(t, infoHash, 2, { left: 0, event: 'completed' });
-      assert.equal(again.body.downloaded, 1);
-    } finally {
-      await t.close();
-    }
+    t = await start(SHARED);
+    const r = await join_(t, infoHash, 4);
+    assert.deepEqual(listed(r), [addr(1), addr(2), addr(3)]);
+    assert.deepEqual([r.body.complete, r.body.incomplete, r.body.downloaded], [2, 2, 1]);
+    // The completion is still known: no second count.
+    const again = await join_(t, infoHash, 2, { left: 0, event: 'completed' });
+    assert.equal(again.body.downloaded, 1);
   });
 });
 
+test('a shard writes 200 joins into 50 small swarms as a few rows, not 200', async () => {
+  const t = await startTracker({ vars: { ...SHARED, SWARM_SHARDS: '1' } });
+  try {
+    const hashes = Array.from({ length: 50 }, randomHash);
+    let last;
+    for (let n = 1; n <= 200; n++) last = await join_(t, hashes[n % 50], n);
+    assert.equal(compactPeers(last.body.peers).length, 3, 'each swarm lists its other peers');
+    // Once written (FLUSH_DELAY), a re-announce reads the shard's total.
+    await shardsWritten(t, 1);
+    const total = (await join_(t, hashes[0], 50, { event: undefined })).rowsWrittenTotal;
+    // The alarm (set twice: the flush, then the sweep) and one bucket row
+    // per flush: at most a few flushes while the joins came in.
+    assert.ok(total <= 8, `${total} rows written for 200 joins`);
+  } finally {
+    await t.close();
+  }
+});
+
 test('a swarm that reaches SHARD_PROMOTE moves to its own object with its peers, for good', async () => {
-  await withDir(async (dir) => {
+  await withDir(async (start) => {
     const vars = { ...SHARED, SHARD_PROMOTE: '4' };
     const infoHash = randomHash();
-    let t = await startTracker({ vars, persistDir: dir });
+    let t = await start(vars);
     await join_(t, infoHash, 1, { left: 0 });
     await join_(t, infoHash, 2);
     await join_(t, infoHash, 2, { left: 0, event: 'completed' });
@@ -106,39 +131,31 @@ test('a swarm that reaches SHARD_PROMOTE moves to its own object with its peers,
     await t.stop();
 
     // After a restart the shard still sends it there, and it has them all.
-    t = await startTracker({ vars, persistDir: dir });
-    try {
-      r = await join_(t, infoHash, 7);
-      assert.deepEqual(listed(r), [1, 2, 3, 4, 5, 6].map(addr).sort());
-      assert.equal(r.body.downloaded, 1);
-      const s = await scrape(t.base, [infoHash]);
-      assert.deepEqual(scrapeEntry(s.body, infoHash), { complete: 2, incomplete: 5, downloaded: 1 });
-    } finally {
-      await t.close();
-    }
+    t = await start(vars);
+    r = await join_(t, infoHash, 7);
+    assert.deepEqual(listed(r), [1, 2, 3, 4, 5, 6].map(addr).sort());
+    assert.equal(r.body.downloaded, 1);
+    const s = await scrape(t.base, [infoHash]);
+    assert.deepEqual(scrapeEntry(s.body, infoHash), { complete: 2, incomplete: 5, downloaded: 1 });
   });
 });
 
 test('turning SWARM_SHARDS on keeps torrents that already have their own object there', async () => {
-  await withDir(async (dir) => {
+  await withDir(async (start) => {
     const infoHash = randomHash();
-    let t = await startTracker({ vars: { ENFORCE_MIN_INTERVAL: 'false' }, persistDir: dir });
+    let t = await start({ ENFORCE_MIN_INTERVAL: 'false', SWARM_SHARDS: '0' });
     await join_(t, infoHash, 1, { left: 0 });
     await join_(t, infoHash, 2);
     await join_(t, infoHash, 2, { left: 0, event: 'completed' });
     await t.stop();
 
-    t = await startTracker({ vars: SHARED, persistDir: dir });
-    try {
-      const r = await join_(t, infoHash, 3);
-      assert.deepEqual(listed(r), [addr(1), addr(2)]);
-      assert.deepEqual([r.body.complete, r.body.downloaded], [2, 1]);
-      const fresh = randomHash();
-      await join_(t, fresh, 1);
-      assert.deepEqual(listed(await join_(t, fresh, 2)), [addr(1)], 'a new torrent is shared');
-    } finally {
-      await t.close();
-    }
+    t = await start(SHARED);
+    const r = await join_(t, infoHash, 3);
+    assert.deepEqual(listed(r), [addr(1), addr(2)]);
+    assert.deepEqual([r.body.complete, r.body.downloaded], [2, 1]);
+    const fresh = randomHash();
+    await join_(t, fresh, 1);
+    assert.deepEqual(listed(await join_(t, fresh, 2)), [addr(1)], 'a new torrent is shared');
   });
 });
 

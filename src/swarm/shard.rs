@@ -407,6 +407,14 @@ impl Shard {
         [flush, sweep, handoff].into_iter().flatten().min()
     }
 
+    /// For an operator: swarms in memory, emptied swarms kept as a count,
+    /// torrents moved out, handoffs pending, and whether changes wait to be
+    /// written.
+    pub fn status(&self) -> [usize; 5] {
+        let pending = self.moved.values().filter(|s| !s.is_empty()).count();
+        [self.swarms.len(), self.emptied.len(), self.moved.len(), pending, self.dirty_since.is_some() as usize]
+    }
+
     /// The shard's sums and its `top` busiest swarms, for `/stats`.
     pub fn gauges(&mut self, top: usize) -> crate::stats::Gauges {
         if let Some(g) = self.totals.gauges(top) {

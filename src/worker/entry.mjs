@@ -211,75 +211,63 @@ async function announce(request, env, ctx, url) {
   return answer;
 }
 
-// A swarm's Durable Object: the Rust object. An announce goes to its one
-// announce core: `announceNow` (synchronous) once the swarm is in memory,
-// else `announceLoading`, which loads it first. Both give the body, the
-// alarm write to wait for and the headers (failure, costs) together, and
-// whether counters it changed are due to be published: that publish runs
-// beside the answer (the output gate holds it until the announce's writes
-// are stored), not in an alarm; a failure sets the alarm to retry.
-export class SwarmObject {
-  constructor(ctx, env) {
-    this.swarm = new RustSwarm(ctx, env);
-    this.ctx = ctx;
-  }
-
-  async fetch(request) {
-    const url = request.url;
-    if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.swarm.fetch(request);
-    const outcome = this.swarm.announceNow(url) ?? (await this.swarm.announceLoading(url));
-    // Most announces: the answer alone.
-    if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
-    if (outcome.publish) this.ctx.waitUntil(this.swarm.publishPending());
-    const alarm = outcome.alarm;
-    const extra = outcome.headers();
-    const body = outcome.intoBody();
-    // The output gate holds the answer until the alarm is stored.
-    if (alarm !== undefined) await alarm;
-    return new Response(body, extra === undefined ? BENCODED_INIT : { headers: withHeaders(extra) });
-  }
-
-  alarm() {
-    return this.swarm.alarm();
-  }
-}
-
-// A shard of small public swarms (SWARM_SHARDS): the Rust shard, with the
-// same announce core calls as a swarm. A torrent that lives in its own
-// object comes back `moved`: the announce goes there, and the answer says
-// so (`x-moved`) for the Worker to go there directly. A swarm that grew to
-// SHARD_PROMOTE moves out beside the answer.
-export class ShardObject {
-  constructor(ctx, env) {
-    this.shard = new RustShard(ctx, env);
+// A swarm's Durable Object (one per torrent) and a shard of small public
+// swarms (SWARM_SHARDS): each is its Rust object, and an announce goes to
+// the same announce core calls in both (`answerAnnounce`).
+class RustObject {
+  constructor(rust, ctx, env) {
+    this.rust = rust;
     this.ctx = ctx;
     this.env = env;
   }
 
-  async fetch(request) {
-    const url = request.url;
-    if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.shard.fetch(request);
-    const outcome = this.shard.announceNow(url) ?? (await this.shard.announceLoading(url));
-    if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
-    const moved = outcome.moved;
-    const promote = outcome.promote;
-    const alarm = outcome.alarm;
-    const extra = outcome.headers();
-    const body = outcome.intoBody();
-    if (alarm !== undefined) await alarm;
-    if (moved !== undefined) {
-      const own = await this.env.SWARMS.get(this.env.SWARMS.idFromName(moved)).fetch(url);
-      const answer = new Response(own.body, own);
-      answer.headers.set('x-moved', '1');
-      return answer;
-    }
-    if (promote !== undefined) this.ctx.waitUntil(this.shard.promote(promote));
-    return new Response(body, extra === undefined ? BENCODED_INIT : { headers: withHeaders(extra) });
+  fetch(request) {
+    return request.url.startsWith(SWARM_ANNOUNCE_URL) ? answerAnnounce(this, request.url) : this.rust.fetch(request);
   }
 
   alarm() {
-    return this.shard.alarm();
+    return this.rust.alarm();
   }
+}
+
+export class SwarmObject extends RustObject {
+  constructor(ctx, env) {
+    super(new RustSwarm(ctx, env), ctx, env);
+  }
+}
+
+export class ShardObject extends RustObject {
+  constructor(ctx, env) {
+    super(new RustShard(ctx, env), ctx, env);
+  }
+}
+
+// An announce into an object: `announceNow` (synchronous) once the swarm
+// or shard is in memory, else `announceLoading`, which loads it first.
+// Most announces get the answer alone. Otherwise the outcome has the
+// alarm write to wait for (the output gate holds the answer until it is
+// stored) and the headers (failure, costs); a swarm's counters due to be
+// published go out beside the answer (a failure sets the alarm to retry);
+// a shard's torrent that lives in its own object is forwarded there, and
+// the answer says so (`x-moved`) for the Worker to go there directly; a
+// shard's swarm grown to SHARD_PROMOTE moves out beside the answer.
+async function answerAnnounce(object, url) {
+  const rust = object.rust;
+  const outcome = rust.announceNow(url) ?? (await rust.announceLoading(url));
+  if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
+  if (outcome.publish) object.ctx.waitUntil(rust.publishPending());
+  const { alarm, moved, promote } = outcome;
+  const extra = outcome.headers();
+  const body = outcome.intoBody();
+  if (alarm !== undefined) await alarm;
+  if (moved !== undefined) {
+    const own = await object.env.SWARMS.get(object.env.SWARMS.idFromName(moved)).fetch(url);
+    const answer = new Response(own.body, own);
+    answer.headers.set('x-moved', '1');
+    return answer;
+  }
+  if (promote !== undefined) object.ctx.waitUntil(rust.promote(promote));
+  return new Response(body, extra === undefined ? BENCODED_INIT : { headers: withHeaders(extra) });
 }
 
 // A bencoded answer's headers and these `[name, value]` pairs.

@@ -3,6 +3,7 @@
 //! forwarded to its swarm's Durable Object; scrape is served from KV and
 //! never wakes a swarm.
 
+mod announced;
 mod api;
 mod d1;
 mod dashboard;

@@ -192,8 +192,12 @@ impl StatsObject {
         let now_secs = now / 1000;
         let fresh = matches!(&self.inner.borrow().gauges, Some((at, _, _)) if now_secs < at + self.config.stats_refresh as u64);
         if !fresh {
-            let (gauges, private) = self.read_gauges().await?;
-            self.inner.borrow_mut().gauges = Some((now_secs, gauges, private));
+            match self.read_gauges().await {
+                Ok((gauges, private)) => self.inner.borrow_mut().gauges = Some((now_secs, gauges, private)),
+                // The request counts still answer; the swarm totals are
+                // the last ones read (`gauges_at` says when).
+                Err(e) => log::warn("stats_gauges_failed", json!({ "error": e.to_string() })),
+            }
         }
         let (counts, history) = self.with_history(|h| (h.totals(), h.series(now / 60_000, minutes)))?;
         let inner = self.inner.borrow();

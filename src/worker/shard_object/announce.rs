@@ -6,100 +6,44 @@
 
 use worker::wasm_bindgen::prelude::*;
 
-use super::super::swarm_object::announce::{decode_message, extra_headers};
+use super::super::announced::{decode_message, Announced};
 use super::{now_secs, RowCost, ShardObject};
 use crate::peer::InfoHash;
-use crate::response;
-use crate::stats::Failure;
 use crate::swarm::shard::Routed;
 use crate::wire::SwarmAnnounce;
-
-/// A shard announce's outcome, for the entry to answer with.
-#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
-pub struct ShardAnnounced {
-    body: Vec<u8>,
-    failure: Option<Failure>,
-    /// The alarm write this announce started: the answer waits for it.
-    alarm: Option<js_sys::Promise>,
-    /// The torrent lives in its own object (hex info hash): forward there.
-    moved: Option<String>,
-    /// The swarm grew to `SHARD_PROMOTE` (hex info hash): the entry runs
-    /// `promote` beside the answer.
-    promote: Option<String>,
-    costs: Option<(RowCost, RowCost)>,
-}
-
-#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
-impl ShardAnnounced {
-    #[wasm_bindgen(getter)]
-    pub fn alarm(&self) -> Option<js_sys::Promise> {
-        self.alarm.clone()
-    }
-
-    #[wasm_bindgen(getter)]
-    pub fn moved(&self) -> Option<String> {
-        self.moved.clone()
-    }
-
-    #[wasm_bindgen(getter)]
-    pub fn promote(&self) -> Option<String> {
-        self.promote.clone()
-    }
-
-    /// As `Announced.headers` (the failure reason; costs with `EXPOSE_COSTS`).
-    pub fn headers(&self) -> Option<js_sys::Array> {
-        extra_headers(self.failure, self.costs)
-    }
-
-    #[wasm_bindgen(js_name = intoBody)]
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
-    }
-}
-
-impl ShardAnnounced {
-    fn answer(body: Vec<u8>) -> Self {
-        ShardAnnounced { body, failure: None, alarm: None, moved: None, promote: None, costs: None }
-    }
-}
 
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
 impl ShardObject {
     /// The announce in `url`, when the shard is loaded and knows the
     /// torrent: the body alone (a `Uint8Array`) when nothing goes with it,
-    /// else a [`ShardAnnounced`]; `undefined` when `announceLoading` must
+    /// else a [`Announced`]; `undefined` when `announceLoading` must
     /// take it.
     #[wasm_bindgen(js_name = announceNow)]
     pub fn announce_now(&self, url: &str) -> std::result::Result<JsValue, JsValue> {
-        let Some(msg) = decode_message(url) else { return Ok(malformed().into()) };
+        let Some(msg) = decode_message(url) else { return Ok(Announced::malformed().into()) };
         if !self.inner.borrow().loaded {
             return Ok(JsValue::UNDEFINED);
         }
         let Some(outcome) = self.announce(&msg, now_secs(), RowCost::default()).map_err(JsValue::from)? else {
             return Ok(JsValue::UNDEFINED);
         };
-        Ok(match outcome {
-            ShardAnnounced { body, failure: None, alarm: None, moved: None, promote: None, costs: None } => {
-                js_sys::Uint8Array::from(&body[..]).into()
-            }
-            outcome => outcome.into(),
-        })
+        Ok(outcome.into_js())
     }
 
     /// The same announce when the shard must load, or ask the torrent's
     /// own object whether it holds the torrent, first.
     #[wasm_bindgen(js_name = announceLoading)]
-    pub async fn announce_loading(&self, url: String) -> std::result::Result<ShardAnnounced, JsValue> {
-        let Some(msg) = decode_message(&url) else { return Ok(malformed()) };
+    pub async fn announce_loading(&self, url: String) -> std::result::Result<Announced, JsValue> {
+        let Some(msg) = decode_message(&url) else { return Ok(Announced::malformed()) };
         let mut cost = self.ensure_loaded(now_secs())?;
         self.settle(msg.info_hash, &mut cost).await?;
         let outcome = self.announce(&msg, now_secs(), cost)?;
         // Settled above: the shard hosts the torrent or knows it moved.
-        Ok(outcome.unwrap_or_else(|| ShardAnnounced { moved: Some(msg.info_hash.to_hex()), ..malformed() }))
+        Ok(outcome.unwrap_or_else(|| Announced { moved: Some(msg.info_hash.to_hex()), ..Announced::default() }))
     }
 
     /// Moves a swarm that grew to `SHARD_PROMOTE` peers to its own object
-    /// (`ShardAnnounced.promote`), beside the announce's answer.
+    /// (`Announced.promote`), beside the announce's answer.
     pub async fn promote(&self, hex: String) -> std::result::Result<(), JsValue> {
         let Some(hash) = InfoHash::from_hex(&hex) else { return Ok(()) };
         let mut cost = RowCost::default();
@@ -109,13 +53,9 @@ impl ShardObject {
     }
 }
 
-fn malformed() -> ShardAnnounced {
-    ShardAnnounced::answer(response::failure("malformed swarm request"))
-}
-
 impl ShardObject {
     /// The announce once loaded: `None` for a torrent not settled yet.
-    fn announce(&self, msg: &SwarmAnnounce, now: u32, mut cost: RowCost) -> worker::Result<Option<ShardAnnounced>> {
+    fn announce(&self, msg: &SwarmAnnounce, now: u32, mut cost: RowCost) -> worker::Result<Option<Announced>> {
         let (routed, promote, writes) = {
             let mut inner = self.inner.borrow_mut();
             let routed = inner.shard.announce(msg, now, &self.config);
@@ -139,6 +79,6 @@ impl ShardObject {
         };
         let totals = self.count(cost);
         let costs = self.expose_costs.then_some((cost, totals));
-        Ok(Some(ShardAnnounced { body, failure, alarm, moved, promote, costs }))
+        Ok(Some(Announced { body, failure, alarm, moved, promote, costs, publish: false }))
     }
 }

@@ -25,6 +25,10 @@ use crate::swarm::shard::{Own, Shard, ShardWrite};
 pub const SHARD_MOVE_URL: &str = "https://shard/move/";
 /// The shard's URL for its sums (`?top=N`).
 pub const SHARD_TOTALS_URL: &str = "https://shard/totals?top=";
+/// The shard's state, for an operator (JSON): swarms in memory, emptied
+/// ones kept as a count, torrents moved out, handoffs pending, changes
+/// waiting to be written (0 or 1).
+pub const SHARD_STATUS_URL: &str = "https://shard/status";
 /// A torrent's own object: does it hold the torrent (`<hex>` follows)?
 pub const SWARM_HOLDS_URL: &str = "https://swarm/holds/";
 /// A torrent's own object: adopt a shard's swarm (the body, in hex).
@@ -84,6 +88,9 @@ impl DurableObject for ShardObject {
             let top = top.parse().unwrap_or(crate::swarm_totals::CANDIDATES).min(crate::swarm_totals::CANDIDATES);
             let gauges = self.inner.borrow_mut().shard.gauges(top);
             Response::ok(crate::swarm_totals::gauges_text(&gauges))
+        } else if url == SHARD_STATUS_URL {
+            let [swarms, emptied, moved, handoffs, unwritten] = self.inner.borrow().shard.status();
+            Response::from_json(&json!({ "swarms": swarms, "emptied": emptied, "moved": moved, "handoffs": handoffs, "unwritten": unwritten }))
         } else {
             Response::error("no such shard request", 404)
         };

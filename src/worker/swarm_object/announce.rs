@@ -3,70 +3,16 @@
 //! the swarm is in memory (an announce then needs no I/O but SQLite, which
 //! is synchronous: no worker-rs request wrappers, no future queue), and
 //! `announceLoading` when it must be loaded first. Both return an
-//! [`Announced`]: the body, the failure, the alarm write and the cost,
-//! which the entry turns into the HTTP answer.
+//! `Announced` (`announced.rs`): the body, the failure, the alarm write and
+//! the cost, which the entry turns into the HTTP answer.
 
 use worker::wasm_bindgen::prelude::*;
 use worker::Result;
 
-use super::super::{FAILURE_HEADER, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, SWARM_ANNOUNCE_URL, USAGE_HEADER};
+use super::super::announced::{decode_message, Announced};
 use super::{now_secs, RowCost, SwarmObject};
 use crate::response;
-use crate::stats::Failure;
 use crate::wire::SwarmAnnounce;
-
-/// An announce's outcome, for the entry to answer with.
-#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
-pub struct Announced {
-    /// The bencoded answer.
-    body: Vec<u8>,
-    /// The refusal's reason, if the answer is one (the Worker counts it).
-    failure: Option<Failure>,
-    /// The alarm write this announce started (the swarm needs its alarm
-    /// sooner): the answer waits for it.
-    alarm: Option<js_sys::Promise>,
-    /// This announce changed counters that are due to be published: the
-    /// entry runs `publishPending` without holding the answer for it.
-    publish: bool,
-    /// What this announce cost and the object's totals, with `EXPOSE_COSTS`.
-    costs: Option<(RowCost, RowCost)>,
-}
-
-#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
-impl Announced {
-    /// The alarm write to await before answering (the output gate holds
-    /// the answer until it is stored), if this announce set the alarm.
-    #[wasm_bindgen(getter)]
-    pub fn alarm(&self) -> Option<js_sys::Promise> {
-        self.alarm.clone()
-    }
-
-    /// Whether the entry should run `publishPending` (see the field).
-    #[wasm_bindgen(getter)]
-    pub fn publish(&self) -> bool {
-        self.publish
-    }
-
-    /// The answer's headers beyond a bencoded answer's own, as
-    /// `[name, value]` pairs: the failure reason and (with `EXPOSE_COSTS`)
-    /// the cost. `undefined` when there are none, as for most announces.
-    pub fn headers(&self) -> Option<js_sys::Array> {
-        extra_headers(self.failure, self.costs)
-    }
-
-    /// The bencoded answer (frees this outcome).
-    #[wasm_bindgen(js_name = intoBody)]
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
-    }
-}
-
-impl Announced {
-    /// A swarm message that does not decode: answered, not counted.
-    fn malformed() -> Self {
-        Announced { body: response::failure("malformed swarm request"), failure: None, alarm: None, publish: false, costs: None }
-    }
-}
 
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
 impl SwarmObject {
@@ -83,10 +29,7 @@ impl SwarmObject {
             return Ok(JsValue::UNDEFINED);
         }
         let outcome = self.announce(&msg, now_secs(), RowCost::default()).map_err(JsValue::from)?;
-        Ok(match outcome {
-            Announced { body, failure: None, alarm: None, publish: false, costs: None } => js_sys::Uint8Array::from(&body[..]).into(),
-            outcome => outcome.into(),
-        })
+        Ok(outcome.into_js())
     }
 
     /// The same announce for a swarm not yet in memory (the first after a
@@ -111,37 +54,6 @@ impl SwarmObject {
             None => Ok(()),
         }
     }
-}
-
-/// An answer's headers beyond a bencoded answer's own, as `[name, value]`
-/// pairs: the failure reason and (with `EXPOSE_COSTS`) the cost.
-/// `undefined` when there are none, as for most announces.
-pub(in crate::worker) fn extra_headers(failure: Option<Failure>, costs: Option<(RowCost, RowCost)>) -> Option<js_sys::Array> {
-    if failure.is_none() && costs.is_none() {
-        return None;
-    }
-    let pairs = js_sys::Array::new();
-    let add = |name: &str, value: &str| {
-        pairs.push(&js_sys::Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)));
-    };
-    if let Some(f) = failure {
-        add(FAILURE_HEADER, f.label());
-    }
-    if let Some((cost, totals)) = costs {
-        add(ROWS_READ_HEADER, &cost.read.to_string());
-        add(ROWS_WRITTEN_HEADER, &cost.written.to_string());
-        add(&format!("{ROWS_READ_HEADER}-total"), &totals.read.to_string());
-        add(&format!("{ROWS_WRITTEN_HEADER}-total"), &totals.written.to_string());
-        add(USAGE_HEADER, &serde_json::to_string(&totals).unwrap_or_default());
-    }
-    Some(pairs)
-}
-
-pub(in crate::worker) fn decode_message(url: &str) -> Option<SwarmAnnounce> {
-    let hex = url.strip_prefix(SWARM_ANNOUNCE_URL)?;
-    let mut raw = [0u8; crate::wire::ENCODED_LEN];
-    hex::decode_to_slice(hex, &mut raw).ok()?;
-    SwarmAnnounce::decode(&raw)
 }
 
 impl SwarmObject {
@@ -174,6 +86,6 @@ impl SwarmObject {
         };
         let totals = self.count(cost);
         let costs = self.expose_costs.then_some((cost, totals));
-        Ok(Announced { body, failure, alarm, publish, costs })
+        Ok(Announced { body, failure, alarm, publish, costs, ..Announced::default() })
     }
 }

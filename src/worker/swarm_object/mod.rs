@@ -12,7 +12,7 @@
 //! setting the alarm); `credit.rs` the credit flush to the ledger shards;
 //! `cost.rs` the cost counts the benchmarks read.
 
-pub(super) mod announce;
+mod announce;
 pub(super) mod cost;
 mod credit;
 mod load;
