@@ -28,11 +28,14 @@
 // that is left out as the alarm work before round 1 is counted, as in a
 // steady state; waiting idle at the end instead would let every peer
 // expire), priced by bench/lib.mjs `dollars()` like bench/run.mjs. A
-// scrape is a Worker request and one KV read; its price is added to the
-// announces' as (scrapes / announces) x price per scrape. A scrape that
-// misses KV (SCRAPE_CACHE, the read-through cache) also asks the swarm,
-// which caches its counters in KV: that DO request and KV write are in the
-// swarm's own totals, so in the announces' figure.
+// scrape is a Worker request and the KV reads it made (`x-kv-reads`: one
+// for a torrent with its own object, none for a shared swarm's, whose
+// shard answers); its price is added to the announces' as
+// (scrapes / announces) x price per scrape. A scrape that misses KV
+// (SCRAPE_CACHE, the read-through cache) also asks the swarm, which caches
+// its counters in KV, and a shared swarm's scrape asks its shard: those DO
+// requests and KV writes are in the objects' own totals, so in the
+// announces' figure.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -137,7 +140,7 @@ async function get(c, url, headers) {
 
 function counter(t) {
   const usage = new Map();
-  const c = { usage, workerKvReads: 0, doMs: 0, announces: 0, scrapes: 0, events: {}, retries: 0 };
+  const c = { usage, workerKvReads: 0, scrapeKvReads: 0, doMs: 0, announces: 0, scrapes: 0, events: {}, retries: 0 };
   c.announce = async (s, event) => {
     const res = await get(c, announceUrl(t.base, s, event), { 'cf-connecting-ip': ip(s.n) });
     const body = Buffer.from(await res.arrayBuffer());
@@ -153,6 +156,8 @@ function counter(t) {
     const res = await get(c, `${t.base}/scrape?info_hash=${hashes[torrent]}`, { 'cf-connecting-ip': '10.255.0.1' });
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status !== 200 || body.includes('failure reason')) throw new Error(`scrape failed: ${res.status} ${body}`);
+    // KV reads of the scrape itself (a shared torrent's is none: its shard answers).
+    c.scrapeKvReads += Number(res.headers.get('x-kv-reads') ?? 1);
     c.scrapes += 1;
   };
   return c;
@@ -173,7 +178,7 @@ async function play(c, plan) {
   if (late > 1000) log(`round ran ${(late / 1000).toFixed(1)} s late`);
 }
 
-const snapshot = (c) => ({ usage: sumUsage(c.usage), kv: c.workerKvReads, ms: c.doMs, announces: c.announces, scrapes: c.scrapes, events: { ...c.events } });
+const snapshot = (c) => ({ usage: sumUsage(c.usage), kv: c.workerKvReads, scrapeKv: c.scrapeKvReads, ms: c.doMs, announces: c.announces, scrapes: c.scrapes, events: { ...c.events } });
 
 export async function churnCosts() {
   const vars = {
@@ -211,7 +216,10 @@ export async function churnCosts() {
     per.worker_kv_reads = (after.kv - before.kv) / announces;
     per.do_ms = (after.ms - before.ms) / announces;
     const cost = dollars(per);
-    const scrapePrice = PRICE.workerRequest + PRICE.kvRead;
+    // A scrape: a Worker request and its KV reads (its shard's or swarm's
+    // request on a miss is in their own usage, so in the announces' line).
+    const scrapeKvReads = (after.scrapeKv - before.scrapeKv) / scrapes;
+    const scrapePrice = PRICE.workerRequest + scrapeKvReads * PRICE.kvRead;
     const scrapeShare = (scrapes / announces) * scrapePrice;
     const events = diff(before.events, after.events);
     return {
@@ -230,7 +238,8 @@ export async function churnCosts() {
       totals: spent,
       per_announce: per,
       announce_cost: cost,
-      scrape_price_per_million: scrapePrice,
+      scrape_price_per_million: Number(scrapePrice.toFixed(4)),
+      scrape_kv_reads_per_scrape: Number(scrapeKvReads.toFixed(4)),
       scrapes_per_announce: Number((scrapes / announces).toFixed(4)),
       all_in_per_million_announces: Number((cost.per_million + scrapeShare).toFixed(4)),
       all_in_per_million_requests: Number(((cost.per_million * announces + scrapePrice * scrapes) / (announces + scrapes)).toFixed(4)),

@@ -136,9 +136,11 @@ pub struct Shard {
     /// Torrents whose swarm emptied, by the completed count they keep
     /// (about 50 bytes each, where a swarm in memory takes a kilobyte).
     emptied: HashMap<InfoHash, u64>,
-    /// Torrents that live in their own objects, with the swarm still to
-    /// hand over (empty once handed over).
-    moved: HashMap<InfoHash, Vec<u8>>,
+    /// Torrents that live in their own objects (when they moved, or 0 if
+    /// they were there already).
+    moved: HashMap<InfoHash, u64>,
+    /// Swarms moved out but not yet handed over (rarely any).
+    handoffs: Vec<(InfoHash, Vec<u8>)>,
     /// How many buckets the stored rows use.
     buckets: u8,
     /// Buckets changed since the last flush (a bit each), and since when.
@@ -155,6 +157,7 @@ impl Shard {
             swarms: HashMap::new(),
             emptied: HashMap::new(),
             moved: HashMap::new(),
+            handoffs: Vec::new(),
             buckets: 1,
             dirty: 0,
             dirty_since: None,
@@ -174,7 +177,12 @@ impl Shard {
         now: u32,
         config: &TrackerConfig,
     ) {
-        self.moved.extend(moved.into_iter().map(|(h, s)| (h, s.unwrap_or_default())));
+        for (hash, handoff) in moved {
+            self.moved.insert(hash, 0);
+            if let Some(swarm) = handoff {
+                self.handoffs.push((hash, swarm));
+            }
+        }
         for (bucket, blob) in buckets {
             self.buckets = self.buckets.max((bucket as u16 + 1).next_power_of_two().min(MAX_BUCKETS as u16) as u8);
             for (row, peers) in decode_bucket(blob) {
@@ -240,7 +248,7 @@ impl Shard {
         }
         let downloaded = match own {
             Own::Holds => {
-                self.moved.insert(hash, Vec::new());
+                self.moved.insert(hash, 0);
                 return Some(ShardWrite::Moved { hash, handoff: None });
             }
             Own::Free { downloaded } => downloaded,
@@ -280,20 +288,23 @@ impl Shard {
             self.mark(&hash, now);
             swarm
         });
-        self.moved.insert(hash, handoff.clone().unwrap_or_default());
+        self.moved.insert(hash, now as u64);
+        if let Some(swarm) = &handoff {
+            self.handoffs.push((hash, swarm.clone()));
+        }
         Some(ShardWrite::Moved { hash, handoff })
     }
 
     /// Swarms moved out but not yet handed over (a failed or interrupted
     /// handoff), to send again.
     pub fn handoffs(&self) -> Vec<(InfoHash, Vec<u8>)> {
-        self.moved.iter().filter(|(_, s)| !s.is_empty()).map(|(h, s)| (*h, s.clone())).collect()
+        self.handoffs.clone()
     }
 
     /// The torrent's own object has its swarm now.
     pub fn handed_off(&mut self, hash: InfoHash) -> Option<ShardWrite> {
-        let slot = self.moved.get_mut(&hash).filter(|s| !s.is_empty())?;
-        *slot = Vec::new();
+        let i = self.handoffs.iter().position(|(h, _)| *h == hash)?;
+        self.handoffs.swap_remove(i);
         Some(ShardWrite::Moved { hash, handoff: None })
     }
 
@@ -403,7 +414,7 @@ impl Shard {
         let flush = self.dirty_since.map(|s| s.saturating_add(flush_delay(config)));
         let live = self.swarms.values().any(|h| !h.state.is_empty());
         let sweep = live.then(|| self.next_sweep.max(now + 1));
-        let handoff = self.moved.values().any(|s| !s.is_empty()).then_some(now + HANDOFF_RETRY);
+        let handoff = (!self.handoffs.is_empty()).then_some(now + HANDOFF_RETRY);
         [flush, sweep, handoff].into_iter().flatten().min()
     }
 
@@ -411,8 +422,7 @@ impl Shard {
     /// torrents moved out, handoffs pending, and whether changes wait to be
     /// written.
     pub fn status(&self) -> [usize; 5] {
-        let pending = self.moved.values().filter(|s| !s.is_empty()).count();
-        [self.swarms.len(), self.emptied.len(), self.moved.len(), pending, self.dirty_since.is_some() as usize]
+        [self.swarms.len(), self.emptied.len(), self.moved.len(), self.handoffs.len(), self.dirty_since.is_some() as usize]
     }
 
     /// The shard's sums and its `top` busiest swarms, for `/stats`.

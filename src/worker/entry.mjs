@@ -85,13 +85,14 @@ async function scrape(request, env, ctx, url) {
   const over = env.ANNOUNCE_LIMITER ? await overLimit(ip, env) : false;
   const plan = Front.scrape(env, url, ip, over);
   let answer;
+  const cost = { kvReads: 0 };
   switch (plan[0]) {
     case Plan.Answer:
       answer = bencoded(plan.subarray(1));
       break;
     case Plan.ScrapeKeys:
     case Plan.ScrapeThrough:
-      answer = bencoded(await scrapeKeys(env, decoder.decode(plan.subarray(1)), plan[0] === Plan.ScrapeThrough));
+      answer = bencoded(await scrapeKeys(env, decoder.decode(plan.subarray(1)), plan[0] === Plan.ScrapeThrough, cost));
       break;
     case Plan.FullScrape:
       answer = bencoded(await Front.fullScrape(env));
@@ -99,44 +100,63 @@ async function scrape(request, env, ctx, url) {
     default:
       return fullPath(request, env, ctx);
   }
+  exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
+  if (exposeCosts) answer.headers.set('x-kv-reads', String(cost.kvReads));
   after(env, ctx, '');
   return answer;
 }
 
 // The scrape answer for the KV keys of the torrents' counters (a line
-// each); with `readThrough`, a key KV lacks is asked of its swarm.
-async function scrapeKeys(env, lines, readThrough) {
+// each); with `readThrough`, a key KV lacks is asked of its swarm. A
+// shared swarm's counters (SWARM_SHARDS) are never in KV: its shard is
+// asked at once, unless this isolate knows the torrent moved out.
+async function scrapeKeys(env, lines, readThrough, cost) {
   const keys = lines.split('\n');
   try {
-    let found;
-    if (keys.length === 1) {
-      found = [(await env.TRACKER_KV.get(keys[0])) ?? ''];
-    } else {
-      const got = await env.TRACKER_KV.get(keys);
-      found = keys.map((k) => got.get(k) ?? '');
+    const targets = keys.map((k) => (readThrough ? Front.swarmOfKey(env, k) : undefined));
+    const shared = targets.map((target) => target !== undefined && target.includes(':') && !ownObjects.has(target.slice(-40)));
+    const kvKeys = keys.filter((_, i) => !shared[i]);
+    cost.kvReads = kvKeys.length;
+    let got = new Map();
+    if (kvKeys.length === 1) {
+      got.set(kvKeys[0], await env.TRACKER_KV.get(kvKeys[0]));
+    } else if (kvKeys.length > 1) {
+      got = await env.TRACKER_KV.get(kvKeys);
     }
-    if (readThrough) found = await Promise.all(found.map((v, i) => (v === '' ? swarmCounters(env, keys[i]) : v)));
+    const found = await Promise.all(keys.map((k, i) => {
+      const value = shared[i] ? null : got.get(k);
+      return value ?? (readThrough ? swarmCounters(env, targets[i]) : '');
+    }));
     return Front.scrapeAnswer(lines, found.join('\n'));
   } catch (e) {
     return Front.scrapeUnavailable(String(e));
   }
 }
 
-// A swarm's counters for its KV key (the swarm caches them in KV); ''
-// (zeros) if it cannot answer: a scrape is advice.
-async function swarmCounters(env, key) {
-  const target = Front.swarmOfKey(env, key);
+// A swarm's counters, from `target` (`Front.swarmOfKey`: the torrent's own
+// object by its hash, or its shard, `name:hash`); '' (zeros) if it cannot
+// answer: a scrape is advice. A shard answering for a torrent that moved
+// out says so (`x-moved`), and this isolate goes there directly next time.
+async function swarmCounters(env, target) {
   if (target === undefined) return '';
-  // The torrent's own object (its hash), or its shard (`name:hash`).
   const colon = target.indexOf(':');
   const hex = target.slice(colon + 1);
-  const stub = colon < 0 ? env.SWARMS.get(env.SWARMS.idFromName(hex)) : env.SHARDS.get(env.SHARDS.idFromName(target.slice(0, colon)));
+  const stub = colon < 0 || ownObjects.has(hex)
+    ? env.SWARMS.get(env.SWARMS.idFromName(hex))
+    : env.SHARDS.get(env.SHARDS.idFromName(target.slice(0, colon)));
   try {
     const res = await stub.fetch(SWARM_COUNTERS_URL + hex);
+    if (res.headers.has('x-moved')) remember(hex);
     return res.status === 200 ? await res.text() : '';
   } catch {
     return '';
   }
+}
+
+// A torrent that lives in its own object, not its shard.
+function remember(hex) {
+  if (ownObjects.size >= OWN_OBJECTS_MAX) ownObjects.clear();
+  ownObjects.add(hex);
 }
 
 // Tracker requests are rate-limited per address (ANNOUNCE_LIMITER). The
@@ -186,10 +206,7 @@ async function announce(request, env, ctx, url) {
       // tracker answer with `retry in` (below), never the 5xx.
       if (answer.status !== 200) throw new Error(`swarm answered ${answer.status}`);
       failure = answer.headers.get('x-failure') ?? '';
-      if (shared && answer.headers.has('x-moved')) {
-        if (ownObjects.size >= OWN_OBJECTS_MAX) ownObjects.clear();
-        ownObjects.add(hash);
-      }
+      if (shared && answer.headers.has('x-moved')) remember(hash);
       if (exposeCosts) {
         answer = new Response(answer.body, answer);
         answer.headers.set('x-kv-reads', String(Front.kvReads()));

@@ -64,8 +64,9 @@ pub struct SocketGateway {
     state: State,
     env: Env,
     config: TrackerConfig,
-    /// Torrents this instance saw moved out of their shard (`SWARM_SHARDS`).
-    moved: std::cell::RefCell<std::collections::HashSet<InfoHash>>,
+    /// Torrents this instance saw moved out of their shard
+    /// (`SWARM_SHARDS`), with when (Unix seconds).
+    moved: std::cell::RefCell<std::collections::HashMap<InfoHash, u64>>,
 }
 
 impl DurableObject for SocketGateway {
@@ -280,7 +281,7 @@ impl SocketGateway {
     /// `SWARM_SHARDS`, the torrent's shard moves it out once; this gateway
     /// remembers that).
     async fn own_stub(&self, hash: &InfoHash) -> Result<Stub> {
-        if self.config.shards() == 0 || self.moved.borrow().contains(hash) {
+        if self.config.shards() == 0 || self.moved.borrow().contains_key(hash) {
             return self.env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub();
         }
         let stub = super::own_swarm_stub(&self.env, &self.config, hash).await?;
@@ -288,7 +289,7 @@ impl SocketGateway {
         if moved.len() >= MOVED_REMEMBERED {
             moved.clear();
         }
-        moved.insert(*hash);
+        moved.insert(*hash, (js_sys::Date::now() / 1000.0) as u64);
         Ok(stub)
     }
 

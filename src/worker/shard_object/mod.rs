@@ -104,16 +104,22 @@ impl DurableObject for ShardObject {
 }
 
 impl ShardObject {
-    /// A scrape's counters for a torrent KV lacks: the shard's own (not
-    /// cached in KV: the next scrape asks again, a request cheaper than a
-    /// KV write), or its own object's when it moved.
+    /// A scrape's counters: the shard's own (never in KV: the next scrape
+    /// asks again, a request cheaper than a KV write), or, for a torrent
+    /// that moved, its own object's (which caches them in KV).
     async fn counters(&self, hex: &str, cost: &mut RowCost) -> Result<Response> {
         let Some(hash) = InfoHash::from_hex(hex) else { return Response::error("bad info hash", 400) };
         self.settle(hash, cost).await?;
         let counters = self.inner.borrow().shard.counters(&hash);
         match counters {
             Some(c) => Response::ok(c.to_kv()),
-            None => own_stub(&self.env, &hash)?.fetch_with_str(&format!("{SWARM_COUNTERS_URL}{hex}")).await,
+            None => {
+                // Its own object's answer, marked for the Worker to go there next time.
+                let mut own = own_stub(&self.env, &hash)?.fetch_with_str(&format!("{SWARM_COUNTERS_URL}{hex}")).await?;
+                let mut moved = Response::ok(own.text().await?)?;
+                moved.headers_mut().set("x-moved", "1")?;
+                Ok(moved)
+            }
         }
     }
 
