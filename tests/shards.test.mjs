@@ -88,6 +88,26 @@ test('a shard writes behind: peers and completed counts survive a restart once w
   });
 });
 
+test('a crash before the shard wrote a join: the peer is listed again at its next announce', async () => {
+  await withDir(async (start) => {
+    // FLUSH_DELAY 5: the runtime stops well before the shard writes.
+    const vars = { ...SHARED, FLUSH_DELAY: '5' };
+    const infoHash = randomHash();
+    let t = await start(vars);
+    await join_(t, infoHash, 1, { left: 0 });
+    assert.deepEqual(listed(await join_(t, infoHash, 2)), [addr(1)]);
+    await t.stop();
+
+    t = await start(vars);
+    assert.deepEqual(listed(await join_(t, infoHash, 3)), [], 'the unwritten joins are gone');
+    // Peer 1's next announce (no event) puts it back, for everyone.
+    await join_(t, infoHash, 1, { left: 0, event: undefined });
+    const r = await join_(t, infoHash, 4);
+    assert.deepEqual(listed(r), [addr(1), addr(3)]);
+    assert.deepEqual([r.body.complete, r.body.incomplete], [1, 2]);
+  });
+});
+
 test('a shard writes 200 joins into 50 small swarms as a few rows, not 200', async () => {
   const t = await startTracker({ vars: { ...SHARED, SWARM_SHARDS: '1' } });
   try {
