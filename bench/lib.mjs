@@ -26,8 +26,10 @@ export function envNumbers(prefix, defaults) {
  * (wrangler.toml [assets]; locally Miniflare runs that router as Workers in
  * the same process).
  */
-export async function startFloor({ assets = false } = {}) {
+/** The floor Worker; `shards` > 0 forwards to that many objects (bench/floor/worker.js). */
+export async function startFloor({ assets = false, shards = 0 } = {}) {
   const mf = new Miniflare({
+    bindings: { SHARDS: String(shards) },
     ...(assets ? { assets: assetsOptions() } : {}),
     modules: true,
     scriptPath: join(ROOT, 'bench/floor/worker.js'),

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ROOT, startTracker, escapeBytes, ADMIN_TOKEN } from '../tests/helpers.mjs';
+import { ROOT, startTracker, escapeBytes, ADMIN_TOKEN, wranglerVars } from '../tests/helpers.mjs';
 import { makeTorrentFromData } from '../tests/torrent.mjs';
 import { hibernationCheck } from './hibernation.mjs';
 import { diff, dollars, envNumbers, observe, pool, runWrk, startFloor, steadyRound, sumUsage } from './lib.mjs';
@@ -36,7 +36,10 @@ async function throughput() {
   // whole rounds while other work wrote to the disk) are not the platform's.
   const persistDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/edge-tracker-bench-') : undefined;
   const tracker = await startTracker({ persistDir, assets: false, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false', ...THROUGHPUT_VARS } });
-  const floor = await startFloor();
+  // Like for like: as many objects as the tracker's announces reach (its
+  // 1,000 swarms share SWARM_SHARDS objects; 0: one object per torrent).
+  const shards = Number({ ...wranglerVars(), ...THROUGHPUT_VARS }.SWARM_SHARDS ?? 0);
+  const floor = await startFloor({ shards });
   const rounds = [];
   try {
     // Every peer joins first (the tracker writes each new peer through);
@@ -64,6 +67,7 @@ async function throughput() {
     floor_rps: best('floor'),
     tracker_rps: best('tracker'),
     ratio: best('tracker') / best('floor'),
+    objects: shards > 0 ? `${shards} shared objects` : 'one object per torrent',
     joining: { floor_rps: best('floor (joining)'), tracker_rps: best('tracker (joining)') },
   };
 }

@@ -1,7 +1,8 @@
 // The platform floor for an announce: a minimal Worker that forwards each
-// announce to a Durable Object named by its info hash and returns a fixed
-// reply; a scrape reads one KV key and returns a fixed reply. No parsing
-// beyond finding info_hash, no storage, no peer list.
+// announce to a Durable Object named by its info hash (or, with the var
+// SHARDS = N, to one of N objects, as the tracker's shared small swarms
+// are) and returns a fixed reply; a scrape reads one KV key and returns a
+// fixed reply. No parsing beyond finding info_hash, no storage, no peer list.
 const REPLY = 'd8:completei0e10:incompletei0e8:intervali1800e5:peers0:e';
 const SCRAPE = 'd5:filesdee';
 
@@ -32,7 +33,14 @@ export default {
       }
     }
     if (!hash) return new Response('d14:failure reason17:missing info_hashe');
-    const stub = env.FLOOR.get(env.FLOOR.idFromName(hash));
+    const shards = Number(env.SHARDS ?? 0);
+    const stub = env.FLOOR.get(env.FLOOR.idFromName(shards > 0 ? `shard-${fnv(hash) % shards}` : hash));
     return stub.fetch('https://floor/announce');
   },
 };
+
+function fnv(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}

@@ -247,7 +247,14 @@ pub fn config_from(env: &Env) -> std::result::Result<TrackerConfig, crate::confi
     }
     CONFIG.with(|c| {
         c.get_or_init(|| {
-            let config = TrackerConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+            let config = TrackerConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())).map(|mut c| {
+                // A wrangler.toml from before the shards has no SHARDS
+                // binding: every torrent keeps its own object.
+                if c.swarm_shards > 0 && env.durable_object(SHARDS_BINDING).is_err() {
+                    c.swarm_shards = 0;
+                }
+                c
+            });
             if let Ok(config) = &config {
                 log::set_level(config.log_level);
             }
