@@ -3,6 +3,7 @@
 //! forwarded to its swarm's Durable Object; scrape is served from KV and
 //! never wakes a swarm.
 
+mod alarm;
 mod announced;
 mod api;
 mod d1;
@@ -240,6 +241,20 @@ fn remote_ip(req: &Request) -> IpAddr {
 
 /// The configuration, read from the Worker's vars once per isolate (vars
 /// only change with a deploy, which starts new isolates).
+/// What an object starts from: its configuration (the defaults, logged,
+/// when the vars are invalid), a random seed (without entropy peer
+/// selection is still valid, only predictable) and whether it reports its
+/// costs (`EXPOSE_COSTS`).
+pub fn object_start(env: &Env) -> (TrackerConfig, [u8; 8], bool) {
+    let config = config_from(env).unwrap_or_else(|e| {
+        log::error("config_invalid", serde_json::json!({ "error": e.to_string(), "using": "defaults" }));
+        TrackerConfig::default()
+    });
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    (config, seed, expose_costs(env))
+}
+
 pub fn config_from(env: &Env) -> std::result::Result<TrackerConfig, crate::config::ConfigError> {
     thread_local! {
         static CONFIG: std::cell::OnceCell<std::result::Result<TrackerConfig, crate::config::ConfigError>> =

@@ -73,7 +73,7 @@ impl ShardObject {
         let alarm = match self.alarm_to_set(now) {
             Some(at_ms) => {
                 cost.written += 1;
-                Some(self.start_alarm(at_ms)?)
+                Some(super::super::alarm::start(&self.state, at_ms)?)
             }
             None => None,
         };

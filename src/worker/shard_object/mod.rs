@@ -15,8 +15,9 @@ use std::cell::RefCell;
 use serde_json::json;
 use worker::*;
 
+use super::alarm::Alarm;
 use super::swarm_object::cost::RowCost;
-use super::{config_from, log, SWARMS_BINDING, SWARM_COUNTERS_URL};
+use super::{log, SWARMS_BINDING, SWARM_COUNTERS_URL};
 use crate::config::TrackerConfig;
 use crate::peer::InfoHash;
 use crate::swarm::shard::{Own, Shard, ShardWrite};
@@ -46,30 +47,25 @@ pub struct ShardObject {
 struct Inner {
     shard: Shard,
     loaded: bool,
-    /// The alarm we know is scheduled (ms).
-    alarm_at: Option<u64>,
+    /// The alarm we know is scheduled.
+    alarm: Alarm,
     /// What this instance has cost so far.
     totals: RowCost,
 }
 
 impl DurableObject for ShardObject {
     fn new(state: State, env: Env) -> Self {
-        let config = config_from(&env).unwrap_or_else(|e| {
-            log::error("config_invalid", json!({ "error": e.to_string(), "using": "defaults" }));
-            TrackerConfig::default()
-        });
-        let mut seed = [0u8; 8];
-        let _ = getrandom::fill(&mut seed);
+        let (config, seed, expose_costs) = super::object_start(&env);
         let instance = u32::from_le_bytes([seed[0], seed[1], seed[2], seed[3]]) | 1;
         ShardObject {
             state,
-            expose_costs: super::expose_costs(&env),
+            expose_costs,
             env,
             config,
             inner: RefCell::new(Inner {
                 shard: Shard::new(u64::from_le_bytes(seed)),
                 loaded: false,
-                alarm_at: None,
+                alarm: Alarm::default(),
                 totals: RowCost { instance, ..RowCost::default() },
             }),
         }

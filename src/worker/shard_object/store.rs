@@ -1,10 +1,9 @@
 //! The shard's SQLite tables, loading them, running the core's writes,
 //! and the alarm (sweeps, the flush announces left, handoffs to retry).
 
-use worker::wasm_bindgen::JsValue;
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
 
+use super::super::alarm;
 use super::{now_secs, RowCost, ShardObject};
 use crate::peer::InfoHash;
 use crate::swarm::shard::ShardWrite;
@@ -100,7 +99,7 @@ impl ShardObject {
     pub(super) async fn run_alarm(&self) -> Result<Response> {
         let started = js_sys::Date::now();
         let now = now_secs();
-        self.inner.borrow_mut().alarm_at = None;
+        self.inner.borrow_mut().alarm.clear();
         let mut cost = self.ensure_loaded(now)?;
         cost.alarms += 1;
         let writes = {
@@ -127,7 +126,7 @@ impl ShardObject {
     pub(super) async fn schedule_alarm(&self, now: u32) -> Result<usize> {
         match self.alarm_to_set(now) {
             Some(at_ms) => {
-                JsFuture::from(self.start_alarm(at_ms)?).await?;
+                alarm::set(&self.state, at_ms).await?;
                 Ok(1)
             }
             None => Ok(0),
@@ -137,18 +136,7 @@ impl ShardObject {
     /// The alarm time (ms) to set, if the shard needs it earlier than the
     /// one scheduled; recorded as scheduled.
     pub(super) fn alarm_to_set(&self, now: u32) -> Option<u64> {
-        let at = self.inner.borrow().shard.next_alarm(now, &self.config)? as u64 * 1000;
-        let mut inner = self.inner.borrow_mut();
-        if matches!(inner.alarm_at, Some(c) if c <= at) {
-            return None;
-        }
-        inner.alarm_at = Some(at);
-        Some(at)
-    }
-
-    /// Starts the alarm's storage write (the caller awaits it before answering).
-    pub(super) fn start_alarm(&self, at_ms: u64) -> Result<js_sys::Promise> {
-        let when = js_sys::Date::new(&(at_ms as f64).into());
-        Ok(self.state.as_raw().storage()?.set_alarm(when, JsValue::NULL.into())?)
+        let at = self.inner.borrow().shard.next_alarm(now, &self.config)?;
+        self.inner.borrow_mut().alarm.earlier(at)
     }
 }

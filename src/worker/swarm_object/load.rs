@@ -4,6 +4,7 @@
 use serde_json::json;
 use worker::*;
 
+use super::super::alarm::Alarm;
 use super::super::log;
 use super::sql::{CountRow, MarksRow, PeerRow, TouchRow};
 use super::{RowCost, SwarmObject};
@@ -131,7 +132,7 @@ impl SwarmObject {
                 "resumed_from_kv": resume.is_some(),
             }),
         );
-        inner.alarm_at = alarm_at;
+        inner.alarm = Alarm::known(alarm_at);
         inner.loaded = true;
         self.apply(&mut inner, deletes)
     }

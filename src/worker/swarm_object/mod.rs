@@ -21,10 +21,10 @@ mod upkeep;
 
 use std::cell::RefCell;
 
-use serde_json::json;
 use worker::*;
 
-use super::{config_from, log, KV_BINDING, SWARM_COUNTERS_URL};
+use super::alarm::Alarm;
+use super::{KV_BINDING, SWARM_COUNTERS_URL};
 use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId, PeerKey};
@@ -50,8 +50,8 @@ struct Inner {
     swarm: SwarmState,
     loaded: bool,
     schema_ready: bool,
-    /// The alarm we know is scheduled (ms), so we set it only when it must move earlier.
-    alarm_at: Option<u64>,
+    /// The alarm we know is scheduled.
+    alarm: Alarm,
     /// Rows read and written by this instance so far, alarms included.
     totals: RowCost,
     /// The publish an announce started, for `publishPending` (`announce.rs`).
@@ -60,14 +60,7 @@ struct Inner {
 
 impl DurableObject for SwarmObject {
     fn new(state: State, env: Env) -> Self {
-        let config = config_from(&env).unwrap_or_else(|e| {
-            log::error("config_invalid", json!({ "error": e.to_string(), "using": "defaults" }));
-            TrackerConfig::default()
-        });
-        let mut seed = [0u8; 8];
-        // Without entropy the selection is still valid, just predictable.
-        let _ = getrandom::fill(&mut seed);
-        let expose_costs = super::expose_costs(&env);
+        let (config, seed, expose_costs) = super::object_start(&env);
         SwarmObject {
             state,
             env,
@@ -77,7 +70,7 @@ impl DurableObject for SwarmObject {
                 swarm: SwarmState::new(u64::from_le_bytes(seed)),
                 loaded: false,
                 schema_ready: false,
-                alarm_at: None,
+                alarm: Alarm::default(),
                 totals: RowCost { instance: u32::from_le_bytes([seed[0], seed[1], seed[2], seed[3]]) | 1, ..RowCost::default() },
                 pending: None,
             }),

@@ -5,11 +5,9 @@
 //! alarm's publish code, and falls back to the alarm when it fails.
 
 use serde_json::json;
-use worker::wasm_bindgen::JsValue;
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
 
-use super::super::{log, private, KV_BINDING};
+use super::super::{alarm, log, private, KV_BINDING};
 use super::{now_secs, RowCost, SwarmObject};
 use crate::peer::InfoHash;
 use crate::scrape::counters_key;
@@ -22,7 +20,7 @@ impl SwarmObject {
     pub(super) async fn run_alarm(&self) -> Result<Response> {
         let started = js_sys::Date::now();
         let now = now_secs();
-        self.inner.borrow_mut().alarm_at = None;
+        self.inner.borrow_mut().alarm.clear();
         let mut cost = self.ensure_loaded(now, None).await?;
         cost.alarms += 1;
         let maintenance = {
@@ -121,31 +119,13 @@ impl SwarmObject {
     /// than the one scheduled; recorded as scheduled.
     pub(super) fn alarm_to_set(&self, now: u32) -> Option<u64> {
         let at = self.inner.borrow().swarm.next_alarm(now, &self.config)?;
-        self.move_alarm_to(at)
-    }
-
-    fn move_alarm_to(&self, at_secs: u32) -> Option<u64> {
-        let at_ms = at_secs as u64 * 1000;
-        let mut inner = self.inner.borrow_mut();
-        if matches!(inner.alarm_at, Some(c) if c <= at_ms) {
-            return None;
-        }
-        inner.alarm_at = Some(at_ms);
-        Some(at_ms)
+        self.inner.borrow_mut().alarm.earlier(at)
     }
 
     async fn set_alarm_at(&self, at_secs: u32) -> Result<usize> {
-        let Some(at_ms) = self.move_alarm_to(at_secs) else { return Ok(0) };
-        JsFuture::from(self.start_alarm(at_ms)?).await?;
+        let Some(at_ms) = self.inner.borrow_mut().alarm.earlier(at_secs) else { return Ok(0) };
+        alarm::set(&self.state, at_ms).await?;
         Ok(1)
-    }
-
-    /// The one way the alarm is set: starts the storage write and returns
-    /// it, for the caller to await before it answers (an announce's entry
-    /// awaits it in JS, with no await of its own; see `announce.rs`).
-    pub(super) fn start_alarm(&self, at_ms: u64) -> Result<js_sys::Promise> {
-        let when = js_sys::Date::new(&(at_ms as f64).into());
-        Ok(self.state.as_raw().storage()?.set_alarm(when, JsValue::NULL.into())?)
     }
 
     /// Publishes counters to the totals behind `/stats` (idempotent:
@@ -198,7 +178,7 @@ impl SwarmObject {
             let mut inner = self.inner.borrow_mut();
             inner.swarm.freed();
             inner.schema_ready = false;
-            inner.alarm_at = None;
+            inner.alarm.clear();
         }
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
