@@ -235,8 +235,11 @@ log('public, every re-announce refreshing: $/M', results.cost_public_refresh.cos
 results.cost_public_production_small_swarms = Number(((results.cost_public.cost.per_million + results.cost_public_refresh.cost.per_million) / 2).toFixed(4));
 results.cost_private = await privateCosts();
 log('private $/M announces', results.cost_private.cost.per_million, JSON.stringify(results.cost_private.per_announce));
-results.hibernation = await hibernationCheck();
+results.hibernation = await hibernationCheck({ vars: { SWARM_SHARDS: '0' } });
 log('swarm objects hibernation-eligible', JSON.stringify(results.hibernation));
+// A shard's flush alarm runs FLUSH_DELAY (5 s) after the announces.
+results.hibernation_shards = await hibernationCheck({ idle: 20 });
+log('shards hibernation-eligible', JSON.stringify(results.hibernation_shards));
 writeFileSync(join(OUT, 'results.json'), JSON.stringify(results, null, 2) + '\n');
 
 const t = results.throughput ?? { floor_rps: NaN, tracker_rps: NaN, ratio: NaN, joining: { floor_rps: NaN, tracker_rps: NaN } };
@@ -255,6 +258,7 @@ const summary = `# Benchmark results (${results.date}, ${results.machine})
 | private: $ per million steady announces | ${results.cost_private.cost.per_million.toFixed(3)} | <= 1.50 |
 | of which Durable Object duration (128 MB; ms of active time per announce): public / refreshing / private | ${duration(results.cost_public)} / ${duration(results.cost_public_refresh)} / ${duration(results.cost_private)} | |
 | swarm object eligible for hibernation (evicted after ${results.hibernation.idle_seconds} s idle) | ${results.hibernation.eligible} | true |
+| shard of small swarms eligible for hibernation (evicted after ${results.hibernation_shards.idle_seconds} s idle) | ${results.hibernation_shards.eligible} | true |
 | announce into a 10-peer swarm (native) | ${results.native.announce_swarm_10_us} us | |
 | announce into a 10k-peer swarm (native) | ${results.native.announce_swarm_10k_us} us | |
 | announce into a 1M-peer swarm (native) | ${results.native.announce_swarm_1m_us} us | O(numwant) |
