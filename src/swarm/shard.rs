@@ -501,12 +501,13 @@ pub fn decode_swarm(bytes: &[u8]) -> Option<(SwarmRow, Vec<(super::Peer, bool)>)
 /// damaged one ends the bucket.
 fn decode_bucket(blob: &[u8]) -> Vec<(SwarmRow, Vec<(super::Peer, bool)>)> {
     let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(len) = blob.get(at..at + 4) {
+    let mut at: usize = 0;
+    while let Some(len) = blob.get(at..at.saturating_add(4)) {
         let len = u32::from_be_bytes(len.try_into().unwrap_or_default()) as usize;
-        let Some(swarm) = blob.get(at + 4..at + 4 + len).and_then(decode_swarm) else { break };
+        let end = at.saturating_add(4).saturating_add(len);
+        let Some(swarm) = blob.get(at + 4..end).and_then(decode_swarm) else { break };
         out.push(swarm);
-        at += 4 + len;
+        at = end;
     }
     out
 }

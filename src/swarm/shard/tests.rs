@@ -280,3 +280,23 @@ fn buckets_split_as_the_shard_grows_and_merge_as_it_shrinks_without_losing_a_swa
     assert_eq!(third.counters(&hashes[0]), Some(SwarmCounters { complete: 1, incomplete: 0, downloaded: 0 }));
     assert!(!third.knows(&hashes[1]));
 }
+
+#[test]
+fn damaged_bytes_decode_to_what_is_whole_and_never_panic() {
+    let c = cfg();
+    let mut s = shard_with(&[1, 2]);
+    s.announce(&ann(1, 1, 0, Started), 100, &c);
+    s.announce(&ann(2, 1, 5, Started), 100, &c);
+    let blob: Vec<u8> = written_buckets(&s.flush(0, &c, true)).into_iter().flat_map(|(_, b)| b).collect();
+    // Every truncation, and bytes flipped along the way: no panic, and never
+    // more swarms than were written.
+    for cut in 0..blob.len() {
+        assert!(decode_bucket(&blob[..cut]).len() <= 2);
+        let mut bad = blob.clone();
+        bad[cut] ^= 0xa5;
+        assert!(decode_bucket(&bad).len() <= 2);
+        let _ = decode_swarm(&bad[cut..]);
+    }
+    assert_eq!(decode_bucket(&[0xff; 64]).len(), 0);
+}
+
