@@ -36,6 +36,10 @@ use super::{SwarmCounters, SwarmState, EXPIRY_SWEEP_GAP};
 /// two of buckets, 1 to [`MAX_BUCKETS`], as the shard grows and shrinks):
 /// a flush writes one row per bucket that changed, and rewrites it whole.
 pub const SWARMS_PER_BUCKET: usize = 256;
+/// Most swarms a shard holds in memory (about 1 KB each): a shard this full
+/// sends torrents it has not seen to their own objects, unrecorded (a
+/// flood of made-up info hashes must not take the isolate's memory).
+pub const MAX_SWARMS: usize = 50_000;
 pub const MAX_BUCKETS: u8 = 128;
 
 /// FNV-1a over the whole info hash: hashes that share a prefix (made up
@@ -251,6 +255,8 @@ impl Shard {
                 self.moved.insert(hash, 0);
                 return Some(ShardWrite::Moved { hash, handoff: None });
             }
+            // Full: the torrent stays with its own object, unrecorded.
+            Own::Free { .. } if !self.takes_new() => return None,
             Own::Free { downloaded } => downloaded,
         };
         let seed = self.rng.random();
@@ -259,6 +265,11 @@ impl Shard {
             self.mark(&hash, now);
         }
         None
+    }
+
+    /// Whether the shard takes torrents it has not seen ([`MAX_SWARMS`]).
+    pub fn takes_new(&self) -> bool {
+        self.swarms.len() < MAX_SWARMS
     }
 
     /// Whether the shard has settled this torrent: hosts it or moved it.
@@ -309,9 +320,10 @@ impl Shard {
     }
 
     /// A torrent's counters (zeros if the shard has no swarm for it), or
-    /// `None` when it moved.
+    /// `None` when its own object has them (it moved, or the shard is full
+    /// and has not seen it).
     pub fn counters(&self, hash: &InfoHash) -> Option<SwarmCounters> {
-        if self.moved.contains_key(hash) {
+        if self.moved.contains_key(hash) || (!self.knows(hash) && !self.takes_new()) {
             return None;
         }
         Some(match (self.swarms.get(hash), self.emptied.get(hash)) {

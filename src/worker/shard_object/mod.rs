@@ -135,8 +135,12 @@ impl ShardObject {
     /// A torrent this shard has not seen: asks its own object whether it
     /// holds it (once; the answer is kept).
     async fn settle(&self, hash: InfoHash, cost: &mut RowCost) -> Result<()> {
-        if self.inner.borrow().shard.knows(&hash) {
-            return Ok(());
+        {
+            let shard = &self.inner.borrow().shard;
+            // A full shard leaves torrents it has not seen with their own objects.
+            if shard.knows(&hash) || !shard.takes_new() {
+                return Ok(());
+            }
         }
         let mut resp = own_stub(&self.env, &hash)?.fetch_with_str(&format!("{SWARM_HOLDS_URL}{}", hash.to_hex())).await?;
         let own = Own::from_text(&resp.text().await?).ok_or_else(|| Error::RustError("unreadable holds answer".into()))?;
