@@ -107,6 +107,22 @@ impl Announced {
     }
 }
 
+/// `announceNow`, one shape for both objects (no await: SQLite is
+/// synchronous): a message that does not decode is answered; an object not
+/// in memory yet, or a torrent it must ask about first, gives `undefined`
+/// for `announceLoading`; else the answer, as [`Announced::into_js`].
+pub(super) fn announce_now(
+    url: &str,
+    loaded: bool,
+    announce: impl FnOnce(&SwarmAnnounce) -> worker::Result<Option<Announced>>,
+) -> Result<JsValue, JsValue> {
+    let Some(msg) = decode_message(url) else { return Ok(Announced::malformed().into()) };
+    if !loaded {
+        return Ok(JsValue::UNDEFINED);
+    }
+    Ok(announce(&msg).map_err(JsValue::from)?.map_or(JsValue::UNDEFINED, Announced::into_js))
+}
+
 /// The announce in an object's URL (`SWARM_ANNOUNCE_URL` and the message in hex).
 pub(super) fn decode_message(url: &str) -> Option<SwarmAnnounce> {
     let hex = url.strip_prefix(SWARM_ANNOUNCE_URL)?;

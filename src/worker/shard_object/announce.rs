@@ -6,7 +6,7 @@
 
 use worker::wasm_bindgen::prelude::*;
 
-use super::super::announced::{decode_message, Announced};
+use super::super::announced::{self, decode_message, Announced};
 use super::{now_secs, RowCost, ShardObject};
 use crate::peer::InfoHash;
 use crate::swarm::shard::Routed;
@@ -20,14 +20,8 @@ impl ShardObject {
     /// take it.
     #[wasm_bindgen(js_name = announceNow)]
     pub fn announce_now(&self, url: &str) -> std::result::Result<JsValue, JsValue> {
-        let Some(msg) = decode_message(url) else { return Ok(Announced::malformed().into()) };
-        if !self.inner.borrow().loaded {
-            return Ok(JsValue::UNDEFINED);
-        }
-        let Some(outcome) = self.announce(&msg, now_secs(), RowCost::default()).map_err(JsValue::from)? else {
-            return Ok(JsValue::UNDEFINED);
-        };
-        Ok(outcome.into_js())
+        let loaded = self.inner.borrow().loaded;
+        announced::announce_now(url, loaded, |msg| self.announce(msg, now_secs(), RowCost::default()))
     }
 
     /// The same announce when the shard must load, or ask the torrent's

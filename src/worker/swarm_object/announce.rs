@@ -9,7 +9,7 @@
 use worker::wasm_bindgen::prelude::*;
 use worker::Result;
 
-use super::super::announced::{decode_message, Announced};
+use super::super::announced::{self, decode_message, Announced};
 use super::{now_secs, RowCost, SwarmObject};
 use crate::response;
 use crate::wire::SwarmAnnounce;
@@ -24,12 +24,8 @@ impl SwarmObject {
     /// No await: SQLite is synchronous.
     #[wasm_bindgen(js_name = announceNow)]
     pub fn announce_now(&self, url: &str) -> std::result::Result<JsValue, JsValue> {
-        let Some(msg) = decode_message(url) else { return Ok(Announced::malformed().into()) };
-        if !self.inner.borrow().loaded {
-            return Ok(JsValue::UNDEFINED);
-        }
-        let outcome = self.announce(&msg, now_secs(), RowCost::default()).map_err(JsValue::from)?;
-        Ok(outcome.into_js())
+        let loaded = self.inner.borrow().loaded;
+        announced::announce_now(url, loaded, |msg| self.announce(msg, now_secs(), RowCost::default()).map(Some))
     }
 
     /// The same announce for a swarm not yet in memory (the first after a
