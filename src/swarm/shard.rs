@@ -223,14 +223,17 @@ impl Shard {
     /// An announce into the shard at `now`.
     pub fn announce(&mut self, msg: &SwarmAnnounce, now: u32, config: &TrackerConfig) -> Routed {
         let hash = msg.info_hash;
-        if self.moved.contains_key(&hash) {
-            return Routed::Moved;
-        }
-        if let Some(downloaded) = self.emptied.remove(&hash) {
-            // Back: a swarm again, from the count it kept.
-            self.totals.apply(&hash, Some(SwarmCounters { downloaded, ..SwarmCounters::default() }), SwarmCounters::default());
-            let seed = self.rng.random();
-            self.host(hash, revived(hash, downloaded, seed));
+        // Most announces are for a swarm in memory: one lookup decides.
+        if !self.swarms.contains_key(&hash) {
+            if self.moved.contains_key(&hash) {
+                return Routed::Moved;
+            }
+            if let Some(downloaded) = self.emptied.remove(&hash) {
+                // Back: a swarm again, from the count it kept.
+                self.totals.apply(&hash, Some(SwarmCounters { downloaded, ..SwarmCounters::default() }), SwarmCounters::default());
+                let seed = self.rng.random();
+                self.host(hash, revived(hash, downloaded, seed));
+            }
         }
         let Some(hosted) = self.swarms.get_mut(&hash) else { return Routed::Unknown };
         let (answer, writes) = hosted.state.announce(msg, now, config);

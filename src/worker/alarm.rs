@@ -39,6 +39,15 @@ pub fn start(state: &State, at_ms: u64) -> worker::Result<js_sys::Promise> {
     Ok(state.as_raw().storage()?.set_alarm(when, JsValue::NULL.into())?)
 }
 
+/// For an answer that awaits nothing in Rust: starts the alarm's write if
+/// it must move (`at_ms`, from [`Alarm::earlier`]), counting its row in
+/// `written`; the entry awaits the promise before answering.
+pub fn start_counted(state: &State, at_ms: Option<u64>, written: &mut usize) -> worker::Result<Option<js_sys::Promise>> {
+    let Some(at_ms) = at_ms else { return Ok(None) };
+    *written += 1;
+    Ok(Some(start(state, at_ms)?))
+}
+
 /// Sets the alarm to `at_ms` and waits until it is stored.
 pub async fn set(state: &State, at_ms: u64) -> worker::Result<()> {
     JsFuture::from(start(state, at_ms)?).await?;

@@ -114,7 +114,7 @@ fn push_hex<const N: usize>(out: &mut String, bytes: &[u8]) {
 /// forwards a torrent that moved out), else the torrent's own.
 pub fn swarm_stub(env: &Env, config: &TrackerConfig, hash: &crate::peer::InfoHash) -> Result<Stub> {
     match config.shards() {
-        0 => env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub(),
+        0 => own_object(env, hash),
         n => {
             let name = crate::swarm::shard::shard_name(crate::swarm::shard::shard_of(hash, n));
             env.durable_object(SHARDS_BINDING)?.id_from_name(&name)?.get_stub()
@@ -131,6 +131,11 @@ pub async fn own_swarm_stub(env: &Env, config: &TrackerConfig, hash: &crate::pee
             return Err(Error::RustError(format!("the torrent's shard answered {}", resp.status_code())));
         }
     }
+    own_object(env, hash)
+}
+
+/// A torrent's own object (named by its info hash).
+pub fn own_object(env: &Env, hash: &crate::peer::InfoHash) -> Result<Stub> {
     env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()
 }
 

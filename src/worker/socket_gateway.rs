@@ -14,7 +14,7 @@
 use futures_util::future::join_all;
 use worker::*;
 
-use super::{counters_for, full_scrape, config_from, KV_BINDING, SWARMS_BINDING};
+use super::{counters_for, full_scrape, config_from, KV_BINDING};
 use crate::announce::AnnounceEvent;
 use crate::config::TrackerConfig;
 use crate::peer::{InfoHash, PeerId};
@@ -282,7 +282,7 @@ impl SocketGateway {
     /// remembers that).
     async fn own_stub(&self, hash: &InfoHash) -> Result<Stub> {
         if self.config.shards() == 0 || self.moved.borrow().contains_key(hash) {
-            return self.env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub();
+            return super::own_object(&self.env, hash);
         }
         let stub = super::own_swarm_stub(&self.env, &self.config, hash).await?;
         let mut moved = self.moved.borrow_mut();

@@ -64,13 +64,7 @@ impl ShardObject {
             Routed::Moved => (Vec::new(), None, Some(msg.info_hash.to_hex())),
             Routed::Here { body, failure } => (body, failure, None),
         };
-        let alarm = match self.alarm_to_set(now) {
-            Some(at_ms) => {
-                cost.written += 1;
-                Some(super::super::alarm::start(&self.state, at_ms)?)
-            }
-            None => None,
-        };
+        let alarm = super::super::alarm::start_counted(&self.state, self.alarm_to_set(now), &mut cost.written)?;
         let totals = self.count(cost);
         let costs = self.expose_costs.then_some((cost, totals));
         Ok(Some(Announced { body, failure, alarm, moved, promote, costs, publish: false }))

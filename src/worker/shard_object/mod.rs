@@ -17,7 +17,7 @@ use worker::*;
 
 use super::alarm::Alarm;
 use super::swarm_object::cost::RowCost;
-use super::{log, SWARMS_BINDING, SWARM_COUNTERS_URL};
+use super::{log, own_object, SWARM_COUNTERS_URL};
 use crate::config::TrackerConfig;
 use crate::peer::InfoHash;
 use crate::swarm::shard::{Own, Shard, ShardWrite};
@@ -111,7 +111,7 @@ impl ShardObject {
             Some(c) => Response::ok(c.to_kv()),
             None => {
                 // Its own object's answer, marked for the Worker to go there next time.
-                let mut own = own_stub(&self.env, &hash)?.fetch_with_str(&format!("{SWARM_COUNTERS_URL}{hex}")).await?;
+                let mut own = own_object(&self.env, &hash)?.fetch_with_str(&format!("{SWARM_COUNTERS_URL}{hex}")).await?;
                 let mut moved = Response::ok(own.text().await?)?;
                 moved.headers_mut().set("x-moved", "1")?;
                 Ok(moved)
@@ -142,7 +142,7 @@ impl ShardObject {
                 return Ok(());
             }
         }
-        let mut resp = own_stub(&self.env, &hash)?.fetch_with_str(&format!("{SWARM_HOLDS_URL}{}", hash.to_hex())).await?;
+        let mut resp = own_object(&self.env, &hash)?.fetch_with_str(&format!("{SWARM_HOLDS_URL}{}", hash.to_hex())).await?;
         let own = Own::from_text(&resp.text().await?).ok_or_else(|| Error::RustError("unreadable holds answer".into()))?;
         cost.object_requests += 1;
         let write = self.inner.borrow_mut().shard.settle(hash, own, now_secs());
@@ -173,7 +173,7 @@ impl ShardObject {
         let sent = async {
             let body = hex::encode(swarm);
             let req = super::internal_request(SWARM_ADOPT_URL, "POST", Some(&body), None)?;
-            let resp = own_stub(&self.env, &hash)?.fetch_with_request(req).await?;
+            let resp = own_object(&self.env, &hash)?.fetch_with_request(req).await?;
             match resp.status_code() {
                 200 => Ok(()),
                 status => Err(Error::RustError(format!("adopt answered {status}"))),
@@ -204,11 +204,6 @@ impl ShardObject {
         }
         Ok(())
     }
-}
-
-/// A torrent's own object.
-fn own_stub(env: &Env, hash: &InfoHash) -> Result<Stub> {
-    env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()
 }
 
 fn now_secs() -> u32 {

@@ -73,13 +73,7 @@ impl SwarmObject {
             (encoded.0, encoded.1, started)
         };
         cost.requests += 1;
-        let alarm = match self.alarm_to_set(now) {
-            Some(at_ms) => {
-                cost.written += 1;
-                Some(super::super::alarm::start(&self.state, at_ms)?)
-            }
-            None => None,
-        };
+        let alarm = super::super::alarm::start_counted(&self.state, self.alarm_to_set(now), &mut cost.written)?;
         let totals = self.count(cost);
         let costs = self.expose_costs.then_some((cost, totals));
         Ok(Announced { body, failure, alarm, publish, costs, ..Announced::default() })
