@@ -111,9 +111,11 @@ async function scrape(request, env, ctx, url) {
 // shared swarm's counters (SWARM_SHARDS) are never in KV: its shard is
 // asked at once, unless this isolate knows the torrent moved out.
 async function scrapeKeys(env, lines, readThrough, cost) {
-  const keys = lines.split('\n');
+  // A read-through plan's lines are `key target` (Plan.ScrapeThrough).
+  const rows = lines.split('\n').map((line) => line.split(' '));
+  const keys = rows.map((row) => row[0]);
+  const targets = rows.map((row) => row[1]);
   try {
-    const targets = keys.map((k) => (readThrough ? Front.swarmOfKey(env, k) : undefined));
     const shared = targets.map((target) => target !== undefined && target.includes(':') && !ownObjects.has(target.slice(-40)));
     const kvKeys = keys.filter((_, i) => !shared[i]);
     cost.kvReads = kvKeys.length;
@@ -127,13 +129,13 @@ async function scrapeKeys(env, lines, readThrough, cost) {
       const value = shared[i] ? null : got.get(k);
       return value ?? (readThrough ? swarmCounters(env, targets[i]) : '');
     }));
-    return Front.scrapeAnswer(lines, found.join('\n'));
+    return Front.scrapeAnswer(keys.join('\n'), found.join('\n'));
   } catch (e) {
     return Front.scrapeUnavailable(String(e));
   }
 }
 
-// A swarm's counters, from `target` (`Front.swarmOfKey`: the torrent's own
+// A swarm's counters, from `target` (the scrape plan's: the torrent's own
 // object by its hash, or its shard, `name:hash`); '' (zeros) if it cannot
 // answer: a scrape is advice. A shard answering for a torrent that moved
 // out says so (`x-moved`), and this isolate goes there directly next time.

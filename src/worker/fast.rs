@@ -39,7 +39,10 @@ pub enum Plan {
     /// A full scrape: answer with `fullScrape`.
     FullScrape = 5,
     /// As `ScrapeKeys`, but a key KV does not have is read through its
-    /// swarm (`SCRAPE_CACHE`): `SWARM_COUNTERS_URL` and the key's hash.
+    /// swarm (`SCRAPE_CACHE`): each line is the key, a space and the object
+    /// to ask (`SWARM_COUNTERS_URL` and the hash): the hash in hex (the
+    /// torrent's own object), or its shard's name, `:` and the hash
+    /// (`SWARM_SHARDS`; a shared swarm's counters are never in KV).
     ScrapeThrough = 6,
     /// As `Forward`, to the torrent's shard (`SWARM_SHARDS`): the info
     /// hash, the shard's object name (`shard-` and 4 hex digits), the URL.
@@ -113,9 +116,15 @@ impl Front {
                 }
                 // A read-through cache asks the swarm of a key KV lacks.
                 let through = config.scrape_reads_through();
-                let keys: Vec<String> = hashes.iter().map(|h| scrape::scrape_key(h, through)).collect();
+                let shards = config.shards();
+                let line = |h: &crate::peer::InfoHash| match (through, shards) {
+                    (false, _) => scrape::scrape_key(h, false),
+                    (true, 0) => format!("{} {}", scrape::scrape_key(h, true), h.to_hex()),
+                    (true, n) => format!("{} {}:{}", scrape::scrape_key(h, true), shard::shard_name(shard::shard_of(h, n)), h.to_hex()),
+                };
+                let lines: Vec<String> = hashes.iter().map(line).collect();
                 let mut out = plan(if through { Plan::ScrapeThrough } else { Plan::ScrapeKeys });
-                out.extend_from_slice(keys.join("\n").as_bytes());
+                out.extend_from_slice(lines.join("\n").as_bytes());
                 out
             }
             _ => plan(Plan::FullPath),
@@ -141,19 +150,6 @@ impl Front {
             .filter_map(|(key, value)| Some((scrape::hash_of_key(key)?, SwarmCounters::from_kv(value).unwrap_or_default())))
             .collect();
         response::scrape(&entries)
-    }
-
-    /// The object to ask for the counters a scrape's KV key holds, on a
-    /// read-through miss: the torrent's info hash in hex (its own object),
-    /// or its shard's name, `:` and the hash (`SWARM_SHARDS`). The key
-    /// formats stay in `kv_keys`.
-    #[wasm_bindgen(js_name = swarmOfKey)]
-    pub fn swarm_of_key(env: Env, key: &str) -> Option<String> {
-        let hash = scrape::hash_of_key(key)?;
-        match config_from(&env).map(|c| c.shards()).unwrap_or(0) {
-            0 => Some(hash.to_hex()),
-            n => Some(format!("{}:{}", shard::shard_name(shard::shard_of(&hash, n)), hash.to_hex())),
-        }
     }
 
     /// The answer to a full scrape (one KV list call).
