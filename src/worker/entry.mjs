@@ -13,15 +13,20 @@ export { SocketGateway, StatsObject };
 // (`SWARM_ANNOUNCE_URL`, `SWARM_COUNTERS_URL` in Rust).
 const SWARM_ANNOUNCE_URL = 'https://swarm/a?';
 const SWARM_COUNTERS_URL = 'https://swarm/counters/';
-const BENCODED = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
+// No `cache-control`: nothing caches a Worker's answer to a GET without
+// validators, and one more header cost the hot path ~5% (BENCHMARKS.md).
+const BENCODED = { 'content-type': 'text/plain; charset=utf-8' };
 // The same, built once: a Response copies them without reading an object.
 const BENCODED_INIT = { headers: new Headers(BENCODED) };
 const CLIENT_BANS_KEY = 'client-bans';
+// The status of an object's announce answer with notes for the Worker in
+// its headers (Rust `NOTED_STATUS`).
+const NOTED = 203;
 // What a plan from `Front.announce` / `Front.scrape` asks (its first byte),
 // read on the first request: a call into Rust while this module is
 // evaluated made every later request several times slower (workerd).
 let Plan;
-// A forward plan is ASCII: the info hash and the swarm URL.
+// A scrape plan's keys are ASCII.
 const decoder = new TextDecoder();
 
 // Per isolate: vars only change with a deploy, which starts new isolates.
@@ -187,44 +192,53 @@ async function announce(request, env, ctx, url) {
     Front.clientBans(bans ?? '');
     plan = Front.announce(env, url, ip, over);
   }
+  // A forward plan is a string; the others are bytes.
+  if (typeof plan === 'string') return forward(env, ctx, plan);
+  if (plan[0] !== Plan.Answer) return fullPath(request, env, ctx);
+  after(env, ctx, '');
+  return bencoded(plan.subarray(1));
+}
+
+// The announce, to its swarm's object (Plan.Forward) or its shard
+// (Plan.Shared, whose plan names it: `shard-` and 4 hex digits). A plain
+// answer (200) goes to the client as it is, headers unread; a noted one
+// (NOTED) carries the failure to count, or that the torrent lives in its
+// own object (`x-moved`), and the client gets it with 200.
+async function forward(env, ctx, plan) {
+  const hash = plan.slice(1, 41);
+  const shared = plan.charCodeAt(0) === Plan.Shared;
+  const toShard = shared && !ownObjects.has(hash);
+  const swarmUrl = plan.slice(shared ? 51 : 41);
+  const stub = toShard
+    ? env.SHARDS.get(env.SHARDS.idFromName(plan.slice(41, 51)))
+    : env.SWARMS.get(env.SWARMS.idFromName(hash));
+  exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
   let answer;
   let failure = '';
-  if (plan[0] === Plan.Answer) {
-    answer = bencoded(plan.subarray(1));
-  } else if (plan[0] === Plan.Forward || plan[0] === Plan.Shared) {
-    const forward = decoder.decode(plan);
-    const hash = forward.slice(1, 41);
-    // A shared swarm's plan names its shard (`shard-` and 4 hex digits).
-    const shared = plan[0] === Plan.Shared;
-    const swarmUrl = forward.slice(shared ? 51 : 41);
-    const stub = shared && !ownObjects.has(hash)
-      ? env.SHARDS.get(env.SHARDS.idFromName(forward.slice(41, 51)))
-      : env.SWARMS.get(env.SWARMS.idFromName(hash));
-    exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
-    try {
-      const sent = exposeCosts ? Date.now() : 0;
-      answer = await stub.fetch(swarmUrl);
-      // Any answer but 200 is the object failing: the client gets a
+  try {
+    const sent = exposeCosts ? Date.now() : 0;
+    answer = await stub.fetch(swarmUrl);
+    if (answer.status !== 200) {
+      // Any other status is the object failing: the client gets a
       // tracker answer with `retry in` (below), never the 5xx.
-      if (answer.status !== 200) throw new Error(`swarm answered ${answer.status}`);
+      if (answer.status !== NOTED) throw new Error(`swarm answered ${answer.status}`);
       failure = answer.headers.get('x-failure') ?? '';
-      if (shared && answer.headers.has('x-moved')) remember(hash);
-      if (exposeCosts) {
-        answer = new Response(answer.body, answer);
-        answer.headers.set('x-kv-reads', String(Front.kvReads()));
-        // The object's wall-clock time for this request, as the Worker
-        // sees it (ms; the cost bench prices duration from it).
-        answer.headers.set('x-do-ms', String(Date.now() - sent));
-        // Locally the objects share this isolate: its wasm memory is theirs.
-        answer.headers.set('x-wasm-memory', String(Front.wasmMemory()));
-      }
-    } catch (e) {
-      // Overloaded, reset, a deploy, an exceeded limit: a counted failure
-      // reason with BEP 31 `retry in` (README: Failure behaviour).
-      answer = bencoded(Front.swarmUnavailable(hash, String(e), e?.overloaded === true));
+      if (toShard && answer.headers.has('x-moved')) remember(hash);
+      answer = new Response(answer.body, { headers: answer.headers });
     }
-  } else {
-    return fullPath(request, env, ctx);
+    if (exposeCosts) {
+      answer = new Response(answer.body, answer);
+      answer.headers.set('x-kv-reads', String(Front.kvReads()));
+      // The object's wall-clock time for this request, as the Worker
+      // sees it (ms; the cost bench prices duration from it).
+      answer.headers.set('x-do-ms', String(Date.now() - sent));
+      // Locally the objects share this isolate: its wasm memory is theirs.
+      answer.headers.set('x-wasm-memory', String(Front.wasmMemory()));
+    }
+  } catch (e) {
+    // Overloaded, reset, a deploy, an exceeded limit: a counted failure
+    // reason with BEP 31 `retry in` (README: Failure behaviour).
+    answer = bencoded(Front.swarmUnavailable(hash, String(e), e?.overloaded === true));
   }
   after(env, ctx, failure);
   return answer;
@@ -241,7 +255,11 @@ class RustObject {
   }
 
   fetch(request) {
-    return request.url.startsWith(SWARM_ANNOUNCE_URL) ? answerAnnounce(this, request.url) : this.rust.fetch(request);
+    const url = request.url;
+    if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.rust.fetch(request);
+    // Most announces are answered here and now: no promise of our own.
+    const outcome = this.rust.announceNow(url);
+    return outcome instanceof Uint8Array ? new Response(outcome, BENCODED_INIT) : answerAnnounce(this, url, outcome);
   }
 
   alarm() {
@@ -261,18 +279,19 @@ export class ShardObject extends RustObject {
   }
 }
 
-// An announce into an object: `announceNow` (synchronous) once the swarm
-// or shard is in memory, else `announceLoading`, which loads it first.
-// Most announces get the answer alone. Otherwise the outcome has the
+// An announce into an object: `announceNow`'s outcome (synchronous) once
+// the swarm or shard is in memory, else (`undefined`) `announceLoading`'s,
+// which loads it first. Most announces get the answer alone (above,
+// without this function). Otherwise the outcome has the
 // alarm write to wait for (the output gate holds the answer until it is
 // stored) and the headers (failure, costs); a swarm's counters due to be
 // published go out beside the answer (a failure sets the alarm to retry);
 // a shard's torrent that lives in its own object is forwarded there, and
 // the answer says so (`x-moved`) for the Worker to go there directly; a
 // shard's swarm grown to SHARD_PROMOTE moves out beside the answer.
-async function answerAnnounce(object, url) {
+async function answerAnnounce(object, url, now) {
   const rust = object.rust;
-  const outcome = rust.announceNow(url) ?? (await rust.announceLoading(url));
+  const outcome = now ?? (await rust.announceLoading(url));
   if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
   if (outcome.publish) object.ctx.waitUntil(rust.publishPending());
   const { alarm, moved, promote } = outcome;
@@ -281,12 +300,13 @@ async function answerAnnounce(object, url) {
   if (alarm !== undefined) await alarm;
   if (moved !== undefined) {
     const own = await object.env.SWARMS.get(object.env.SWARMS.idFromName(moved)).fetch(url);
-    const answer = new Response(own.body, own);
+    const ok = own.status === 200 || own.status === NOTED;
+    const answer = new Response(own.body, { status: ok ? NOTED : own.status, headers: own.headers });
     answer.headers.set('x-moved', '1');
     return answer;
   }
   if (promote !== undefined) object.ctx.waitUntil(rust.promote(promote));
-  return new Response(body, extra === undefined ? BENCODED_INIT : { headers: withHeaders(extra) });
+  return new Response(body, extra === undefined ? BENCODED_INIT : { status: NOTED, headers: withHeaders(extra) });
 }
 
 // A bencoded answer's headers and these `[name, value]` pairs.

@@ -32,7 +32,8 @@ pub enum Plan {
     ClientBans = 1,
     /// Answer now with the payload: a bencoded body.
     Answer = 2,
-    /// Forward: the payload is the info hash (40 hex digits), then the swarm URL.
+    /// Forward: the payload is the info hash (40 hex digits), then the
+    /// swarm URL (this plan, and `Shared`, come as a string).
     Forward = 3,
     /// Read the KV keys in the payload (a line each), then `scrapeAnswer`.
     ScrapeKeys = 4,
@@ -82,12 +83,15 @@ pub struct Front;
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
 impl Front {
     /// The plan for a GET announce without an `Upgrade` header, whose
-    /// address the rate limiter found `over_limit` (or did not).
-    pub fn announce(env: Env, url: &str, ip: &str, over_limit: bool) -> Vec<u8> {
-        let Some((config, known)) = public(&env, over_limit) else { return plan(Plan::FullPath) };
+    /// address the rate limiter found `over_limit` (or did not). A forward
+    /// (`Forward`, `Shared`) is a string, the rest bytes (a `Uint8Array`):
+    /// the hot path allocates no buffer and decodes none.
+    pub fn announce(env: Env, url: &str, ip: &str, over_limit: bool) -> JsValue {
+        let bytes = |plan: Vec<u8>| JsValue::from(js_sys::Uint8Array::from(&plan[..]));
+        let Some((config, known)) = public(&env, over_limit) else { return bytes(plan(Plan::FullPath)) };
         match admission::admit(&request(url, ip), Ok(&config), &known) {
-            Step::Answer { status: 200, body, tally } => answer(tally, &body),
-            Step::NeedClientBans => plan(Plan::ClientBans),
+            Step::Answer { status: 200, body, tally } => bytes(answer(tally, &body)),
+            Step::NeedClientBans => bytes(plan(Plan::ClientBans)),
             Step::Forward { msg, tally } => {
                 stats::apply(tally);
                 let mut out = String::with_capacity(1 + 40 + 10 + super::SWARM_ANNOUNCE_URL.len() + 2 * crate::wire::ENCODED_LEN);
@@ -98,9 +102,9 @@ impl Front {
                     out.push_str(&shard::shard_name(shard::shard_of(&msg.info_hash, shards)));
                 }
                 push_swarm_url(&mut out, &msg);
-                out.into_bytes()
+                JsValue::from_str(&out)
             }
-            _ => plan(Plan::FullPath),
+            _ => bytes(plan(Plan::FullPath)),
         }
     }
 

@@ -52,6 +52,12 @@ pub const KV_READS_HEADER: &str = "x-kv-reads";
 pub const DO_MS_HEADER: &str = "x-do-ms";
 /// A swarm's failure answer names its reason here (a `Failure` label).
 pub const FAILURE_HEADER: &str = "x-failure";
+/// The status of an object's announce answer that carries notes for the
+/// Worker in its headers (`x-failure`, `x-moved`, the costs); the Worker
+/// answers the client with the body and 200. A plain answer is 200, and
+/// the Worker passes it on without reading its headers (`NOTED` in
+/// `entry.mjs`).
+pub const NOTED_STATUS: u16 = 203;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -181,10 +187,10 @@ async fn full_scrape(kv: &kv::KvStore) -> std::result::Result<Vec<(crate::peer::
         .collect())
 }
 
+/// A bencoded answer: `text/plain`, as the JS entry's (`BENCODED`).
 pub fn bencoded(body: Vec<u8>) -> Result<Response> {
     let mut resp = Response::from_bytes(body)?;
     resp.headers_mut().set("content-type", "text/plain; charset=utf-8")?;
-    resp.headers_mut().set("cache-control", "no-store")?;
     Ok(resp)
 }
 

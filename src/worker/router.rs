@@ -8,7 +8,7 @@ use worker::*;
 
 use super::{
     api, bencoded, config_from, counters_for, dashboard, expose_costs, fail_retry, full_scrape, log, private, raw_path,
-    raw_query, remote_ip, socket_gateway, stats, swarm_fault_answer, swarm_url, DO_MS_HEADER, FAILURE_HEADER, KV_BINDING,
+    raw_query, remote_ip, socket_gateway, stats, swarm_fault_answer, swarm_url, DO_MS_HEADER, FAILURE_HEADER, KV_BINDING, NOTED_STATUS,
     KV_READS_HEADER, ROWS_READ_HEADER, ROWS_WRITTEN_HEADER, USAGE_HEADER,
 };
 use crate::admission::{self, Known, Lookup, Registered, Route, Step, Tally, User, RATE_LIMIT_WAIT};
@@ -160,7 +160,7 @@ async fn forward(env: &Env, msg: &SwarmAnnounce) -> Result<Response> {
         let stub = super::swarm_stub(env, &config, &msg.info_hash)?;
         let resp = stub.fetch_with_str(&swarm_url(msg)).await?;
         match resp.status_code() {
-            200 => Ok(resp),
+            200 | NOTED_STATUS => Ok(resp),
             status => Err(Error::RustError(format!("swarm answered {status}"))),
         }
     }
@@ -172,7 +172,9 @@ async fn forward(env: &Env, msg: &SwarmAnnounce) -> Result<Response> {
     }
     match reply {
         // The swarm's answer is final (bencoded, with its headers): pass it on.
-        Ok(resp) if !expose_costs(env) => Ok(resp),
+        Ok(resp) if resp.status_code() == 200 && !expose_costs(env) => Ok(resp),
+        // Its notes were for this Worker: the client gets the answer.
+        Ok(mut resp) if !expose_costs(env) => bencoded(resp.bytes().await?),
         Ok(resp) => with_costs(resp, sent).await,
         Err(e) => bencoded(swarm_fault_answer(&msg.info_hash.to_hex(), &e.to_string(), false)),
     }
