@@ -3,7 +3,7 @@
 // returns a fixed reply). wrk (bench/announce.lua with one torrent) sends
 // HOT_PEERS peer ids (half seeders, numwant=50, compact, each its own
 // cf-connecting-ip), no scrapes. Every peer joins first, then HOT_ROUNDS
-// rounds of HOT_SECONDS of random re-announces per target, alternating;
+// rounds (3) of HOT_SECONDS of random re-announces per target, alternating;
 // the best round of each counts. Two pairs, each like for like:
 // - "direct": both Workers without the static-assets router in front;
 // - "router": both behind the same router (wrangler.toml [assets]), as
@@ -11,15 +11,16 @@
 //   same workerd process, on the same CPU; in production Cloudflare routes
 //   `run_worker_first` paths before the Worker runs.
 // Besides requests/s, workerd's CPU time per request (from /proc) is
-// reported: less sensitive than rates to the other work on the machine.
-// Writes bench-results/hot-swarm.json. About 7 minutes.
+// reported (less sensitive than rates to the other work on the machine),
+// and each tracker round's CPU ratio to the floor round before it.
+// Writes bench-results/hot-swarm.json. About 9 minutes.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
 import { envNumbers, runWrk, startFloor, steadyRound, workerdCpu } from './lib.mjs';
 
-const { PEERS, SECONDS, ROUNDS, CONNECTIONS } = envNumbers('HOT', { PEERS: 20_000, SECONDS: 20, ROUNDS: 2, CONNECTIONS: 64 });
+const { PEERS, SECONDS, ROUNDS, CONNECTIONS } = envNumbers('HOT', { PEERS: 20_000, SECONDS: 20, ROUNDS: 3, CONNECTIONS: 64 });
 // Long enough for the tracker to write every peer through (~350/s behind
 // the local router); the floor keeps no peers: its join only warms it.
 const { POPULATE_SECONDS: POPULATE, FLOOR_POPULATE_SECONDS: FLOOR_POPULATE } = envNumbers('HOT', { POPULATE_SECONDS: 90, FLOOR_POPULATE_SECONDS: 20 });
@@ -62,6 +63,10 @@ async function pair(router) {
   const best = (n) => Math.max(...of(n).map((r) => r.rps));
   const cpu = (n) => Math.min(...of(n).map((r) => r.cpu_ms_per_request));
   const ratio = best('tracker') / best('floor');
+  // Each round's CPU ratio against the floor's round just before it: a
+  // second view, less sensitive to one lucky round.
+  const paired = of('tracker').map((t, i) => of('floor')[i].cpu_ms_per_request / t.cpu_ms_per_request);
+  const median = [...paired].sort((a, b) => a - b)[Math.floor(paired.length / 2)];
   return {
     rounds,
     floor_rps: best('floor'),
@@ -70,6 +75,8 @@ async function pair(router) {
     floor_cpu_ms: cpu('floor'),
     tracker_cpu_ms: cpu('tracker'),
     cpu_ratio: Number((cpu('floor') / cpu('tracker')).toFixed(3)),
+    paired_cpu_ratios: paired.map((r) => Number(r.toFixed(3))),
+    median_paired_cpu_ratio: Number(median.toFixed(3)),
     all_joined: of('tracker (joining)')[0].all_joined,
     joining_tracker_rps: best('tracker (joining)'),
   };
@@ -88,7 +95,7 @@ for (const name of PAIRS) {
   const p = await pair(name === 'router');
   p.met = p.ratio >= GOAL;
   result[name] = p;
-  log(`${name}: floor ${p.floor_rps} req/s, tracker ${p.tracker_rps} req/s, ratio ${p.ratio} (goal >= ${GOAL}); CPU ms per request floor ${p.floor_cpu_ms} / tracker ${p.tracker_cpu_ms} = ${p.cpu_ratio}`);
+  log(`${name}: floor ${p.floor_rps} req/s, tracker ${p.tracker_rps} req/s, ratio ${p.ratio} (goal >= ${GOAL}); CPU ms per request floor ${p.floor_cpu_ms} / tracker ${p.tracker_cpu_ms} = ${p.cpu_ratio}; round by round ${p.paired_cpu_ratios.join(' ')} (median ${p.median_paired_cpu_ratio})`);
 }
 mkdirSync(OUT, { recursive: true });
 writeFileSync(join(OUT, 'hot-swarm.json'), JSON.stringify(result, null, 2) + '\n');
