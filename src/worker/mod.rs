@@ -250,8 +250,6 @@ fn remote_ip(req: &Request) -> IpAddr {
         .unwrap_or(FALLBACK_IP)
 }
 
-/// The configuration, read from the Worker's vars once per isolate (vars
-/// only change with a deploy, which starts new isolates).
 /// What an object starts from: its configuration (the defaults, logged,
 /// when the vars are invalid), a random seed (without entropy peer
 /// selection is still valid, only predictable) and whether it reports its
@@ -266,6 +264,8 @@ pub fn object_start(env: &Env) -> (TrackerConfig, [u8; 8], bool) {
     (config, seed, expose_costs(env))
 }
 
+/// The configuration, read from the Worker's vars once per isolate (vars
+/// only change with a deploy, which starts new isolates).
 pub fn config_from(env: &Env) -> std::result::Result<TrackerConfig, crate::config::ConfigError> {
     thread_local! {
         static CONFIG: std::cell::OnceCell<std::result::Result<TrackerConfig, crate::config::ConfigError>> =

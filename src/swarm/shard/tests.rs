@@ -300,15 +300,17 @@ fn damaged_bytes_decode_to_what_is_whole_and_never_panic() {
     assert_eq!(decode_bucket(&[0xff; 64]).len(), 0);
 }
 
-
 #[test]
 fn a_full_shard_leaves_new_torrents_with_their_own_objects() {
     let c = cfg();
-    let mut s = Shard::new(21);
-    for n in 0..MAX_SWARMS as u32 {
+    let numbered = |n: u32| {
         let mut h = [3u8; 20];
         h[..4].copy_from_slice(&n.to_be_bytes());
-        s.settle(InfoHash(h), Own::Free { downloaded: 0 }, 0);
+        InfoHash(h)
+    };
+    let mut s = Shard::new(21);
+    for n in 0..MAX_SWARMS as u32 {
+        s.settle(numbered(n), Own::Free { downloaded: 0 }, 0);
     }
     assert!(!s.takes_new());
     assert_eq!(s.settle(hash(1), Own::Free { downloaded: 2 }, 0), None);
@@ -316,7 +318,5 @@ fn a_full_shard_leaves_new_torrents_with_their_own_objects() {
     assert_eq!(s.announce(&ann(1, 1, 0, Started), 1, &c), Routed::Unknown, "forwarded, every time");
     assert_eq!(s.counters(&hash(1)), None, "its own object answers");
     // One it holds already is still answered here.
-    let mut first = [3u8; 20];
-    first[..4].copy_from_slice(&0u32.to_be_bytes());
-    assert_eq!(s.counters(&InfoHash(first)), Some(SwarmCounters::default()));
+    assert_eq!(s.counters(&numbered(0)), Some(SwarmCounters::default()));
 }
