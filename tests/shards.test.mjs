@@ -4,9 +4,11 @@
 // object, scrapes, /stats and operator blocks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import {
   ADMIN_TOKEN, startTracker, announce, scrape, scrapeEntry, peerId, randomHash, compactPeers, eventually, get, text, shardsWritten,
 } from './helpers.mjs';
@@ -213,3 +215,27 @@ test('an operator block on a shared torrent moves it out: peers dropped, announc
 function escape(buf) {
   return [...buf].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 }
+
+test('HTTP and WebSocket scrapes of a shared torrent agree: both ask its shard, not a stale KV entry', async () => {
+  const t = await startTracker({ vars: SHARED });
+  try {
+    const infoHash = randomHash();
+    await join_(t, infoHash, 1, { left: 0 });
+    await join_(t, infoHash, 2);
+    // What its own object cached before SWARM_SHARDS was on, still live.
+    await (await t.mf.getKVNamespace('TRACKER_KV')).put(`cached:${infoHash.toString('hex')}`, '7 7 7');
+    const live = { complete: 1, incomplete: 1, downloaded: 0 };
+    assert.deepEqual(scrapeEntry((await scrape(t.base, [infoHash])).body, infoHash), live, 'HTTP');
+    const ws = new WebSocket(`${t.base.replace(/^http/, 'ws')}/announce`);
+    try {
+      await once(ws, 'open');
+      ws.send(JSON.stringify({ action: 'scrape', info_hash: infoHash.toString('latin1') }));
+      const [data] = await once(ws, 'message');
+      assert.deepEqual(JSON.parse(data.toString()).files[infoHash.toString('latin1')], live, 'WebSocket');
+    } finally {
+      ws.close();
+    }
+  } finally {
+    await t.close();
+  }
+});

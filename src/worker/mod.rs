@@ -145,17 +145,25 @@ pub fn own_object(env: &Env, hash: &crate::peer::InfoHash) -> Result<Stub> {
     env.durable_object(SWARMS_BINDING)?.id_from_name(&hash.to_hex())?.get_stub()
 }
 
-/// The published counters of each torrent (zero when none are), in one KV read.
+/// The published counters of each torrent (zero when none are), in one KV
+/// read; with `SWARM_SHARDS`, from each torrent's shard.
 async fn counters_for(
     env: &Env,
     kv: &kv::KvStore,
     hashes: &[crate::peer::InfoHash],
 ) -> std::result::Result<Vec<(crate::peer::InfoHash, SwarmCounters)>, kv::KvError> {
-    let read_through = config_from(env).map(|c| c.scrape_reads_through()).unwrap_or(false);
-    let keys: Vec<String> = hashes.iter().map(|h| scrape::scrape_key(h, read_through)).collect();
-    let values = kv.get_bulk(&keys).text().await?;
-    let cached: Vec<Option<SwarmCounters>> =
-        keys.iter().map(|k| values.get(k).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv)).collect();
+    let config = config_from(env).ok();
+    let read_through = config.as_ref().is_some_and(|c| c.scrape_reads_through());
+    // A shared swarm's counters are never in KV (`SWARM_SHARDS`): each
+    // torrent is asked of its shard, which answers for one that moved to
+    // its own object too. The entry's `scrapeKeys` skips KV the same way.
+    let cached: Vec<Option<SwarmCounters>> = if config.as_ref().is_some_and(|c| c.shards() > 0) {
+        vec![None; hashes.len()]
+    } else {
+        let keys: Vec<String> = hashes.iter().map(|h| scrape::scrape_key(h, read_through)).collect();
+        let values = kv.get_bulk(&keys).text().await?;
+        keys.iter().map(|k| values.get(k).and_then(|v| v.as_deref()).and_then(SwarmCounters::from_kv)).collect()
+    };
     // Not in KV: nobody scraped it lately. With a read-through cache
     // (SCRAPE_CACHE > 0), ask each swarm; otherwise the swarm is empty.
     let missing = hashes.iter().zip(&cached).filter(|(_, c)| c.is_none() && read_through).map(|(h, _)| swarm_counters(env, h));
