@@ -9,7 +9,8 @@
 //! (which records the peer and picks targets for its offers), then one
 //! request per other gateway holding a target; an answer is one request to
 //! the swarm (where is the offering peer?) and at most one to its gateway;
-//! a scrape reads KV. See the README's design notes for the costs.
+//! a scrape reads KV, or (`SWARM_SHARDS`) asks each torrent's shard, as an
+//! HTTP scrape does. See the README's design notes for the costs.
 
 use futures_util::future::join_all;
 use worker::*;
