@@ -163,14 +163,15 @@ fn read_peer_rows(sql: &SqlStorage, table: &str, cost: &mut RowCost) -> Result<V
         let page = cursor.to_array::<PackedRows>()?.into_iter().next();
         cost.read += cursor.rows_read();
         let Some(PackedRows { packed: Some(packed), last: Some(last) }) = page else { break };
-        let before = rows.len();
-        rows.extend(packed.split(',').filter_map(|hex| {
+        // A full page (counted in rows read, damaged ones too) may have more after it.
+        let mut in_page = 0;
+        rows.extend(packed.split(',').inspect(|_| in_page += 1).filter_map(|hex| {
             let row = hex::decode(hex).ok()?;
             let (id, rec) = row.split_at_checked(PEER_KEY_LEN)?;
             Some(PeerRow { id: id.to_vec(), rec: rec.to_vec() })
         }));
         match hex::decode(last) {
-            Ok(last) if rows.len() - before >= PEER_PAGE => after = last,
+            Ok(last) if in_page >= PEER_PAGE => after = last,
             _ => break,
         }
     }
@@ -181,7 +182,7 @@ fn read_peer_rows(sql: &SqlStorage, table: &str, cost: &mut RowCost) -> Result<V
 /// SQLite's 2 MB for one value.
 const PEER_PAGE: usize = 4096;
 /// A peer row's key (`PeerKey`, its `id` column).
-const PEER_KEY_LEN: usize = 20;
+const PEER_KEY_LEN: usize = std::mem::size_of::<crate::peer::PeerKey>();
 
 #[derive(serde::Deserialize)]
 struct PackedRows {
