@@ -46,15 +46,16 @@ function compatibilityDate() {
  * `assets: false` leaves out the static-assets router (benchmarks: locally
  * it runs in the same process and costs CPU on every request).
  */
-export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers, assets = true } = {}) {
+export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers, assets = true, build = join(ROOT, 'build') } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   // `durableObjects` replaces bindings and `workers` adds Workers beside the
-  // tracker (tests only: e.g. SWARMS bound to a class that always fails).
+  // tracker (tests only: e.g. SWARMS bound to a class that always fails);
+  // `build` is another build of the Worker (a bench's variant of build/).
   const tracker = {
     modules: true,
-    scriptPath: join(ROOT, 'build/entry.mjs'),
-    modulesRoot: join(ROOT, 'build'),
+    scriptPath: join(build, 'entry.mjs'),
+    modulesRoot: build,
     modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }, { type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: compatibilityDate(),
     durableObjects: {
