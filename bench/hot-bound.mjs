@@ -23,7 +23,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { envNumbers, runWrk, startFloor, workerdCpu, workerdPids } from './lib.mjs';
+import { envNumbers, median, runWrk, startFloor, steadyRound, workerdCpu, workerdPids } from './lib.mjs';
 
 const { PEERS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS } = envNumbers('BOUND', { PEERS: 20_000, ROUNDS: 16, SECONDS: 2, WARM_SECONDS: 1, JOIN_SECONDS: 20 });
 const OUT = join(ROOT, 'bench-results');
@@ -83,10 +83,8 @@ try {
   }
   for (let i = 0; i < ROUNDS; i++) {
     for (const x of i % 2 ? [...targets].reverse() : targets) {
-      const options = { base: x.target.base, connections: 64, args: mix('steady') };
-      runWrk({ ...options, seconds: WARM_SECONDS });
-      const before = workerdCpu([x.pid]);
-      const r = runWrk({ ...options, seconds: SECONDS });
+      let before;
+      const r = steadyRound({ base: x.target.base, seconds: SECONDS, warm: WARM_SECONDS, connections: 64, args: mix('steady'), before: () => { before = workerdCpu([x.pid]); } });
       if (r.failures || r.non2xx) throw new Error(`${x.name}: ${r.failures} failures, ${r.non2xx} non-2xx`);
       x.cpu.push(((workerdCpu([x.pid]) - before) * 1e6) / r.requests);
       x.rps.push(r.rps);
@@ -98,7 +96,6 @@ try {
   for (const dir of stateDirs) rmSync(dir, { recursive: true, force: true });
 }
 
-const median = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 const reference = targets[0].cpu.map((c, i) => (c + targets[1].cpu[i]) / 2);
 const result = { date: new Date().toISOString(), peers: PEERS, rounds: ROUNDS, seconds: SECONDS, targets: {} };
 for (const x of targets) {

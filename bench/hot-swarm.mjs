@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { envNumbers, runWrk, startFloor, steadyRound, workerdCpu } from './lib.mjs';
+import { envNumbers, median, runWrk, startFloor, steadyRound, workerdCpu } from './lib.mjs';
 
 const { PEERS, SECONDS, ROUNDS, CONNECTIONS } = envNumbers('HOT', { PEERS: 20_000, SECONDS: 20, ROUNDS: 3, CONNECTIONS: 64 });
 // Long enough for the tracker to write every peer through (~350/s behind
@@ -66,7 +66,6 @@ async function pair(router) {
   // Each round's CPU ratio against the floor's round just before it: a
   // second view, less sensitive to one lucky round.
   const paired = of('tracker').map((t, i) => of('floor')[i].cpu_ms_per_request / t.cpu_ms_per_request);
-  const median = [...paired].sort((a, b) => a - b)[Math.floor(paired.length / 2)];
   return {
     rounds,
     floor_rps: best('floor'),
@@ -76,7 +75,7 @@ async function pair(router) {
     tracker_cpu_ms: cpu('tracker'),
     cpu_ratio: Number((cpu('floor') / cpu('tracker')).toFixed(3)),
     paired_cpu_ratios: paired.map((r) => Number(r.toFixed(3))),
-    median_paired_cpu_ratio: Number(median.toFixed(3)),
+    median_paired_cpu_ratio: Number(median(paired).toFixed(3)),
     all_joined: of('tracker (joining)')[0].all_joined,
     joining_tracker_rps: best('tracker (joining)'),
   };

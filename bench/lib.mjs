@@ -59,6 +59,11 @@ export function workerdPids() {
   });
 }
 
+/** The middle value of `values` (the upper one of an even count). */
+export function median(values) {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+}
+
 /** CPU seconds (user + system) used so far by the workerd processes `pids`. */
 export function workerdCpu(pids = workerdPids()) {
   let total = 0;
@@ -78,10 +83,11 @@ export function workerdCpu(pids = workerdPids()) {
  * 5 s of a 20 s round), which steady traffic never does (a swarm announced
  * into every few seconds is not evicted); the floor has nothing to reload.
  * Reloading is measured on its own (bench/big-swarm.mjs). `before` runs
- * between the warm-up and the round (to read a CPU counter).
+ * between the warm-up and the round (to read a CPU counter); `warm` sets
+ * the warm-up's seconds for short rounds.
  */
-export function steadyRound({ before = () => {}, ...options }) {
-  if (WARM_SECONDS > 0) runWrk({ ...options, seconds: WARM_SECONDS });
+export function steadyRound({ before = () => {}, warm = WARM_SECONDS, ...options }) {
+  if (warm > 0) runWrk({ ...options, seconds: warm });
   before();
   return runWrk(options);
 }
