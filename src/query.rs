@@ -6,6 +6,7 @@
 //! (upper or lower case hex, some characters left raw), and every form of the
 //! same bytes decodes to the same value here.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Longest raw query we read. Real announces are well under 1 KiB; a scrape
@@ -39,16 +40,22 @@ impl fmt::Display for QueryError {
     }
 }
 
+/// A decoded key or value: borrowed from the raw query unless it held an
+/// escape or a `+`.
+type Decoded<'a> = Cow<'a, [u8]>;
+
 /// A query string split into decoded `(key, value)` byte pairs, in order.
+/// A side with nothing to decode borrows the raw query: an announce's
+/// keys and most of its values cost no allocation.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct QueryPairs {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+pub struct QueryPairs<'a> {
+    pairs: Vec<(Decoded<'a>, Decoded<'a>)>,
 }
 
-impl QueryPairs {
+impl<'a> QueryPairs<'a> {
     /// Splits `raw` (the part after `?`, without the `#fragment`) on `&`
     /// and `=`, then percent-decodes each side. `+` means space, as in forms.
-    pub fn parse(raw: &[u8]) -> Result<Self, QueryError> {
+    pub fn parse(raw: &'a [u8]) -> Result<Self, QueryError> {
         if raw.len() > MAX_QUERY_LEN {
             return Err(QueryError::TooLong);
         }
@@ -65,10 +72,10 @@ impl QueryPairs {
                 Some(i) => (&part[..i], &part[i + 1..]),
                 None => (part, &b""[..]),
             };
-            let key = percent_decode(key).ok_or_else(|| QueryError::BadEscape {
+            let key = decoded(key).ok_or_else(|| QueryError::BadEscape {
                 param: String::from_utf8_lossy(key).chars().take(32).collect(),
             })?;
-            let value = percent_decode(value).ok_or_else(|| QueryError::BadEscape {
+            let value = decoded(value).ok_or_else(|| QueryError::BadEscape {
                 param: String::from_utf8_lossy(&key).chars().take(32).collect(),
             })?;
             pairs.push((key, value));
@@ -78,16 +85,13 @@ impl QueryPairs {
 
     /// The first value of `key`.
     pub fn first(&self, key: &str) -> Option<&[u8]> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == key.as_bytes())
-            .map(|(_, v)| v.as_slice())
+        self.pairs.iter().find(|(k, _)| **k == *key.as_bytes()).map(|(_, v)| &**v)
     }
 
     /// The value of a single-valued `key`. Repeating it with the same value
     /// is harmless; different values are ambiguous (which one would a proxy
     /// or cache in front have looked at?) and refused.
-    pub fn only<'a>(&'a self, key: &'a str) -> Result<Option<&'a [u8]>, QueryError> {
+    pub fn only<'s>(&'s self, key: &'s str) -> Result<Option<&'s [u8]>, QueryError> {
         let mut values = self.all(key);
         let first = values.next();
         match first {
@@ -97,16 +101,13 @@ impl QueryPairs {
     }
 
     /// Every value of `key`, in order (scrape repeats `info_hash`).
-    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(k, _)| k == key.as_bytes())
-            .map(|(_, v)| v.as_slice())
+    pub fn all<'s>(&'s self, key: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.pairs.iter().filter(move |(k, _)| **k == *key.as_bytes()).map(|(_, v)| &**v)
     }
 
     /// Every decoded `(key, value)` pair, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+        self.pairs.iter().map(|(k, v)| (&**k, &**v))
     }
 
     pub fn len(&self) -> usize {
@@ -115,6 +116,15 @@ impl QueryPairs {
 
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
+    }
+}
+
+/// `input` decoded, borrowed when it holds no escape and no `+`.
+fn decoded(input: &[u8]) -> Option<Decoded<'_>> {
+    if input.iter().any(|&b| b == b'%' || b == b'+') {
+        percent_decode(input).map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(input))
     }
 }
 

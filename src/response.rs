@@ -58,11 +58,11 @@ pub fn announce(r: &AnnounceResponse<'_>) -> Vec<u8> {
         let v6 = r.peers.len() - v4;
         string(&mut out, b"peers");
         length(&mut out, v4 * 6);
-        r.peers.iter().filter(|p| p.addr.is_ipv4()).for_each(|p| p.addr.write_compact_v4(&mut out));
+        compact(&mut out, v4, r.peers.iter().filter_map(|p| p.addr.compact_v4()));
         if v6 > 0 {
             string(&mut out, b"peers6");
             length(&mut out, v6 * 18);
-            r.peers.iter().filter(|p| !p.addr.is_ipv4()).for_each(|p| p.addr.write_compact_v6(&mut out));
+            compact(&mut out, v6, r.peers.iter().filter(|p| !p.addr.is_ipv4()).map(|p| p.addr.compact_v6()));
         }
     } else {
         string(&mut out, b"peers");
@@ -86,6 +86,17 @@ pub fn announce(r: &AnnounceResponse<'_>) -> Vec<u8> {
     }
     out.push(b'e');
     out
+}
+
+/// Compact peers (BEP 23, BEP 7), each `N` bytes: the buffer grows once
+/// and each peer is written in place, not appended in pieces (a wasm
+/// `memory.copy` call per piece, twice per peer).
+fn compact<const N: usize>(out: &mut Vec<u8>, count: usize, peers: impl Iterator<Item = [u8; N]>) {
+    let start = out.len();
+    out.resize(start + count * N, 0);
+    for (slot, peer) in out[start..].chunks_exact_mut(N).zip(peers) {
+        slot.copy_from_slice(&peer);
+    }
 }
 
 /// `<len>:`, a byte string's head.
@@ -228,10 +239,9 @@ mod tests {
         if r.format.compact {
             let (mut v4, mut v6) = (Vec::new(), Vec::new());
             for p in &r.peers {
-                if p.addr.is_ipv4() {
-                    p.addr.write_compact_v4(&mut v4)
-                } else {
-                    p.addr.write_compact_v6(&mut v6)
+                match p.addr.compact_v4() {
+                    Some(c) => v4.extend_from_slice(&c),
+                    None => v6.extend_from_slice(&p.addr.compact_v6()),
                 }
             }
             map.insert("peers", Value::Bytes(v4));

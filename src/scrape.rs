@@ -73,7 +73,7 @@ mod tests {
     use super::*;
     use crate::query::percent_encode;
 
-    fn q(s: &str) -> QueryPairs {
+    fn q(s: &str) -> QueryPairs<'_> {
         QueryPairs::parse(s.as_bytes()).unwrap()
     }
 
