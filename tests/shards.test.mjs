@@ -90,6 +90,25 @@ test('a shard writes behind: peers and completed counts survive a restart once w
   });
 });
 
+test('a shard loaded again keeps its scheduled alarm: a steady announce after a restart writes nothing', async () => {
+  await withDir(async (start) => {
+    const infoHash = randomHash();
+    let t = await start(SHARED);
+    await join_(t, infoHash, 1, { left: 0 });
+    await join_(t, infoHash, 2);
+    // Written by the alarm, which then waits for the next sweep.
+    await shardsWritten(t, 2);
+    await t.stop();
+
+    t = await start(SHARED);
+    const r = await join_(t, infoHash, 1, { left: 0, event: undefined });
+    assert.deepEqual(listed(r), [addr(2)]);
+    assert.equal(r.rowsWritten, 0, 'no row and no alarm: the sweep\'s alarm is still scheduled');
+    // The next one is answered at once, and writes nothing either.
+    assert.equal((await join_(t, infoHash, 2, { event: undefined })).rowsWritten, 0);
+  });
+});
+
 test('a crash before the shard wrote a join: the peer is listed again at its next announce', async () => {
   await withDir(async (start) => {
     // FLUSH_DELAY 5: the runtime stops well before the shard writes.

@@ -206,7 +206,10 @@ impl Shard {
                 self.host(row.info_hash, state);
             }
         }
-        self.next_sweep = now;
+        // Loading expired the silent peers (`SwarmState::load`): the next
+        // sweep is a gap away, where the alarm storage holds most likely
+        // is already, so a shard loaded again need not set it.
+        self.next_sweep = now + sweep_gap(config);
     }
 
     fn keep_emptied(&mut self, hash: InfoHash, downloaded: u64) {

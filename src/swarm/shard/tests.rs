@@ -265,13 +265,14 @@ fn buckets_split_as_the_shard_grows_and_merge_as_it_shrinks_without_losing_a_swa
     let mut again = Shard::new(12);
     again.load(rows.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), 11, &c);
     assert!(hashes.iter().all(|h| again.counters(h) == Some(SwarmCounters { complete: 1, incomplete: 0, downloaded: 0 })));
-    // Every peer stops: the swarms are forgotten at the sweep, and the
+    // Every peer stops: the swarms are forgotten at the next sweep (a
+    // gap after the load, which expired what was silent), and the
     // buckets merge back into one, written empty.
     for h in &hashes[1..] {
         let m = announce(*h, PeerId([1; 20]), PeerAddr::new([10, 1, 1, 1].into(), 6881), 0, Stopped);
         again.announce(&m, 12, &c);
     }
-    again.sweep(13, &c);
+    again.sweep(12 + crate::swarm::EXPIRY_SWEEP_GAP, &c);
     log.extend(again.flush(0, &c, true));
     let rows = stored(&log);
     assert_eq!(rows.len(), 1, "one swarm left, one bucket");
@@ -279,6 +280,27 @@ fn buckets_split_as_the_shard_grows_and_merge_as_it_shrinks_without_losing_a_swa
     third.load(rows.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), 14, &c);
     assert_eq!(third.counters(&hashes[0]), Some(SwarmCounters { complete: 1, incomplete: 0, downloaded: 0 }));
     assert!(!third.knows(&hashes[1]));
+}
+
+#[test]
+fn a_loaded_shard_next_sweeps_a_gap_later_having_expired_the_silent_at_load() {
+    let c = cfg();
+    let mut s = Shard::new(21);
+    let (live, silent) = (InfoHash([1; 20]), InfoHash([2; 20]));
+    for (h, at) in [(live, 5_000), (silent, 10)] {
+        s.settle(h, Own::Free { downloaded: 0 }, at);
+        s.announce(&announce(h, PeerId([1; 20]), PeerAddr::new([10, 1, 1, 1].into(), 6881), 5, Started), at, &c);
+    }
+    let rows = stored(&s.flush(0, &c, true));
+    let mut again = Shard::new(22);
+    let now = 5_010;
+    again.load(rows.iter().map(|(b, blob)| (*b, blob.as_slice())), std::iter::empty(), now, &c);
+    assert_eq!(again.counters(&live).map(|c| c.incomplete), Some(1));
+    assert_eq!(again.counters(&silent).map(|c| c.incomplete), Some(0), "its peer expired at the load");
+    // The deletions are due to be written, then the next sweep a gap away.
+    assert_eq!(again.next_alarm(now, &c), Some(now + flush_delay(&c)));
+    again.flush(now + flush_delay(&c), &c, false);
+    assert_eq!(again.next_alarm(now, &c), Some(now + sweep_gap(&c)));
 }
 
 #[test]

@@ -14,14 +14,14 @@ use crate::wire::SwarmAnnounce;
 
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
 impl ShardObject {
-    /// The announce in `url`, when the shard is loaded and knows the
-    /// torrent: the body alone (a `Uint8Array`) when nothing goes with it,
-    /// else a [`Announced`]; `undefined` when `announceLoading` must
-    /// take it.
+    /// The announce in `url`, when the shard is loaded, knows its alarm
+    /// and knows the torrent: the body alone (a `Uint8Array`) when
+    /// nothing goes with it, else a [`Announced`]; `undefined` when
+    /// `announceLoading` must take it.
     #[wasm_bindgen(js_name = announceNow)]
     pub fn announce_now(&self, url: &str) -> std::result::Result<JsValue, JsValue> {
-        let loaded = self.inner.borrow().loaded;
-        announced::announce_now(url, loaded, |msg| self.announce(msg, now_secs(), RowCost::default()))
+        let ready = self.inner.borrow().ready();
+        announced::announce_now(url, ready, |msg| self.announce(msg, now_secs(), RowCost::default()))
     }
 
     /// The same announce when the shard must load, or ask the torrent's
@@ -29,7 +29,7 @@ impl ShardObject {
     #[wasm_bindgen(js_name = announceLoading)]
     pub async fn announce_loading(&self, url: String) -> std::result::Result<Announced, JsValue> {
         let Some(msg) = decode_message(&url) else { return Ok(Announced::malformed()) };
-        let mut cost = self.ensure_loaded(now_secs())?;
+        let mut cost = self.ensure_ready(now_secs()).await?;
         self.settle(msg.info_hash, &mut cost).await?;
         let outcome = self.announce(&msg, now_secs(), cost)?;
         // Settled above: the shard hosts the torrent or knows it moved.

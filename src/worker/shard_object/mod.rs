@@ -49,8 +49,20 @@ struct Inner {
     loaded: bool,
     /// The alarm we know is scheduled.
     alarm: Alarm,
+    /// `alarm` is what storage holds: read by the announce that loads
+    /// (`ensure_ready`: an await, so not in `ensure_loaded`), or run
+    /// since. Until then announces take the loading path, so a shard
+    /// loaded again does not set an alarm that is already scheduled.
+    alarm_read: bool,
     /// What this instance has cost so far.
     totals: RowCost,
+}
+
+impl Inner {
+    /// An announce can be answered now: loaded, and the alarm known.
+    fn ready(&self) -> bool {
+        self.loaded && self.alarm_read
+    }
 }
 
 impl DurableObject for ShardObject {
@@ -66,6 +78,7 @@ impl DurableObject for ShardObject {
                 shard: Shard::new(u64::from_le_bytes(seed)),
                 loaded: false,
                 alarm: Alarm::default(),
+                alarm_read: false,
                 totals: RowCost { instance, ..RowCost::default() },
             }),
         }

@@ -94,12 +94,35 @@ impl ShardObject {
         Ok(cost)
     }
 
+    /// Loads the shard (`ensure_loaded`) and reads the alarm storage has
+    /// scheduled, once: a shard loaded again (after an eviction or a
+    /// restart) then moves it only if it must be earlier, as a torrent's
+    /// own object does.
+    pub(super) async fn ensure_ready(&self, now: u32) -> Result<RowCost> {
+        let cost = self.ensure_loaded(now)?;
+        if !self.inner.borrow().alarm_read {
+            let at = self.state.storage().get_alarm().await?.map(|ms| ms as u64);
+            let mut inner = self.inner.borrow_mut();
+            // The alarm may have run meanwhile: then it is known already.
+            if !inner.alarm_read {
+                inner.alarm = alarm::Alarm::known(at);
+                inner.alarm_read = true;
+            }
+        }
+        Ok(cost)
+    }
+
     /// The alarm: expire silent peers, write what changed, hand over the
     /// swarms whose handoff failed, and set the next alarm.
     pub(super) async fn run_alarm(&self) -> Result<Response> {
         let started = js_sys::Date::now();
         let now = now_secs();
-        self.inner.borrow_mut().alarm.clear();
+        {
+            // Running: none is scheduled now.
+            let mut inner = self.inner.borrow_mut();
+            inner.alarm.clear();
+            inner.alarm_read = true;
+        }
         let mut cost = self.ensure_loaded(now)?;
         cost.alarms += 1;
         let writes = {
