@@ -1,10 +1,5 @@
 //! Bencoded answers: announce (BEP 3, 7, 23), scrape (BEP 48) and failures.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-use serde_bytes::ByteBuf;
-
 use crate::failure::Failure;
 use crate::peer::InfoHash;
 use crate::swarm::{Peer, SwarmCounters};
@@ -118,60 +113,60 @@ fn int_entry(out: &mut Vec<u8>, key: &[u8], n: u64) {
     out.push(b'e');
 }
 
-#[derive(Serialize)]
-struct ScrapeFile {
-    complete: u64,
-    downloaded: u64,
-    incomplete: u64,
-}
-
-#[derive(Serialize)]
-struct ScrapeBody {
-    files: BTreeMap<ByteBuf, ScrapeFile>,
-}
-
-/// The answer to a scrape: `files` keyed by the raw 20-byte info hashes.
+/// The answer to a scrape: `files` keyed by the raw 20-byte info hashes,
+/// in byte order (bencode sorts a dict's keys), each once (a repeated hash
+/// keeps its last counters).
 pub fn scrape(entries: &[(InfoHash, SwarmCounters)]) -> Vec<u8> {
-    let files = entries
-        .iter()
-        .map(|(hash, c)| {
-            let file = ScrapeFile { complete: c.complete, downloaded: c.downloaded, incomplete: c.incomplete };
-            (ByteBuf::from(hash.0.to_vec()), file)
-        })
-        .collect();
-    serde_bencode::to_bytes(&ScrapeBody { files }).unwrap_or_else(|_| failure("internal encoding error"))
-}
-
-#[derive(Serialize)]
-struct FailureBody<'a> {
-    #[serde(rename = "failure reason")]
-    reason: &'a str,
-}
-
-#[derive(Serialize)]
-struct RetryBody<'a> {
-    #[serde(rename = "failure reason")]
-    reason: &'a str,
-    /// BEP 31: minutes before the client should try again.
-    #[serde(rename = "retry in")]
-    retry_in: u32,
+    let mut files = entries.to_vec();
+    // Reversed, then a stable sort: of a repeated hash, the last comes first.
+    files.reverse();
+    files.sort_by_key(|(hash, _)| hash.0);
+    files.dedup_by_key(|(hash, _)| hash.0);
+    let mut out = Vec::with_capacity(12 + files.len() * 88);
+    out.extend_from_slice(b"d5:filesd");
+    for (hash, c) in &files {
+        string(&mut out, &hash.0);
+        out.push(b'd');
+        int_entry(&mut out, b"complete", c.complete);
+        int_entry(&mut out, b"downloaded", c.downloaded);
+        int_entry(&mut out, b"incomplete", c.incomplete);
+        out.push(b'e');
+    }
+    out.extend_from_slice(b"ee");
+    out
 }
 
 /// A refusal that tells the client when to come back (BEP 31 `retry in`,
 /// in whole minutes, at least one).
 pub fn failure_retry(reason: &str, retry_after_secs: u32) -> Vec<u8> {
-    let body = RetryBody { reason, retry_in: retry_after_secs.div_ceil(60).max(1) };
-    serde_bencode::to_bytes(&body).unwrap_or_else(|_| failure(reason))
+    let mut out = failure_head(reason);
+    int_entry(&mut out, b"retry in", retry_after_secs.div_ceil(60).max(1).into());
+    out.push(b'e');
+    out
 }
 
 /// `d14:failure reason<len>:<reason>e`: what every refused request gets.
 pub fn failure(reason: &str) -> Vec<u8> {
-    serde_bencode::to_bytes(&FailureBody { reason }).unwrap_or_else(|_| b"d14:failure reason5:errore".to_vec())
+    let mut out = failure_head(reason);
+    out.push(b'e');
+    out
+}
+
+/// A failure's dict up to its reason (the first key in order).
+fn failure_head(reason: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40 + reason.len());
+    out.push(b'd');
+    string(&mut out, b"failure reason");
+    string(&mut out, reason.as_bytes());
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Serialize;
+    use serde_bytes::ByteBuf;
+    use std::collections::BTreeMap;
     use crate::peer::{PeerAddr, PeerId};
 
     fn peer(ip: &str, port: u16, tag: u8) -> Peer {
@@ -281,6 +276,47 @@ mod tests {
                         assert_eq!(super::announce(&r), oracle(&r), "{n} peers, compact {compact}, no_peer_id {no_peer_id}, {warning:?}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn scrape_and_failure_bytes_match_serde_bencode() {
+        #[derive(Serialize)]
+        struct File {
+            complete: u64,
+            downloaded: u64,
+            incomplete: u64,
+        }
+        #[derive(Serialize)]
+        struct Files {
+            files: BTreeMap<ByteBuf, File>,
+        }
+        let big = SwarmCounters { complete: u32::MAX as u64 * 7, incomplete: 0, downloaded: 1 << 53 };
+        let entries: Vec<(InfoHash, SwarmCounters)> =
+            [(0x80, C), (0x00, big), (0x7f, SwarmCounters::default()), (0x80, big), (0xff, C), (0x00, C)]
+                .iter()
+                .map(|&(b, c)| (InfoHash([b; 20]), c))
+                .collect();
+        for n in 0..=entries.len() {
+            let files = entries[..n]
+                .iter()
+                .map(|(h, c)| (ByteBuf::from(h.0.to_vec()), File { complete: c.complete, downloaded: c.downloaded, incomplete: c.incomplete }))
+                .collect();
+            assert_eq!(scrape(&entries[..n]), serde_bencode::to_bytes(&Files { files }).unwrap(), "{n} entries");
+        }
+        #[derive(Serialize)]
+        struct Failure<'a> {
+            #[serde(rename = "failure reason")]
+            reason: &'a str,
+            #[serde(rename = "retry in", skip_serializing_if = "Option::is_none")]
+            retry_in: Option<u32>,
+        }
+        for reason in ["", "invalid info_hash", "caf\u{e9} \u{1f600}"] {
+            assert_eq!(failure(reason), serde_bencode::to_bytes(&Failure { reason, retry_in: None }).unwrap());
+            for (secs, minutes) in [(0, 1), (59, 1), (61, 2), (3600, 60)] {
+                let expected = serde_bencode::to_bytes(&Failure { reason, retry_in: Some(minutes) }).unwrap();
+                assert_eq!(failure_retry(reason, secs), expected);
             }
         }
     }
