@@ -1,11 +1,12 @@
 // How close to the floor can the hot path get? One hot swarm (as
 // bench/hot-swarm.mjs sends: one info hash, HOT_PEERS peers, no scrapes)
 // into the floor, the tracker, and three variants of the tracker's build
-// whose Rust answers are canned after the first:
+// that skip a Rust call once they have its answer:
 // - "canned object": the swarm object answers every announce with a copy
 //   of its first answer, without calling `announceNow`;
-// - "canned Worker": the Worker forwards every announce with its first
-//   plan, without calling `Front.announce`;
+// - "canned Worker": the Worker forwards each announce with the plan it
+//   made for the same URL before (every peer joins first), without calling
+//   `Front.announce`; the object still sees every peer;
 // - "canned both": both; the tracker's JS and the platform's work are
 //   left, and no Rust runs on the hot path.
 // The variants are not trackers (every client gets the same answer); they
@@ -34,9 +35,12 @@ const CANNED_OBJECT = [
   '    const outcome = this.rust.announceNow(url);',
   '    let outcome;\n    if (this.canned) outcome = this.canned.slice();\n    else { outcome = this.rust.announceNow(url); if (outcome instanceof Uint8Array) this.canned = outcome; }',
 ];
+// Plans by URL: a peer's URL is the same at every announce (announce.lua),
+// so the object still sees each peer, as in traffic (a single canned plan
+// made it see one peer, warm in every cache).
 const CANNED_WORKER = [
   '  let plan = Front.announce(env, url, ip, over);',
-  "  let plan = globalThis.cannedPlan ?? Front.announce(env, url, ip, over);\n  if (typeof plan === 'string') globalThis.cannedPlan = plan;",
+  "  globalThis.plans ??= new Map();\n  let plan = globalThis.plans.get(url) ?? Front.announce(env, url, ip, over);\n  if (typeof plan === 'string') globalThis.plans.set(url, plan);",
 ];
 
 // A copy of build/ with `edits` made to its entry (under ROOT: Miniflare
