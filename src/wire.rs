@@ -1,5 +1,5 @@
 //! The message the Worker sends a swarm's Durable Object: an announce that
-//! is already validated, in a fixed binary layout (109 bytes), so the object
+//! is already validated, in a fixed binary layout (116 bytes), so the object
 //! never re-parses a query string.
 
 use crate::announce::AnnounceEvent;
