@@ -145,7 +145,7 @@ impl PeerAddr {
     /// BEP 23 compact form, for an IPv4 address: 4 address bytes + 2 port
     /// bytes, big-endian.
     pub fn compact_v4(&self) -> Option<[u8; 6]> {
-        let [a, b, c, d] = self.ip.last_chunk::<4>().copied().unwrap_or_default();
+        let [.., a, b, c, d] = self.ip;
         let [p, q] = self.port.to_be_bytes();
         self.is_ipv4().then_some([a, b, c, d, p, q])
     }

@@ -15,6 +15,11 @@ impl Alarm {
         Alarm(at_ms)
     }
 
+    /// The alarm storage holds: what an object knows once it has loaded.
+    pub async fn stored(state: &State) -> worker::Result<Self> {
+        Ok(Alarm::known(state.storage().get_alarm().await?.map(|ms| ms as u64)))
+    }
+
     /// The alarm ran, or was deleted: none is scheduled.
     pub fn clear(&mut self) {
         self.0 = None;

@@ -47,13 +47,12 @@ pub struct ShardObject {
 struct Inner {
     shard: Shard,
     loaded: bool,
-    /// The alarm we know is scheduled.
-    alarm: Alarm,
-    /// `alarm` is what storage holds: read by the announce that loads
-    /// (`ensure_ready`: an await, so not in `ensure_loaded`), or run
-    /// since. Until then announces take the loading path, so a shard
-    /// loaded again does not set an alarm that is already scheduled.
-    alarm_read: bool,
+    /// The alarm we know is scheduled; `None` until the announce that
+    /// loads reads it (`ensure_ready`: an await, so not in
+    /// `ensure_loaded`), or it runs or is set. Until then announces take
+    /// the loading path, so a shard loaded again does not set an alarm
+    /// that is already scheduled.
+    alarm: Option<Alarm>,
     /// What this instance has cost so far.
     totals: RowCost,
 }
@@ -61,7 +60,7 @@ struct Inner {
 impl Inner {
     /// An announce can be answered now: loaded, and the alarm known.
     fn ready(&self) -> bool {
-        self.loaded && self.alarm_read
+        self.loaded && self.alarm.is_some()
     }
 }
 
@@ -77,8 +76,7 @@ impl DurableObject for ShardObject {
             inner: RefCell::new(Inner {
                 shard: Shard::new(u64::from_le_bytes(seed)),
                 loaded: false,
-                alarm: Alarm::default(),
-                alarm_read: false,
+                alarm: None,
                 totals: RowCost { instance, ..RowCost::default() },
             }),
         }

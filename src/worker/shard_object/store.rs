@@ -100,14 +100,10 @@ impl ShardObject {
     /// own object does.
     pub(super) async fn ensure_ready(&self, now: u32) -> Result<RowCost> {
         let cost = self.ensure_loaded(now)?;
-        if !self.inner.borrow().alarm_read {
-            let at = self.state.storage().get_alarm().await?.map(|ms| ms as u64);
-            let mut inner = self.inner.borrow_mut();
-            // The alarm may have run meanwhile: then it is known already.
-            if !inner.alarm_read {
-                inner.alarm = alarm::Alarm::known(at);
-                inner.alarm_read = true;
-            }
+        if self.inner.borrow().alarm.is_none() {
+            let stored = alarm::Alarm::stored(&self.state).await?;
+            // Unless it ran or was set meanwhile: then that is known.
+            self.inner.borrow_mut().alarm.get_or_insert(stored);
         }
         Ok(cost)
     }
@@ -117,12 +113,8 @@ impl ShardObject {
     pub(super) async fn run_alarm(&self) -> Result<Response> {
         let started = js_sys::Date::now();
         let now = now_secs();
-        {
-            // Running: none is scheduled now.
-            let mut inner = self.inner.borrow_mut();
-            inner.alarm.clear();
-            inner.alarm_read = true;
-        }
+        // Running: none is scheduled now.
+        self.inner.borrow_mut().alarm = Some(alarm::Alarm::default());
         let mut cost = self.ensure_loaded(now)?;
         cost.alarms += 1;
         let writes = {
@@ -157,9 +149,10 @@ impl ShardObject {
     }
 
     /// The alarm time (ms) to set, if the shard needs it earlier than the
-    /// one scheduled; recorded as scheduled.
+    /// one scheduled; recorded as scheduled (a set replaces what storage
+    /// held, so it is known from then on, read or not).
     pub(super) fn alarm_to_set(&self, now: u32) -> Option<u64> {
         let at = self.inner.borrow().shard.next_alarm(now, &self.config)?;
-        self.inner.borrow_mut().alarm.earlier(at)
+        self.inner.borrow_mut().alarm.get_or_insert_default().earlier(at)
     }
 }

@@ -56,12 +56,12 @@ impl SwarmObject {
             }
             _ => None,
         };
-        let alarm_at = self.state.storage().get_alarm().await?.map(|ms| ms as u64);
+        let alarm = Alarm::stored(&self.state).await?;
         if self.inner.borrow().loaded {
             // Another request loaded it while we awaited.
             return Ok(cost);
         }
-        cost.add(self.install(stored, resume, alarm_at, now, hash)?);
+        cost.add(self.install(stored, resume, alarm, now, hash)?);
         Ok(cost)
     }
 
@@ -98,7 +98,7 @@ impl SwarmObject {
         &self,
         stored: Stored,
         resume: Option<(SwarmCounters, bool)>,
-        alarm_at: Option<u64>,
+        alarm: Alarm,
         now: u32,
         hash: Option<InfoHash>,
     ) -> Result<RowCost> {
@@ -132,7 +132,7 @@ impl SwarmObject {
                 "resumed_from_kv": resume.is_some(),
             }),
         );
-        inner.alarm = Alarm::known(alarm_at);
+        inner.alarm = alarm;
         inner.loaded = true;
         self.apply(&mut inner, deletes)
     }
