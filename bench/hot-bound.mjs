@@ -20,14 +20,25 @@
 // after BOUND_WARM_SECONDS uncounted), the order reversed every other
 // round; each round's workerd CPU time per request comes from /proc, and
 // the figure is the median over the rounds of each round's ratio to that
-// round's reference. Writes bench-results/hot-bound.json. About 6 minutes.
+// round's reference, with a 95% interval for that median (a bootstrap over
+// the rounds: one round here can read anywhere from 0.70 to 0.99).
+// BOUND_EPOCHS (default 1) repeats it all with fresh processes: a process
+// has its own bias (two identical floors have read up to 9% apart), which
+// more rounds of the same processes cannot average away; the interval
+// then resamples epochs, then rounds. BOUND_TARGETS (names,
+// comma-separated) keeps some of the tracker's targets, for a long run of
+// few (the floors always run); BOUND_OUT names the file in bench-results/
+// (default hot-bound.json). About 7 minutes with the defaults.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { envNumbers, median, runWrk, startFloor, steadyRound, workerdCpu, workerdPids } from './lib.mjs';
+import { envNumbers, median, medianInterval, runWrk, startFloor, steadyRound, workerdCpu, workerdPids } from './lib.mjs';
 
-const { PEERS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS } = envNumbers('BOUND', { PEERS: 20_000, ROUNDS: 16, SECONDS: 2, WARM_SECONDS: 1, JOIN_SECONDS: 20 });
+const { PEERS, EPOCHS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS } = envNumbers('BOUND', { PEERS: 20_000, EPOCHS: 1, ROUNDS: 16, SECONDS: 2, WARM_SECONDS: 1, JOIN_SECONDS: 20 });
 const OUT = join(ROOT, 'bench-results');
+const OUT_FILE = process.env.BOUND_OUT ?? 'hot-bound.json';
+const WANTED = process.env.BOUND_TARGETS?.split(',').map((name) => name.trim());
+const wanted = (name) => WANTED === undefined || WANTED.includes(name);
 const log = (...a) => console.log('[hot-bound]', ...a);
 
 // The edits that make a variant of build/entry.mjs: [what, with what].
@@ -58,13 +69,6 @@ function variant(parent, name, edits) {
 }
 
 const mix = (mode) => ['0', mode, String(PEERS), '1'];
-const targets = [];
-async function add(name, start) {
-  const before = new Set(workerdPids());
-  const target = await start();
-  const pid = workerdPids().find((p) => !before.has(p));
-  targets.push({ name, target, pid, cpu: [], rps: [] });
-}
 
 mkdirSync(OUT, { recursive: true });
 const builds = mkdtempSync(join(OUT, 'hot-bound-'));
@@ -74,43 +78,84 @@ const tracker = (build) => () => {
   stateDirs.push(mkdtempSync('/dev/shm/hot-bound-'));
   return startTracker({ assets: false, build, persistDir: stateDirs.at(-1), vars: trackerVars });
 };
-try {
-  await add('floor', () => startFloor());
-  await add('floor again', () => startFloor());
-  await add('tracker', tracker(join(ROOT, 'build')));
-  await add('canned object', tracker(variant(builds, 'object', [CANNED_OBJECT])));
-  await add('canned Worker', tracker(variant(builds, 'worker', [CANNED_WORKER])));
-  await add('canned both', tracker(variant(builds, 'both', [CANNED_OBJECT, CANNED_WORKER])));
-  for (const x of targets) {
-    const r = runWrk({ base: x.target.base, seconds: JOIN_SECONDS, connections: 64, args: mix('populate') });
-    log(`${x.name}: joins, ${r.requests} requests`);
-  }
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const x of i % 2 ? [...targets].reverse() : targets) {
-      let before;
-      const r = steadyRound({ base: x.target.base, seconds: SECONDS, warm: WARM_SECONDS, connections: 64, args: mix('steady'), before: () => { before = workerdCpu([x.pid]); } });
-      if (r.failures || r.non2xx) throw new Error(`${x.name}: ${r.failures} failures, ${r.non2xx} non-2xx`);
-      x.cpu.push(((workerdCpu([x.pid]) - before) * 1e6) / r.requests);
-      x.rps.push(r.rps);
+// The kinds of target, each with how to start one (a variant's build is
+// made on its first start). The floors always run: they are the reference.
+const lazy = (make) => {
+  let start;
+  return () => (start ??= tracker(make()))();
+};
+const kinds = [
+  ['floor', () => startFloor()],
+  ['floor again', () => startFloor()],
+  ['tracker', tracker(join(ROOT, 'build'))],
+  ['canned object', lazy(() => variant(builds, 'object', [CANNED_OBJECT]))],
+  ['canned Worker', lazy(() => variant(builds, 'worker', [CANNED_WORKER]))],
+  ['canned both', lazy(() => variant(builds, 'both', [CANNED_OBJECT, CANNED_WORKER]))],
+].filter(([name]) => name.startsWith('floor') || wanted(name));
+// Per kind, its rounds' CPU per request and rates, an array an epoch.
+const measured = new Map(kinds.map(([name]) => [name, { cpu: [], rps: [] }]));
+
+// One epoch: every kind started afresh (its own workerd process), joined,
+// then the rounds, then stopped.
+async function epoch() {
+  const targets = [];
+  try {
+    for (const [name, start] of kinds) {
+      const before = new Set(workerdPids());
+      const target = await start();
+      targets.push({ name, target, pid: workerdPids().find((p) => !before.has(p)), cpu: [], rps: [] });
     }
+    for (const x of targets) {
+      const r = runWrk({ base: x.target.base, seconds: JOIN_SECONDS, connections: 64, args: mix('populate') });
+      log(`${x.name}: joins, ${r.requests} requests`);
+    }
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const x of i % 2 ? [...targets].reverse() : targets) {
+        let before;
+        const r = steadyRound({ base: x.target.base, seconds: SECONDS, warm: WARM_SECONDS, connections: 64, args: mix('steady'), before: () => { before = workerdCpu([x.pid]); } });
+        if (r.failures || r.non2xx) throw new Error(`${x.name}: ${r.failures} failures, ${r.non2xx} non-2xx`);
+        x.cpu.push(((workerdCpu([x.pid]) - before) * 1e6) / r.requests);
+        x.rps.push(r.rps);
+      }
+    }
+  } finally {
+    for (const x of targets) await x.target.close();
+    for (const dir of stateDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
-} finally {
-  for (const x of targets) await x.target.close();
-  rmSync(builds, { recursive: true, force: true });
-  for (const dir of stateDirs) rmSync(dir, { recursive: true, force: true });
+  for (const x of targets) {
+    measured.get(x.name).cpu.push(x.cpu);
+    measured.get(x.name).rps.push(x.rps);
+  }
 }
 
-const reference = targets[0].cpu.map((c, i) => (c + targets[1].cpu[i]) / 2);
-const result = { date: new Date().toISOString(), peers: PEERS, rounds: ROUNDS, seconds: SECONDS, targets: {} };
-for (const x of targets) {
-  const ratio = median(x.cpu.map((c, i) => reference[i] / c));
-  result.targets[x.name] = {
-    median_cpu_us_per_request: Number(median(x.cpu).toFixed(1)),
-    best_cpu_us_per_request: Number(Math.min(...x.cpu).toFixed(1)),
-    median_rps: Math.round(median(x.rps)),
-    median_paired_ratio_to_floors: Number(ratio.toFixed(3)),
-    cpu_us_per_round: x.cpu.map((c) => Number(c.toFixed(1))),
-  };
-  log(`${x.name.padEnd(14)} CPU per request median ${median(x.cpu).toFixed(1)} us, best ${Math.min(...x.cpu).toFixed(1)} us; ${Math.round(median(x.rps))} req/s; median paired ratio to the floors ${ratio.toFixed(3)}`);
+try {
+  for (let e = 0; e < EPOCHS; e++) {
+    if (EPOCHS > 1) log(`epoch ${e + 1} of ${EPOCHS}`);
+    await epoch();
+  }
+} finally {
+  rmSync(builds, { recursive: true, force: true });
 }
-writeFileSync(join(OUT, 'hot-bound.json'), JSON.stringify(result, null, 2) + '\n');
+
+// Each round's reference: the mean of the two floors' rounds.
+const floors = [measured.get('floor').cpu, measured.get('floor again').cpu];
+const reference = floors[0].map((rounds, e) => rounds.map((c, i) => (c + floors[1][e][i]) / 2));
+const result = { date: new Date().toISOString(), peers: PEERS, epochs: EPOCHS, rounds: ROUNDS, seconds: SECONDS, targets: {} };
+for (const [name, { cpu, rps }] of measured) {
+  const ratios = cpu.map((rounds, e) => rounds.map((c, i) => reference[e][i] / c));
+  const ratio = median(ratios.flat());
+  const [low, high] = medianInterval(ratios);
+  const all = cpu.flat();
+  result.targets[name] = {
+    median_cpu_us_per_request: Number(median(all).toFixed(1)),
+    best_cpu_us_per_request: Number(Math.min(...all).toFixed(1)),
+    median_rps: Math.round(median(rps.flat())),
+    median_paired_ratio_to_floors: Number(ratio.toFixed(3)),
+    median_interval_95: [Number(low.toFixed(3)), Number(high.toFixed(3))],
+    median_ratio_by_epoch: ratios.map((r) => Number(median(r).toFixed(3))),
+    cpu_us_per_round: EPOCHS === 1 ? all.map((c) => Number(c.toFixed(1))) : cpu.map((r) => r.map((c) => Number(c.toFixed(1)))),
+  };
+  const epochs = EPOCHS > 1 ? `; by epoch ${result.targets[name].median_ratio_by_epoch.join(' ')}` : '';
+  log(`${name.padEnd(14)} CPU per request median ${median(all).toFixed(1)} us, best ${Math.min(...all).toFixed(1)} us; ${Math.round(median(rps.flat()))} req/s; median paired ratio to the floors ${ratio.toFixed(3)} (95% interval ${low.toFixed(3)}-${high.toFixed(3)})${epochs}`);
+}
+writeFileSync(join(OUT, OUT_FILE), JSON.stringify(result, null, 2) + '\n');

@@ -64,6 +64,32 @@ export function median(values) {
   return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 }
 
+/**
+ * A 95% interval for the median of `groups`' values (a group a process
+ * pair, a value a round): the 2.5th and 97.5th percentiles of the medians
+ * of 2,000 resamples, each drawing the groups with replacement, then the
+ * values within each drawn group. A process's own bias (identical targets
+ * in two processes read several percent apart) is then in the interval,
+ * not hidden by many rounds of one pair. Seeded: the same rounds always
+ * give the same interval.
+ */
+export function medianInterval(groups, resamples = 2000) {
+  let seed = 0x9e3779b9;
+  const pick = (array) => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return array[Math.floor((seed / 2 ** 32) * array.length)];
+  };
+  const medians = [];
+  for (let r = 0; r < resamples; r++) {
+    medians.push(median(groups.flatMap(() => {
+      const group = pick(groups);
+      return group.map(() => pick(group));
+    })));
+  }
+  medians.sort((a, b) => a - b);
+  return [medians[Math.floor(resamples * 0.025)], medians[Math.floor(resamples * 0.975)]];
+}
+
 /** CPU seconds (user + system) used so far by the workerd processes `pids`. */
 export function workerdCpu(pids = workerdPids()) {
   let total = 0;
