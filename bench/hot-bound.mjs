@@ -22,19 +22,20 @@
 // the figure is the median over the rounds of each round's ratio to that
 // round's reference, with a 95% interval for that median (a bootstrap over
 // the rounds: one round here can read anywhere from 0.70 to 0.99).
-// BOUND_EPOCHS (default 1) repeats it all with fresh processes: a process
-// has its own bias (two identical floors have read up to 9% apart), which
-// more rounds of the same processes cannot average away; the interval
+// BOUND_EPOCHS (default 2, each of BOUND_ROUNDS, default 8) repeats it
+// all with fresh processes: a process has its own bias (two identical
+// floors have read up to 9% apart), which more rounds of the same
+// processes cannot average away; the interval
 // then resamples epochs, then rounds. BOUND_TARGETS (names,
 // comma-separated) keeps some of the tracker's targets, for a long run of
 // few (the floors always run); BOUND_OUT names the file in bench-results/
-// (default hot-bound.json). About 7 minutes with the defaults.
+// (default hot-bound.json). About 9 minutes with the defaults.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
 import { envNumbers, median, medianInterval, runWrk, startFloor, steadyRound, workerdCpu, workerdPids } from './lib.mjs';
 
-const { PEERS, EPOCHS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS } = envNumbers('BOUND', { PEERS: 20_000, EPOCHS: 1, ROUNDS: 16, SECONDS: 2, WARM_SECONDS: 1, JOIN_SECONDS: 20 });
+const { PEERS, EPOCHS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS } = envNumbers('BOUND', { PEERS: 20_000, EPOCHS: 2, ROUNDS: 8, SECONDS: 2, WARM_SECONDS: 1, JOIN_SECONDS: 20 });
 const OUT = join(ROOT, 'bench-results');
 const OUT_FILE = process.env.BOUND_OUT ?? 'hot-bound.json';
 const WANTED = process.env.BOUND_TARGETS?.split(',').map((name) => name.trim());

@@ -12,7 +12,7 @@ log "load and cost benchmarks"
 node bench/run.mjs
 log "one hot swarm, tracker against the floor (bench/hot-swarm.mjs; about 7 minutes)"
 node bench/hot-swarm.mjs
-log "the hot path bounded: the tracker with its Rust answers canned (bench/hot-bound.mjs; about 7 minutes)"
+log "the hot path bounded: the tracker with its Rust answers canned, two epochs of fresh processes (bench/hot-bound.mjs; about 9 minutes)"
 node bench/hot-bound.mjs
 log "all-in cost of churn and long-tail swarms, scrapes included (bench/churn.mjs; about 4 minutes)"
 node bench/churn.mjs
