@@ -20,16 +20,15 @@
 // after BOUND_WARM_SECONDS uncounted), the order reversed every other
 // round; each round's workerd CPU time per request comes from /proc, and
 // the figure is the median over the rounds of each round's ratio to that
-// round's reference, with a 95% interval for that median (a bootstrap over
-// the rounds: one round here can read anywhere from 0.70 to 0.99).
-// BOUND_EPOCHS (default 2, each of BOUND_ROUNDS, default 8) repeats it
-// all with fresh processes: a process has its own bias (two identical
-// floors have read up to 9% apart), which more rounds of the same
-// processes cannot average away; the interval
-// then resamples epochs, then rounds. BOUND_TARGETS (names,
-// comma-separated) keeps some of the tracker's targets, for a long run of
-// few (the floors always run); BOUND_OUT names the file in bench-results/
-// (default hot-bound.json). About 9 minutes with the defaults.
+// round's reference, with a 95% interval for that median. BOUND_EPOCHS
+// (default 2, each of BOUND_ROUNDS, default 8) repeats it all with fresh
+// processes: a process has its own bias (two identical floors have read
+// up to 9% apart), which more rounds of the same processes cannot average
+// away; the interval resamples epochs, then rounds (`medianInterval`).
+// BOUND_TARGETS (names, comma-separated) keeps some of the tracker's
+// targets, for a long run of a few (the floors always run); BOUND_OUT
+// names the file in bench-results/ (default hot-bound.json). About 9
+// minutes with the defaults.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
@@ -104,7 +103,10 @@ async function epoch() {
     for (const [name, start] of kinds) {
       const before = new Set(workerdPids());
       const target = await start();
-      targets.push({ name, target, pid: workerdPids().find((p) => !before.has(p)), cpu: [], rps: [] });
+      const x = { name, target, pid: workerdPids().find((p) => !before.has(p)), cpu: [], rps: [] };
+      measured.get(name).cpu.push(x.cpu);
+      measured.get(name).rps.push(x.rps);
+      targets.push(x);
     }
     for (const x of targets) {
       const r = runWrk({ base: x.target.base, seconds: JOIN_SECONDS, connections: 64, args: mix('populate') });
@@ -122,10 +124,6 @@ async function epoch() {
   } finally {
     for (const x of targets) await x.target.close();
     for (const dir of stateDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  }
-  for (const x of targets) {
-    measured.get(x.name).cpu.push(x.cpu);
-    measured.get(x.name).rps.push(x.rps);
   }
 }
 
@@ -154,7 +152,8 @@ for (const [name, { cpu, rps }] of measured) {
     median_paired_ratio_to_floors: Number(ratio.toFixed(3)),
     median_interval_95: [Number(low.toFixed(3)), Number(high.toFixed(3))],
     median_ratio_by_epoch: ratios.map((r) => Number(median(r).toFixed(3))),
-    cpu_us_per_round: EPOCHS === 1 ? all.map((c) => Number(c.toFixed(1))) : cpu.map((r) => r.map((c) => Number(c.toFixed(1)))),
+    // An array an epoch.
+    cpu_us_per_round: cpu.map((rounds) => rounds.map((c) => Number(c.toFixed(1)))),
   };
   const epochs = EPOCHS > 1 ? `; by epoch ${result.targets[name].median_ratio_by_epoch.join(' ')}` : '';
   log(`${name.padEnd(14)} CPU per request median ${median(all).toFixed(1)} us, best ${Math.min(...all).toFixed(1)} us; ${Math.round(median(rps.flat()))} req/s; median paired ratio to the floors ${ratio.toFixed(3)} (95% interval ${low.toFixed(3)}-${high.toFixed(3)})${epochs}`);
