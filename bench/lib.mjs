@@ -26,19 +26,22 @@ export function envNumbers(prefix, defaults) {
  * (wrangler.toml [assets]; locally Miniflare runs that router as Workers in
  * the same process).
  */
-/** The floor Worker; `shards` > 0 forwards to that many objects (bench/floor/worker.js). */
-export async function startFloor({ assets = false, shards = 0 } = {}) {
+/** The floor Worker; `shards` > 0 forwards to that many objects (bench/floor/worker.js).
+ * `miniflare` adds options; `objectsIn` names the Worker (in another
+ * process, through the dev registry) whose objects it calls. */
+export async function startFloor({ assets = false, shards = 0, miniflare = {}, objectsIn } = {}) {
   const mf = new Miniflare({
     bindings: { SHARDS: String(shards) },
     ...(assets ? { assets: assetsOptions() } : {}),
     modules: true,
     scriptPath: join(ROOT, 'bench/floor/worker.js'),
     compatibilityDate: '2026-04-20',
-    durableObjects: { FLOOR: { className: 'FloorSwarm', useSQLite: true } },
+    durableObjects: { FLOOR: { className: 'FloorSwarm', useSQLite: true, scriptName: objectsIn } },
     kvNamespaces: ['KV'],
     cf: false,
     host: '127.0.0.1',
     port: 0,
+    ...miniflare,
   });
   const url = await mf.ready;
   return { base: url.href.replace(/\/$/, ''), close: () => mf.dispose() };

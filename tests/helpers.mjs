@@ -46,12 +46,13 @@ function compatibilityDate() {
  * `assets: false` leaves out the static-assets router (benchmarks: locally
  * it runs in the same process and costs CPU on every request).
  */
-export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers, assets = true, build = join(ROOT, 'build') } = {}) {
+export async function startTracker({ vars = {}, persistDir, ratelimits, logs, onLog, durableObjects, workers, assets = true, build = join(ROOT, 'build'), miniflare = {} } = {}) {
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'edge-tracker-'));
   // `durableObjects` replaces bindings and `workers` adds Workers beside the
   // tracker (tests only: e.g. SWARMS bound to a class that always fails);
-  // `build` is another build of the Worker (a bench's variant of build/).
+  // `build` is another build of the Worker (a bench's variant of build/);
+  // `miniflare` adds options (a bench's Worker name and dev registry).
   const tracker = {
     modules: true,
     scriptPath: join(build, 'entry.mjs'),
@@ -87,6 +88,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
       : {}),
     host: '127.0.0.1',
     port: 0,
+    ...miniflare,
   });
   const url = await mf.ready;
   await applyMigrations(await mf.getD1Database('DB'));
