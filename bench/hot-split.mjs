@@ -15,12 +15,15 @@
 // SPLIT_WARM_SECONDS uncounted, alternating, the order reversed every
 // other round. The figure: the median over rounds of the floor's object
 // time over the tracker's (the tracker's share of the floor's rate into
-// one object), with a 95% interval (`medianInterval`).
+// one object), with a 95% interval (`medianInterval`). The tracker's
+// Worker asks its objects by JS RPC; the floor asks by `fetch`, as it
+// always has. A third target, "floor (RPC)", is the floor asking by RPC
+// too: the same ratio against it is reported beside the goal's.
 //
 // Locally the Worker's process costs 4-5 times its object's, so it is the
 // one that saturates: the objects' process is busy a fifth of the time and
 // each request finds its caches cold, which a saturated hot object would
-// not. Writes bench-results/hot-split.json (SPLIT_OUT). About 6 minutes.
+// not. Writes bench-results/hot-split.json (SPLIT_OUT). About 8 minutes.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
@@ -48,9 +51,10 @@ async function withPid(start) {
 async function startPair(name, registry, state) {
   const objectsName = `${name}-objects`;
   const shared = (role) => ({ unsafeDevRegistryPath: registry, name: role === 'objects' ? objectsName : `${name}-worker` });
-  if (name === 'floor') {
-    const objects = await withPid(() => startFloor({ miniflare: shared('objects') }));
-    const worker = await withPid(() => startFloor({ miniflare: shared('worker'), objectsIn: objectsName }));
+  if (name !== 'tracker') {
+    const rpc = name === 'floor-rpc';
+    const objects = await withPid(() => startFloor({ rpc, miniflare: shared('objects') }));
+    const worker = await withPid(() => startFloor({ rpc, miniflare: shared('worker'), objectsIn: objectsName }));
     return { name, objects, worker };
   }
   const dir = (role) => mkdtempSync(join(state, `${role}-`));
@@ -76,12 +80,12 @@ function round(pair) {
 async function epoch(e, registry, state) {
   const pairs = [];
   try {
-    for (const name of ['floor', 'tracker']) pairs.push(await startPair(name, registry, state));
+    for (const name of ['floor', 'tracker', 'floor-rpc']) pairs.push(await startPair(name, registry, state));
     for (const pair of pairs) {
-      const r = runWrk({ base: pair.worker.base, seconds: pair.name === 'floor' ? 5 : JOIN_SECONDS, connections: CONNECTIONS, args: mix('populate') });
+      const r = runWrk({ base: pair.worker.base, seconds: pair.name === 'tracker' ? JOIN_SECONDS : 5, connections: CONNECTIONS, args: mix('populate') });
       log(`epoch ${e + 1}: ${pair.name} joined (${r.rps} req/s, failures ${r.failures}, non-2xx ${r.non2xx})`);
     }
-    const rounds = { floor: [], tracker: [] };
+    const rounds = { floor: [], tracker: [], 'floor-rpc': [] };
     for (let i = 0; i < ROUNDS; i++) {
       for (const pair of i % 2 === 0 ? pairs : [...pairs].reverse()) {
         const r = round(pair);
@@ -114,6 +118,7 @@ for (let e = 0; e < EPOCHS; e++) {
 // Each round's ratio: the floor's object time in the same round pair over
 // the tracker's (above 1: the tracker's object is the cheaper).
 const ratios = epochs.map((ep) => ep.tracker.map((t, i) => +(ep.floor[i].object_us / t.object_us).toFixed(3)));
+const rpcRatios = epochs.map((ep) => ep.tracker.map((t, i) => +(ep['floor-rpc'][i].object_us / t.object_us).toFixed(3)));
 const workerRatios = epochs.map((ep) => ep.tracker.map((t, i) => +(ep.floor[i].worker_us / t.worker_us).toFixed(3)));
 const all = ratios.flat();
 const bad = epochs.flatMap((ep) => ep.tracker).filter((r) => r.failures > 0 || r.non2xx > 0).length;
@@ -122,6 +127,10 @@ const summary = {
   object_ratio_interval: medianInterval(ratios),
   object_ratio_by_epoch: ratios.map(median),
   worker_ratio: median(workerRatios.flat()),
+  object_ratio_to_rpc_floor: median(rpcRatios.flat()),
+  object_ratio_to_rpc_floor_interval: medianInterval(rpcRatios),
+  rpc_floor_object_us: median(epochs.flatMap((ep) => ep['floor-rpc'].map((r) => r.object_us))),
+  rpc_floor_worker_us: median(epochs.flatMap((ep) => ep['floor-rpc'].map((r) => r.worker_us))),
   floor_object_us: median(epochs.flatMap((ep) => ep.floor.map((r) => r.object_us))),
   tracker_object_us: median(epochs.flatMap((ep) => ep.tracker.map((r) => r.object_us))),
   floor_worker_us: median(epochs.flatMap((ep) => ep.floor.map((r) => r.worker_us))),
@@ -132,9 +141,10 @@ const summary = {
 };
 writeFileSync(join(OUT, OUT_FILE), JSON.stringify({
   when: new Date().toISOString(),
-  method: 'Worker and objects in two workerd processes (dev registry); CPU per request of each from /proc; ratio = floor object us / tracker object us per round pair',
+  method: 'Worker and objects in two workerd processes (dev registry); CPU per request of each from /proc; ratio = floor object us / tracker object us per round pair; the tracker asks its objects by RPC, the floor by fetch, floor-rpc by RPC',
   settings: { PEERS, EPOCHS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS, CONNECTIONS },
-  summary, ratios, epochs,
+  summary, ratios, rpcRatios, epochs,
 }, null, 2));
 log(`object's own time: floor ${summary.floor_object_us} us, tracker ${summary.tracker_object_us} us a request; ratio ${summary.object_ratio} (95% ${summary.object_ratio_interval.join('-')}; by epoch ${summary.object_ratio_by_epoch.join(', ')}); goal ${GOAL}: ${summary.met ? 'met' : 'not met'}`);
-log(`the Worker's process: floor ${summary.floor_worker_us} us, tracker ${summary.tracker_worker_us} us a request (ratio ${summary.worker_ratio})`);
+log(`against the floor asking by RPC too: its object ${summary.rpc_floor_object_us} us; ratio ${summary.object_ratio_to_rpc_floor} (95% ${summary.object_ratio_to_rpc_floor_interval.join('-')})`);
+log(`the Worker's process: floor-rpc ${summary.rpc_floor_worker_us} us; floor ${summary.floor_worker_us} us, tracker ${summary.tracker_worker_us} us a request (ratio ${summary.worker_ratio})`);

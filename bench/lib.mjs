@@ -26,17 +26,18 @@ export function envNumbers(prefix, defaults) {
  * (wrangler.toml [assets]; locally Miniflare runs that router as Workers in
  * the same process).
  */
-/** The floor Worker; `shards` > 0 forwards to that many objects (bench/floor/worker.js).
+/** The floor Worker; `shards` > 0 forwards to that many objects (bench/floor/worker.js);
+ * `rpc` asks them by JS RPC instead of `fetch`.
  * `miniflare` adds options; `objectsIn` names the Worker (in another
  * process, through the dev registry) whose objects it calls. */
-export async function startFloor({ assets = false, shards = 0, miniflare = {}, objectsIn } = {}) {
+export async function startFloor({ assets = false, shards = 0, miniflare = {}, objectsIn, rpc = false } = {}) {
   const mf = new Miniflare({
-    bindings: { SHARDS: String(shards) },
+    bindings: { SHARDS: String(shards), RPC: rpc ? '1' : '0' },
     ...(assets ? { assets: assetsOptions() } : {}),
     modules: true,
     scriptPath: join(ROOT, 'bench/floor/worker.js'),
     compatibilityDate: '2026-04-20',
-    durableObjects: { FLOOR: { className: 'FloorSwarm', useSQLite: true, scriptName: objectsIn } },
+    durableObjects: { FLOOR: { className: rpc ? 'FloorSwarmRpc' : 'FloorSwarm', useSQLite: true, scriptName: objectsIn } },
     kvNamespaces: ['KV'],
     cf: false,
     host: '127.0.0.1',

@@ -14,7 +14,7 @@ log "one hot swarm, tracker against the floor (bench/hot-swarm.mjs; about 7 minu
 node bench/hot-swarm.mjs
 log "the hot path bounded: the tracker with its Rust answers canned, two epochs of fresh processes (bench/hot-bound.mjs; about 9 minutes)"
 node bench/hot-bound.mjs
-log "one hot swarm, the object's own time: Worker and objects in two processes, as deployed (bench/hot-split.mjs; about 5 minutes)"
+log "one hot swarm, the object's own time: Worker and objects in two processes, as deployed (bench/hot-split.mjs; about 8 minutes)"
 node bench/hot-split.mjs
 log "all-in cost of churn and long-tail swarms, scrapes included (bench/churn.mjs; about 4 minutes)"
 node bench/churn.mjs

@@ -16,6 +16,7 @@ import { startTracker, announce, escapeBytes, get, peerId, wranglerVars } from '
 // The failing class. The info hash's first byte picks the failure, so
 // each request's expected answer is known. Messages are the runtime's.
 const FAILING_SWARM = `
+import { DurableObject } from 'cloudflare:workers';
 const FAULTS = [
   () => { const e = new Error('Durable Object is overloaded. Too many requests queued.'); e.overloaded = true; e.retryable = true; throw e; },
   () => { throw new Error('Network connection lost.'); },
@@ -35,9 +36,15 @@ async function firstHashByte(request) {
   const body = JSON.parse(await request.text());
   return Object.values(body)[0].info_hash[0];
 }
-export class FailingSwarm {
+export class FailingSwarm extends DurableObject {
   async fetch(request) {
     return FAULTS[(await firstHashByte(request)) % FAULTS.length]();
+  }
+  // The Worker's hot path asks by RPC (the swarm URL); an error status
+  // comes back as the object's answer would.
+  async announce(url) {
+    const res = FAULTS[(await firstHashByte({ url })) % FAULTS.length]();
+    return { status: res.status, headers: [...res.headers], body: new Uint8Array(await res.arrayBuffer()) };
   }
 }
 export default { fetch: () => new Response('not used') };

@@ -3,6 +3,11 @@
 // SHARDS = N, to one of N objects, as the tracker's shared small swarms
 // are) and returns a fixed reply; a scrape reads one KV key and returns a
 // fixed reply. No parsing beyond finding info_hash, no storage, no peer list.
+// With the var RPC = 1, the Worker asks the object by JS RPC instead
+// (`FloorSwarmRpc.announce`, the reply's bytes) and makes the Response
+// itself, as the tracker does.
+import { DurableObject } from 'cloudflare:workers';
+
 const REPLY = 'd8:completei0e10:incompletei0e8:intervali1800e5:peers0:e';
 const SCRAPE = 'd5:filesdee';
 
@@ -13,6 +18,14 @@ export class FloorSwarm {
 
   async fetch() {
     return new Response(REPLY);
+  }
+}
+
+const REPLY_BYTES = new TextEncoder().encode(REPLY);
+
+export class FloorSwarmRpc extends DurableObject {
+  announce() {
+    return REPLY_BYTES;
   }
 }
 
@@ -35,6 +48,7 @@ export default {
     if (!hash) return new Response('d14:failure reason17:missing info_hashe');
     const shards = Number(env.SHARDS ?? 0);
     const stub = env.FLOOR.get(env.FLOOR.idFromName(shards > 0 ? `shard-${fnv(hash) % shards}` : hash));
+    if (env.RPC === '1') return new Response(await stub.announce(hash));
     return stub.fetch('https://floor/announce');
   },
 };

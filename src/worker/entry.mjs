@@ -5,6 +5,7 @@
 // swarm, no worker-rs request wrappers. Every decision is still Rust's;
 // this file only moves bytes. Anything else goes to worker-rs's handlers in
 // index.js unchanged (README: design notes, "The JS entry").
+import { DurableObject } from 'cloudflare:workers';
 import RustWorker, { Front, SwarmObject as RustSwarm, ShardObject as RustShard, SocketGateway, StatsObject } from './index.js';
 
 export { SocketGateway, StatsObject };
@@ -200,10 +201,14 @@ async function announce(request, env, ctx, url) {
 }
 
 // The announce, to its swarm's object (Plan.Forward) or its shard
-// (Plan.Shared, whose plan names it: `shard-` and 4 hex digits). A plain
-// answer (200) goes to the client as it is, headers unread; a noted one
-// (NOTED) carries the failure to count, or that the torrent lives in its
-// own object (`x-moved`), and the client gets it with 200.
+// (Plan.Shared, whose plan names it: `shard-` and 4 hex digits), by JS RPC
+// (`RustObject.announce`): the object answers with the bencoded bytes
+// alone, and this Worker makes the client's Response, so the object (one
+// per hot torrent, its time the limit) neither reads a Request nor builds
+// and sends a Response (README: design notes, "The JS entry"). A noted
+// answer (`{ status, headers, body }`, NOTED) carries the failure to
+// count, or that the torrent lives in its own object (`x-moved`), and the
+// client gets it with 200.
 async function forward(env, ctx, plan) {
   const hash = plan.slice(1, 41);
   const shared = plan.charCodeAt(0) === Plan.Shared;
@@ -217,14 +222,17 @@ async function forward(env, ctx, plan) {
   let failure = '';
   try {
     const sent = exposeCosts ? Date.now() : 0;
-    answer = await stub.fetch(swarmUrl);
-    if (answer.status !== 200) {
+    const out = await stub.announce(swarmUrl);
+    if (out instanceof Uint8Array) {
+      answer = bencoded(out);
+    } else {
       // Any other status is the object failing: the client gets a
       // tracker answer with `retry in` (below), never the 5xx.
-      if (answer.status !== NOTED) throw new Error(`swarm answered ${answer.status}`);
-      failure = answer.headers.get('x-failure') ?? '';
-      if (toShard && answer.headers.has('x-moved')) remember(hash);
-      answer = new Response(answer.body, { headers: answer.headers });
+      if (out.status !== 200 && out.status !== NOTED) throw new Error(`swarm answered ${out.status}`);
+      const headers = new Headers(out.headers);
+      failure = headers.get('x-failure') ?? '';
+      if (toShard && headers.has('x-moved')) remember(hash);
+      answer = new Response(out.body, { headers });
     }
     if (exposeCosts) {
       answer = new Response(answer.body, answer);
@@ -246,12 +254,23 @@ async function forward(env, ctx, plan) {
 
 // A swarm's Durable Object (one per torrent) and a shard of small public
 // swarms (SWARM_SHARDS): each is its Rust object, and an announce goes to
-// the same announce core calls in both (`answerAnnounce`).
-class RustObject {
+// the same announce core calls in both (`answerAnnounce`), from two
+// drivers: `announce` (JS RPC, the entry's hot path) and `fetch` (the
+// Rust router's full path and every other request).
+class RustObject extends DurableObject {
   constructor(rust, ctx, env) {
+    super(ctx, env);
     this.rust = rust;
     this.ctx = ctx;
     this.env = env;
+  }
+
+  // The Worker's announce by RPC, for the swarm URL the plan gave: most
+  // are answered here and now with the bencoded bytes; the rest with
+  // `answerAnnounce`'s Response as `{ status, headers, body }`.
+  announce(url) {
+    const outcome = this.rust.announceNow(url);
+    return outcome instanceof Uint8Array ? outcome : answerAnnounce(this, url, outcome).then(parts);
   }
 
   fetch(request) {
@@ -307,6 +326,11 @@ async function answerAnnounce(object, url, now) {
   }
   if (promote !== undefined) object.ctx.waitUntil(rust.promote(promote));
   return new Response(body, extra === undefined ? BENCODED_INIT : { status: NOTED, headers: withHeaders(extra) });
+}
+
+// A Response as an RPC answer: its status, `[name, value]` headers, bytes.
+async function parts(res) {
+  return { status: res.status, headers: [...res.headers], body: new Uint8Array(await res.arrayBuffer()) };
 }
 
 // A bencoded answer's headers and these `[name, value]` pairs.
