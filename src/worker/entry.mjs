@@ -19,6 +19,8 @@ const SWARM_COUNTERS_URL = 'https://swarm/counters/';
 const BENCODED = { 'content-type': 'text/plain; charset=utf-8' };
 // The same, built once: a Response copies them without reading an object.
 const BENCODED_INIT = { headers: new Headers(BENCODED) };
+// The same, as `[name, value]` pairs (a noted answer's headers).
+const BENCODED_PAIRS = Object.entries(BENCODED);
 const CLIENT_BANS_KEY = 'client-bans';
 // The status of an object's announce answer with notes for the Worker in
 // its headers (Rust `NOTED_STATUS`).
@@ -261,24 +263,23 @@ class RustObject extends DurableObject {
   constructor(rust, ctx, env) {
     super(ctx, env);
     this.rust = rust;
-    this.ctx = ctx;
-    this.env = env;
   }
 
   // The Worker's announce by RPC, for the swarm URL the plan gave: most
-  // are answered here and now with the bencoded bytes; the rest with
-  // `answerAnnounce`'s Response as `{ status, headers, body }`.
+  // are answered here and now with the bencoded bytes, no promise of our
+  // own; the rest as `answerAnnounce` gives them.
   announce(url) {
     const outcome = this.rust.announceNow(url);
-    return outcome instanceof Uint8Array ? outcome : answerAnnounce(this, url, outcome).then(parts);
+    return outcome instanceof Uint8Array ? outcome : answerAnnounce(this, url, outcome);
   }
 
+  // The same announce for the Rust router's full path (a `fetch` of the
+  // swarm URL), as a Response; every other request is the Rust object's.
   fetch(request) {
     const url = request.url;
     if (!url.startsWith(SWARM_ANNOUNCE_URL)) return this.rust.fetch(request);
-    // Most announces are answered here and now: no promise of our own.
-    const outcome = this.rust.announceNow(url);
-    return outcome instanceof Uint8Array ? new Response(outcome, BENCODED_INIT) : answerAnnounce(this, url, outcome);
+    const answer = this.announce(url);
+    return answer instanceof Uint8Array ? asResponse(answer) : answer.then(asResponse);
   }
 
   alarm() {
@@ -305,37 +306,33 @@ export class ShardObject extends RustObject {
 // alarm write to wait for (the output gate holds the answer until it is
 // stored) and the headers (failure, costs); a swarm's counters due to be
 // published go out beside the answer (a failure sets the alarm to retry);
-// a shard's torrent that lives in its own object is forwarded there, and
-// the answer says so (`x-moved`) for the Worker to go there directly; a
-// shard's swarm grown to SHARD_PROMOTE moves out beside the answer.
+// a shard's torrent that lives in its own object is forwarded there (by
+// RPC too), and the answer says so (`x-moved`) for the Worker to go there
+// directly; a shard's swarm grown to SHARD_PROMOTE moves out beside the
+// answer. The answer: the bencoded bytes, or a noted answer
+// `{ status, headers, body }` (`[name, value]` headers).
 async function answerAnnounce(object, url, now) {
   const rust = object.rust;
   const outcome = now ?? (await rust.announceLoading(url));
-  if (outcome instanceof Uint8Array) return new Response(outcome, BENCODED_INIT);
+  if (outcome instanceof Uint8Array) return outcome;
   if (outcome.publish) object.ctx.waitUntil(rust.publishPending());
   const { alarm, moved, promote } = outcome;
   const extra = outcome.headers();
   const body = outcome.intoBody();
   if (alarm !== undefined) await alarm;
   if (moved !== undefined) {
-    const own = await object.env.SWARMS.get(object.env.SWARMS.idFromName(moved)).fetch(url);
-    const ok = own.status === 200 || own.status === NOTED;
-    const answer = new Response(own.body, { status: ok ? NOTED : own.status, headers: own.headers });
-    answer.headers.set('x-moved', '1');
-    return answer;
+    const own = await object.env.SWARMS.get(object.env.SWARMS.idFromName(moved)).announce(url);
+    const noted = own instanceof Uint8Array ? { status: NOTED, headers: BENCODED_PAIRS, body: own } : own;
+    const status = noted.status === 200 || noted.status === NOTED ? NOTED : noted.status;
+    return { status, headers: [...noted.headers, ['x-moved', '1']], body: noted.body };
   }
   if (promote !== undefined) object.ctx.waitUntil(rust.promote(promote));
-  return new Response(body, extra === undefined ? BENCODED_INIT : { status: NOTED, headers: withHeaders(extra) });
+  return extra === undefined ? body : { status: NOTED, headers: [...BENCODED_PAIRS, ...extra], body };
 }
 
-// A Response as an RPC answer: its status, `[name, value]` headers, bytes.
-async function parts(res) {
-  return { status: res.status, headers: [...res.headers], body: new Uint8Array(await res.arrayBuffer()) };
-}
-
-// A bencoded answer's headers and these `[name, value]` pairs.
-function withHeaders(pairs) {
-  const headers = new Headers(BENCODED);
-  for (const [name, value] of pairs) headers.set(name, value);
-  return headers;
+// An object's announce answer as the Response a `fetch` gets.
+function asResponse(answer) {
+  return answer instanceof Uint8Array
+    ? new Response(answer, BENCODED_INIT)
+    : new Response(answer.body, { status: answer.status, headers: answer.headers });
 }
