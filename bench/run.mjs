@@ -40,17 +40,22 @@ async function throughput() {
   // 1,000 swarms share SWARM_SHARDS objects; 0: one object per torrent).
   const shards = Number({ ...wranglerVars(), ...THROUGHPUT_VARS }.SWARM_SHARDS ?? 0);
   const floor = await startFloor({ shards });
+  // The same floor asking its objects by JS RPC, as the tracker does: the
+  // goal's floor stays the one above (`fetch`); this one says how much of
+  // the ratio is the way the Worker asks.
+  const floorRpc = await startFloor({ shards, rpc: true });
+  const targets = [['floor', floor], ['floor (RPC)', floorRpc], ['tracker', tracker]];
   const rounds = [];
   try {
     // Every peer joins first (the tracker writes each new peer through);
     // the measured rounds are then the steady state: peers re-announcing.
-    for (const [name, target] of [['floor', floor], ['tracker', tracker]]) {
+    for (const [name, target] of targets) {
       const r = wrk(target.base, POPULATE, '0.1', 'populate');
       log(`${name}: populated 100k peers (${r.rps} req/s while joining)`);
       rounds.push({ name: `${name} (joining)`, ...r, raw: undefined });
     }
     for (let i = 0; i < ROUNDS; i++) {
-      for (const [name, target] of [['floor', floor], ['tracker', tracker]]) {
+      for (const [name, target] of targets) {
         const r = steadyRound({ base: target.base, seconds: DURATION, connections: CONNECTIONS });
         log(`${name}: ${r.rps} req/s, p50 ${r.p50}, p99 ${r.p99}, failures ${r.failures}, socket errors ${r.errors}, non-2xx ${r.non2xx}`);
         rounds.push({ name, ...r, raw: undefined });
@@ -59,6 +64,7 @@ async function throughput() {
   } finally {
     await tracker.close();
     await floor.close();
+    await floorRpc.close();
     if (persistDir) rmSync(persistDir, { recursive: true, force: true });
   }
   const best = (n) => Math.max(...rounds.filter((r) => r.name === n).map((r) => r.rps));
@@ -67,6 +73,8 @@ async function throughput() {
     floor_rps: best('floor'),
     tracker_rps: best('tracker'),
     ratio: best('tracker') / best('floor'),
+    floor_rpc_rps: best('floor (RPC)'),
+    ratio_rpc: best('tracker') / best('floor (RPC)'),
     objects: shards > 0 ? `${shards} shared objects` : 'one object per torrent',
     joining: { floor_rps: best('floor (joining)'), tracker_rps: best('tracker (joining)') },
   };
@@ -222,7 +230,7 @@ if (ONLY === 'private') {
   process.exit(0);
 }
 results.throughput = ONLY === 'costs' ? previous() : await throughput();
-log('throughput', JSON.stringify({ floor: results.throughput?.floor_rps, tracker: results.throughput?.tracker_rps, ratio: results.throughput?.ratio }));
+log('throughput', JSON.stringify({ floor: results.throughput?.floor_rps, floor_rpc: results.throughput?.floor_rpc_rps, tracker: results.throughput?.tracker_rps, ratio: results.throughput?.ratio, ratio_rpc: results.throughput?.ratio_rpc }));
 // BENCH_ONLY=throughput: the throughput step alone, nothing written.
 if (ONLY === 'throughput') process.exit(0);
 results.cost_public = await publicCosts();
@@ -251,6 +259,7 @@ const summary = `# Benchmark results (${results.date}, ${results.machine})
 | floor Worker, announces/s (local) | ${t.floor_rps.toFixed(0)} | |
 | tracker, announces/s (local) | ${t.tracker_rps.toFixed(0)} | |
 | tracker / floor | ${t.ratio.toFixed(2)} | >= 0.8 |
+| tracker / the floor asking by RPC too (${(t.floor_rpc_rps ?? NaN).toFixed(0)} announces/s) | ${(t.ratio_rpc ?? NaN).toFixed(2)} | |
 | while 100k peers join: floor / tracker announces/s | ${t.joining.floor_rps.toFixed(0)} / ${t.joining.tracker_rps.toFixed(0)} | |
 | public: $ per million steady announces (refresh not due) | ${results.cost_public.cost.per_million.toFixed(3)} | <= 0.50 |
 | public: $ per million, every re-announce refreshing | ${results.cost_public_refresh.cost.per_million.toFixed(3)} | |
