@@ -13,7 +13,10 @@
 // Besides requests/s, workerd's CPU time per request (from /proc) is
 // reported (less sensitive than rates to the other work on the machine),
 // and each tracker round's CPU ratio to the floor round before it.
-// Writes bench-results/hot-swarm.json. About 9 minutes.
+// The goal's floor asks its object by `fetch`; a second floor asks by JS
+// RPC, as the tracker does (`*_rpc` figures: how much of the ratio is the
+// way the Worker asks). Writes bench-results/hot-swarm.json (HOT_OUT
+// names another file). About 12 minutes.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +30,7 @@ const { POPULATE_SECONDS: POPULATE, FLOOR_POPULATE_SECONDS: FLOOR_POPULATE } = e
 const PAIRS = (process.env.HOT_PAIRS ?? 'direct,router').split(',');
 const GOAL = 0.9;
 const OUT = join(ROOT, 'bench-results');
+const OUT_FILE = process.env.HOT_OUT ?? 'hot-swarm.json';
 const log = (...a) => console.log('[hot-swarm]', ...a);
 
 function round(name, target, seconds, populate) {
@@ -46,18 +50,21 @@ async function pair(router) {
   // deployed configuration otherwise (no cost headers).
   const tracker = await startTracker({ assets: router, vars: { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' } });
   const floor = await startFloor({ assets: router });
-  const targets = [['floor', floor], ['tracker', tracker]];
+  const floorRpc = await startFloor({ assets: router, rpc: true });
+  const targets = [['floor', floor], ['floor (RPC)', floorRpc], ['tracker', tracker]];
   const rounds = [];
   try {
     const floorJoin = round('floor', floor, FLOOR_POPULATE, true);
+    const floorRpcJoin = round('floor (RPC)', floorRpc, FLOOR_POPULATE, true);
     const trackerJoin = round('tracker', tracker, POPULATE, true);
     // The script announces peers 0..PEERS-1 in order before any re-announce.
     trackerJoin.all_joined = trackerJoin.requests >= PEERS;
-    rounds.push(floorJoin, trackerJoin);
+    rounds.push(floorJoin, floorRpcJoin, trackerJoin);
     for (let i = 0; i < ROUNDS; i++) for (const [name, target] of targets) rounds.push(round(name, target, SECONDS, false));
   } finally {
     await tracker.close();
     await floor.close();
+    await floorRpc.close();
   }
   const of = (n) => rounds.filter((r) => r.name === n);
   const best = (n) => Math.max(...of(n).map((r) => r.rps));
@@ -65,7 +72,9 @@ async function pair(router) {
   const ratio = best('tracker') / best('floor');
   // Each round's CPU ratio against the floor's round just before it: a
   // second view, less sensitive to one lucky round.
-  const paired = of('tracker').map((t, i) => of('floor')[i].cpu_ms_per_request / t.cpu_ms_per_request);
+  const pairedWith = (f) => of('tracker').map((t, i) => of(f)[i].cpu_ms_per_request / t.cpu_ms_per_request);
+  const paired = pairedWith('floor');
+  const pairedRpc = pairedWith('floor (RPC)');
   return {
     rounds,
     floor_rps: best('floor'),
@@ -81,6 +90,11 @@ async function pair(router) {
     paired_cpu_interval_95: medianInterval([paired]).map((r) => Number(r.toFixed(3))),
     all_joined: of('tracker (joining)')[0].all_joined,
     joining_tracker_rps: best('tracker (joining)'),
+    floor_rpc_rps: best('floor (RPC)'),
+    ratio_rpc: Number((best('tracker') / best('floor (RPC)')).toFixed(3)),
+    floor_rpc_cpu_ms: cpu('floor (RPC)'),
+    median_paired_cpu_ratio_rpc: Number(median(pairedRpc).toFixed(3)),
+    paired_cpu_interval_95_rpc: medianInterval([pairedRpc]).map((r) => Number(r.toFixed(3))),
   };
 }
 
@@ -97,7 +111,7 @@ for (const name of PAIRS) {
   const p = await pair(name === 'router');
   p.met = p.ratio >= GOAL;
   result[name] = p;
-  log(`${name}: floor ${p.floor_rps} req/s, tracker ${p.tracker_rps} req/s, ratio ${p.ratio} (goal >= ${GOAL}); CPU ms per request floor ${p.floor_cpu_ms} / tracker ${p.tracker_cpu_ms} = ${p.cpu_ratio}; round by round ${p.paired_cpu_ratios.join(' ')} (median ${p.median_paired_cpu_ratio}, 95% interval ${p.paired_cpu_interval_95.join('-')})`);
+  log(`${name}: floor ${p.floor_rps} req/s, tracker ${p.tracker_rps} req/s, ratio ${p.ratio} (goal >= ${GOAL}); CPU ms per request floor ${p.floor_cpu_ms} / tracker ${p.tracker_cpu_ms} = ${p.cpu_ratio}; round by round ${p.paired_cpu_ratios.join(' ')} (median ${p.median_paired_cpu_ratio}, 95% interval ${p.paired_cpu_interval_95.join('-')}); against the floor asking by RPC (${p.floor_rpc_rps} req/s): ratio ${p.ratio_rpc}, CPU round by round median ${p.median_paired_cpu_ratio_rpc} (${p.paired_cpu_interval_95_rpc.join('-')})`);
 }
 mkdirSync(OUT, { recursive: true });
-writeFileSync(join(OUT, 'hot-swarm.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(join(OUT, OUT_FILE), JSON.stringify(result, null, 2) + '\n');

@@ -10,7 +10,7 @@ cargo bench --quiet --bench memory >&2
 cargo bench --quiet --bench adaptive_interval >&2
 log "load and cost benchmarks"
 node bench/run.mjs
-log "one hot swarm, tracker against the floor (bench/hot-swarm.mjs; about 7 minutes)"
+log "one hot swarm, tracker against the floor and the floor asking by RPC (bench/hot-swarm.mjs; about 12 minutes)"
 node bench/hot-swarm.mjs
 log "the hot path bounded: the tracker with its Rust answers canned, two epochs of fresh processes (bench/hot-bound.mjs; about 9 minutes)"
 node bench/hot-bound.mjs
