@@ -230,7 +230,7 @@ async function forward(env, ctx, plan) {
     } else {
       // Any other status is the object failing: the client gets a
       // tracker answer with `retry in` (below), never the 5xx.
-      if (out.status !== 200 && out.status !== NOTED) throw new Error(`swarm answered ${out.status}`);
+      if (out.status !== NOTED) throw new Error(`swarm answered ${out.status}`);
       const headers = new Headers(out.headers);
       failure = headers.get('x-failure') ?? '';
       if (toShard && headers.has('x-moved')) remember(hash);
@@ -323,8 +323,7 @@ async function answerAnnounce(object, url, now) {
   if (moved !== undefined) {
     const own = await object.env.SWARMS.get(object.env.SWARMS.idFromName(moved)).announce(url);
     const noted = own instanceof Uint8Array ? { status: NOTED, headers: BENCODED_PAIRS, body: own } : own;
-    const status = noted.status === 200 || noted.status === NOTED ? NOTED : noted.status;
-    return { status, headers: [...noted.headers, ['x-moved', '1']], body: noted.body };
+    return { ...noted, headers: [...noted.headers, ['x-moved', '1']] };
   }
   if (promote !== undefined) object.ctx.waitUntil(rust.promote(promote));
   return extra === undefined ? body : { status: NOTED, headers: [...BENCODED_PAIRS, ...extra], body };
