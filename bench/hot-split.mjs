@@ -24,7 +24,12 @@
 // one that saturates: the objects' process is busy a fifth of the time and
 // each request finds its caches cold, which a saturated hot object would
 // not. Writes bench-results/hot-split.json (SPLIT_OUT). About 8 minutes.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+//
+// SPLIT_EXTRA adds targets that bound the gap (comma-separated):
+// "floor-rpc-sized", the RPC floor with the tracker's message and answer
+// sizes; "tracker-canned", the tracker whose object answers every announce
+// with a copy of its first answer instead of calling into Rust.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
 import { envNumbers, median, medianInterval, runWrk, startFloor, workerdCpu, workerdPids } from './lib.mjs';
@@ -37,6 +42,24 @@ const GOAL = 0.9;
 const log = (...a) => console.log('[hot-split]', ...a);
 const mix = (mode) => ['0', mode, String(PEERS), '1'];
 const TRACKER_VARS = { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' };
+const EXTRA = (process.env.SPLIT_EXTRA ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+const TARGETS = ['floor', 'tracker', 'floor-rpc', ...EXTRA];
+
+// The canned object's build: build/ with the object's call into Rust
+// replaced, after its first answer, by a copy of that answer.
+const CANNED = [
+  '    const outcome = this.rust.announceNow(url);',
+  '    let outcome;\n    if (this.canned) outcome = this.canned.slice();\n    else { outcome = this.rust.announceNow(url); if (outcome instanceof Uint8Array) this.canned = outcome; }',
+];
+function cannedBuild(parent) {
+  const dir = join(parent, 'canned');
+  cpSync(join(ROOT, 'build'), dir, { recursive: true });
+  const entry = readFileSync(join(dir, 'entry.mjs'), 'utf8');
+  if (!entry.includes(CANNED[0])) throw new Error('hot-split: build/entry.mjs no longer calls announceNow as expected; update CANNED');
+  writeFileSync(join(dir, 'entry.mjs'), entry.replace(CANNED[0], CANNED[1]));
+  return dir;
+}
+let canned;
 
 /** The pid of the workerd process `start()` adds. */
 async function withPid(start) {
@@ -51,14 +74,15 @@ async function withPid(start) {
 async function startPair(name, registry, state) {
   const objectsName = `${name}-objects`;
   const shared = (role) => ({ unsafeDevRegistryPath: registry, name: role === 'objects' ? objectsName : `${name}-worker` });
-  if (name !== 'tracker') {
-    const rpc = name === 'floor-rpc';
+  if (!name.startsWith('tracker')) {
+    const rpc = name === 'floor-rpc-sized' ? 'sized' : name === 'floor-rpc';
     const objects = await withPid(() => startFloor({ rpc, miniflare: shared('objects') }));
     const worker = await withPid(() => startFloor({ rpc, miniflare: shared('worker'), objectsIn: objectsName }));
     return { name, objects, worker };
   }
   const dir = (role) => mkdtempSync(join(state, `${role}-`));
-  const objects = await withPid(() => startTracker({ assets: false, persistDir: dir('objects'), vars: TRACKER_VARS, miniflare: shared('objects') }));
+  const build = name === 'tracker-canned' ? (canned ??= cannedBuild(mkdtempSync(join(ROOT, 'bench-results', 'hot-split-')))) : join(ROOT, 'build');
+  const objects = await withPid(() => startTracker({ assets: false, build, persistDir: dir('objects'), vars: TRACKER_VARS, miniflare: shared('objects') }));
   // The Worker's swarm objects, shards and stats are the other process's.
   const external = (className) => ({ className, scriptName: objectsName, useSQLite: true });
   const durableObjects = { SWARMS: external('SwarmObject'), SHARDS: external('ShardObject'), STATS: external('StatsObject') };
@@ -80,12 +104,12 @@ function round(pair) {
 async function epoch(e, registry, state) {
   const pairs = [];
   try {
-    for (const name of ['floor', 'tracker', 'floor-rpc']) pairs.push(await startPair(name, registry, state));
+    for (const name of TARGETS) pairs.push(await startPair(name, registry, state));
     for (const pair of pairs) {
-      const r = runWrk({ base: pair.worker.base, seconds: pair.name === 'tracker' ? JOIN_SECONDS : 5, connections: CONNECTIONS, args: mix('populate') });
+      const r = runWrk({ base: pair.worker.base, seconds: pair.name.startsWith('tracker') ? JOIN_SECONDS : 5, connections: CONNECTIONS, args: mix('populate') });
       log(`epoch ${e + 1}: ${pair.name} joined (${r.rps} req/s, failures ${r.failures}, non-2xx ${r.non2xx})`);
     }
-    const rounds = { floor: [], tracker: [], 'floor-rpc': [] };
+    const rounds = Object.fromEntries(TARGETS.map((name) => [name, []]));
     for (let i = 0; i < ROUNDS; i++) {
       for (const pair of i % 2 === 0 ? pairs : [...pairs].reverse()) {
         const r = round(pair);
@@ -114,6 +138,7 @@ for (let e = 0; e < EPOCHS; e++) {
     rmSync(state, { recursive: true, force: true });
   }
 }
+if (canned !== undefined) rmSync(join(canned, '..'), { recursive: true, force: true });
 
 // Each round's ratio: the floor's object time in the same round pair over
 // the tracker's (above 1: the tracker's object is the cheaper).
@@ -138,6 +163,11 @@ const summary = {
   floor_worker_us: medianOf('floor', 'worker_us'),
   tracker_worker_us: medianOf('tracker', 'worker_us'),
   tracker_rounds_with_failures: bad,
+  // Each extra target: its object's time, and the floor (RPC)'s over it.
+  extra: Object.fromEntries(EXTRA.map((name) => [name, {
+    object_us: medianOf(name, 'object_us'),
+    rpc_floor_over_it: median(epochs.flatMap((ep) => ep[name].map((r, i) => ep['floor-rpc'][i].object_us / r.object_us))),
+  }])),
   goal: GOAL,
   met: median(all) >= GOAL,
 };
@@ -149,4 +179,5 @@ writeFileSync(join(OUT, OUT_FILE), JSON.stringify({
 }, null, 2));
 log(`object's own time: floor ${summary.floor_object_us} us, tracker ${summary.tracker_object_us} us a request; ratio ${summary.object_ratio} (95% ${summary.object_ratio_interval.join('-')}; by epoch ${summary.object_ratio_by_epoch.join(', ')}); goal ${GOAL}: ${summary.met ? 'met' : 'not met'}`);
 log(`against the floor asking by RPC too: its object ${summary.rpc_floor_object_us} us; ratio ${summary.object_ratio_to_rpc_floor} (95% ${summary.object_ratio_to_rpc_floor_interval.join('-')})`);
+for (const [name, x] of Object.entries(summary.extra)) log(`${name}: its object ${x.object_us} us; the floor (RPC) over it ${x.rpc_floor_over_it.toFixed(3)}`);
 log(`the Worker's process: floor-rpc ${summary.rpc_floor_worker_us} us; floor ${summary.floor_worker_us} us, tracker ${summary.tracker_worker_us} us a request (ratio ${summary.worker_ratio})`);

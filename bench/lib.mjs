@@ -27,12 +27,13 @@ export function envNumbers(prefix, defaults) {
  * the same process).
  */
 /** The floor Worker; `shards` > 0 forwards to that many objects (bench/floor/worker.js);
- * `rpc` asks them by JS RPC instead of `fetch`.
+ * `rpc` asks them by JS RPC instead of `fetch` (`'sized'`: with the
+ * tracker's message and answer sizes).
  * `miniflare` adds options; `objectsIn` names the Worker (in another
  * process, through the dev registry) whose objects it calls. */
 export async function startFloor({ assets = false, shards = 0, miniflare = {}, objectsIn, rpc = false } = {}) {
   const mf = new Miniflare({
-    bindings: { SHARDS: String(shards), RPC: rpc ? '1' : '0' },
+    bindings: { SHARDS: String(shards), RPC: rpc === 'sized' ? 'sized' : rpc ? '1' : '0' },
     ...(assets ? { assets: assetsOptions() } : {}),
     modules: true,
     scriptPath: join(ROOT, 'bench/floor/worker.js'),

@@ -5,7 +5,9 @@
 // fixed reply. No parsing beyond finding info_hash, no storage, no peer list.
 // With the var RPC = 1, the Worker asks the object by JS RPC instead
 // (`FloorSwarmRpc.announce`, the reply's bytes) and makes the Response
-// itself, as the tracker does.
+// itself, as the tracker does. With RPC = 'sized', the message and the
+// reply are the tracker's sizes (a 248-character swarm URL; a 360-byte
+// answer, 50 compact peers): what the runtime charges for the payloads.
 import { DurableObject } from 'cloudflare:workers';
 
 const REPLY = 'd8:completei0e10:incompletei0e8:intervali1800e5:peers0:e';
@@ -23,9 +25,13 @@ export class FloorSwarm {
 
 const REPLY_BYTES = new TextEncoder().encode(REPLY);
 
+const PEERS_50 = 'x'.repeat(300);
+const SIZED_REPLY_BYTES = new TextEncoder().encode(`d8:completei0e10:incompletei0e8:intervali1800e12:min intervali900e5:peers300:${PEERS_50}e`);
+const SIZED_PREFIX = 'https://swarm/a?';
+
 export class FloorSwarmRpc extends DurableObject {
-  announce() {
-    return REPLY_BYTES;
+  announce(message) {
+    return message.startsWith(SIZED_PREFIX) ? SIZED_REPLY_BYTES : REPLY_BYTES;
   }
 }
 
@@ -49,6 +55,7 @@ export default {
     const shards = Number(env.SHARDS ?? 0);
     const stub = env.FLOOR.get(env.FLOOR.idFromName(shards > 0 ? `shard-${fnv(hash) % shards}` : hash));
     if (env.RPC === '1') return new Response(await stub.announce(hash));
+    if (env.RPC === 'sized') return new Response(await stub.announce(SIZED_PREFIX + hash.padEnd(232, '0').slice(0, 232)));
     return stub.fetch('https://floor/announce');
   },
 };
