@@ -29,10 +29,10 @@
 // targets, for a long run of a few (the floors always run); BOUND_OUT
 // names the file in bench-results/ (default hot-bound.json). About 9
 // minutes with the defaults.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { envNumbers, median, medianInterval, runWrk, startFloor, steadyRound, workerdCpu, workerdPids } from './lib.mjs';
+import { CANNED_OBJECT, envNumbers, median, medianInterval, runWrk, startFloor, steadyRound, variantBuild, workerdCpu, workerdPids } from './lib.mjs';
 
 const { PEERS, EPOCHS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS } = envNumbers('BOUND', { PEERS: 20_000, EPOCHS: 2, ROUNDS: 8, SECONDS: 2, WARM_SECONDS: 1, JOIN_SECONDS: 20 });
 const OUT = join(ROOT, 'bench-results');
@@ -41,11 +41,7 @@ const WANTED = process.env.BOUND_TARGETS?.split(',').map((name) => name.trim());
 const wanted = (name) => WANTED === undefined || WANTED.includes(name);
 const log = (...a) => console.log('[hot-bound]', ...a);
 
-// The edits that make a variant of build/entry.mjs: [what, with what].
-const CANNED_OBJECT = [
-  '    const outcome = this.rust.announceNow(url);',
-  '    let outcome;\n    if (this.canned) outcome = this.canned.slice();\n    else { outcome = this.rust.announceNow(url); if (outcome instanceof Uint8Array) this.canned = outcome; }',
-];
+// The edit that makes the "canned Worker" variant of build/entry.mjs.
 // Plans by URL: a peer's URL is the same at every announce (announce.lua),
 // so the object still sees each peer, as in traffic (a single canned plan
 // made it see one peer, warm in every cache).
@@ -53,20 +49,6 @@ const CANNED_WORKER = [
   '  let plan = Front.announce(env, url, ip, over);',
   "  globalThis.plans ??= new Map();\n  let plan = globalThis.plans.get(url) ?? Front.announce(env, url, ip, over);\n  if (typeof plan === 'string') globalThis.plans.set(url, plan);",
 ];
-
-// A copy of build/ with `edits` made to its entry (under ROOT: Miniflare
-// refuses module paths outside its working directory).
-function variant(parent, name, edits) {
-  const dir = join(parent, name);
-  cpSync(join(ROOT, 'build'), dir, { recursive: true });
-  let entry = readFileSync(join(dir, 'entry.mjs'), 'utf8');
-  for (const [from, to] of edits) {
-    if (!entry.includes(from)) throw new Error(`hot-bound: build/entry.mjs no longer has ${JSON.stringify(from)}; update the variant`);
-    entry = entry.replace(from, to);
-  }
-  writeFileSync(join(dir, 'entry.mjs'), entry);
-  return dir;
-}
 
 const mix = (mode) => ['0', mode, String(PEERS), '1'];
 
@@ -88,9 +70,9 @@ const kinds = [
   ['floor', () => startFloor()],
   ['floor again', () => startFloor()],
   ['tracker', tracker(join(ROOT, 'build'))],
-  ['canned object', lazy(() => variant(builds, 'object', [CANNED_OBJECT]))],
-  ['canned Worker', lazy(() => variant(builds, 'worker', [CANNED_WORKER]))],
-  ['canned both', lazy(() => variant(builds, 'both', [CANNED_OBJECT, CANNED_WORKER]))],
+  ['canned object', lazy(() => variantBuild(builds, 'object', [CANNED_OBJECT]))],
+  ['canned Worker', lazy(() => variantBuild(builds, 'worker', [CANNED_WORKER]))],
+  ['canned both', lazy(() => variantBuild(builds, 'both', [CANNED_OBJECT, CANNED_WORKER]))],
 ].filter(([name]) => name.startsWith('floor') || wanted(name));
 // Per kind, its rounds' CPU per request and rates, an array an epoch.
 const measured = new Map(kinds.map(([name]) => [name, { cpu: [], rps: [] }]));

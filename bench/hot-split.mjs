@@ -30,10 +30,10 @@
 // RPC floor with the tracker's message and answer sizes; "tracker-canned",
 // the tracker whose object answers every announce with a copy of its
 // first answer instead of calling into Rust. About 13 minutes with both.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
-import { envNumbers, median, medianInterval, runWrk, startFloor, workerdCpu, workerdPids } from './lib.mjs';
+import { CANNED_OBJECT, envNumbers, median, medianInterval, runWrk, startFloor, variantBuild, workerdCpu, workerdPids } from './lib.mjs';
 
 const { PEERS, EPOCHS, ROUNDS, SECONDS, WARM_SECONDS, JOIN_SECONDS, CONNECTIONS } = envNumbers('SPLIT',
   { PEERS: 20_000, EPOCHS: 2, ROUNDS: 4, SECONDS: 10, WARM_SECONDS: 3, JOIN_SECONDS: 40, CONNECTIONS: 64 });
@@ -46,20 +46,6 @@ const TRACKER_VARS = { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' };
 const EXTRA = (process.env.SPLIT_EXTRA ?? 'floor-rpc-sized,tracker-canned').split(',').map((n) => n.trim()).filter(Boolean);
 const TARGETS = ['floor', 'tracker', 'floor-rpc', ...EXTRA];
 
-// The canned object's build: build/ with the object's call into Rust
-// replaced, after its first answer, by a copy of that answer.
-const CANNED = [
-  '    const outcome = this.rust.announceNow(url);',
-  '    let outcome;\n    if (this.canned) outcome = this.canned.slice();\n    else { outcome = this.rust.announceNow(url); if (outcome instanceof Uint8Array) this.canned = outcome; }',
-];
-function cannedBuild(parent) {
-  const dir = join(parent, 'canned');
-  cpSync(join(ROOT, 'build'), dir, { recursive: true });
-  const entry = readFileSync(join(dir, 'entry.mjs'), 'utf8');
-  if (!entry.includes(CANNED[0])) throw new Error('hot-split: build/entry.mjs no longer calls announceNow as expected; update CANNED');
-  writeFileSync(join(dir, 'entry.mjs'), entry.replace(CANNED[0], CANNED[1]));
-  return dir;
-}
 let canned;
 
 /** The pid of the workerd process `start()` adds. */
@@ -82,7 +68,7 @@ async function startPair(name, registry, state) {
     return { name, objects, worker };
   }
   const dir = (role) => mkdtempSync(join(state, `${role}-`));
-  const build = name === 'tracker-canned' ? (canned ??= cannedBuild(mkdtempSync(join(ROOT, 'bench-results', 'hot-split-')))) : join(ROOT, 'build');
+  const build = name === 'tracker-canned' ? (canned ??= variantBuild(mkdtempSync(join(ROOT, 'bench-results', 'hot-split-')), 'canned', [CANNED_OBJECT])) : join(ROOT, 'build');
   const objects = await withPid(() => startTracker({ assets: false, build, persistDir: dir('objects'), vars: TRACKER_VARS, miniflare: shared('objects') }));
   // The Worker's swarm objects, shards and stats are the other process's.
   const external = (className) => ({ className, scriptName: objectsName, useSQLite: true });

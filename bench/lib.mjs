@@ -2,7 +2,7 @@
 // Worker, wrk, the list prices, the sums of the swarms' cost counters and
 // the scripts' numeric settings from the environment.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { ROOT, assetsOptions } from '../tests/helpers.mjs';
@@ -194,4 +194,27 @@ export function dollars(perAnnounce) {
   };
   const total = Object.values(items).reduce((a, b) => a + b, 0);
   return { per_million: Number(total.toFixed(4)), breakdown: Object.fromEntries(Object.entries(items).map(([k, v]) => [k, Number(v.toFixed(5))])) };
+}
+
+// The edit that makes the "canned object" variant of build/entry.mjs
+// ([what, with what]): the swarm object answers every announce with a copy
+// of its first answer instead of calling `announceNow` (hot-bound,
+// hot-split).
+export const CANNED_OBJECT = [
+  '    const outcome = this.rust.announceNow(url);',
+  '    let outcome;\n    if (this.canned) outcome = this.canned.slice();\n    else { outcome = this.rust.announceNow(url); if (outcome instanceof Uint8Array) this.canned = outcome; }',
+];
+
+/** A copy of build/ in `parent`/`name` with `edits` made to its entry (under
+ * ROOT: Miniflare refuses module paths outside its working directory). */
+export function variantBuild(parent, name, edits) {
+  const dir = join(parent, name);
+  cpSync(join(ROOT, 'build'), dir, { recursive: true });
+  let entry = readFileSync(join(dir, 'entry.mjs'), 'utf8');
+  for (const [from, to] of edits) {
+    if (!entry.includes(from)) throw new Error(`bench: build/entry.mjs no longer has ${JSON.stringify(from)}; update the variant`);
+    entry = entry.replace(from, to);
+  }
+  writeFileSync(join(dir, 'entry.mjs'), entry);
+  return dir;
 }
