@@ -129,9 +129,12 @@ if (canned !== undefined) rmSync(join(canned, '..'), { recursive: true, force: t
 
 // Each round's ratio: the floor's object time in the same round pair over
 // the tracker's (above 1: the tracker's object is the cheaper).
-const ratios = epochs.map((ep) => ep.tracker.map((t, i) => +(ep.floor[i].object_us / t.object_us).toFixed(3)));
-const rpcRatios = epochs.map((ep) => ep.tracker.map((t, i) => +(ep['floor-rpc'][i].object_us / t.object_us).toFixed(3)));
-const workerRatios = epochs.map((ep) => ep.tracker.map((t, i) => +(ep.floor[i].worker_us / t.worker_us).toFixed(3)));
+// `ref`'s figure over `name`'s, round pair by round pair, an array an epoch.
+const pairRatios = (ref, name, field = 'object_us') =>
+  epochs.map((ep) => ep[name].map((r, i) => +(ep[ref][i][field] / r[field]).toFixed(3)));
+const ratios = pairRatios('floor', 'tracker');
+const rpcRatios = pairRatios('floor-rpc', 'tracker');
+const workerRatios = pairRatios('floor', 'tracker', 'worker_us');
 const all = ratios.flat();
 const bad = epochs.flatMap((ep) => ep.tracker).filter((r) => r.failures > 0 || r.non2xx > 0).length;
 // The median over every round of one target's figure (`object_us`, `worker_us`).
@@ -153,7 +156,7 @@ const summary = {
   // Each extra target: its object's time, and the floor (RPC)'s over it.
   extra: Object.fromEntries(EXTRA.map((name) => [name, {
     object_us: medianOf(name, 'object_us'),
-    rpc_floor_over_it: median(epochs.flatMap((ep) => ep[name].map((r, i) => ep['floor-rpc'][i].object_us / r.object_us))),
+    rpc_floor_over_it: median(pairRatios('floor-rpc', name).flat()),
   }])),
   goal: GOAL,
   met: median(all) >= GOAL,
@@ -166,5 +169,5 @@ writeFileSync(join(OUT, OUT_FILE), JSON.stringify({
 }, null, 2));
 log(`object's own time: floor ${summary.floor_object_us} us, tracker ${summary.tracker_object_us} us a request; ratio ${summary.object_ratio} (95% ${summary.object_ratio_interval.join('-')}; by epoch ${summary.object_ratio_by_epoch.join(', ')}); goal ${GOAL}: ${summary.met ? 'met' : 'not met'}`);
 log(`against the floor asking by RPC too: its object ${summary.rpc_floor_object_us} us; ratio ${summary.object_ratio_to_rpc_floor} (95% ${summary.object_ratio_to_rpc_floor_interval.join('-')})`);
-for (const [name, x] of Object.entries(summary.extra)) log(`${name}: its object ${x.object_us} us; the floor (RPC) over it ${x.rpc_floor_over_it.toFixed(3)}`);
+for (const [name, x] of Object.entries(summary.extra)) log(`${name}: its object ${x.object_us} us; the floor (RPC) over it ${x.rpc_floor_over_it}`);
 log(`the Worker's process: floor-rpc ${summary.rpc_floor_worker_us} us; floor ${summary.floor_worker_us} us, tracker ${summary.tracker_worker_us} us a request (ratio ${summary.worker_ratio})`);

@@ -30,8 +30,13 @@ const SIZED_REPLY_BYTES = new TextEncoder().encode(`d8:completei0e10:incompletei
 const SIZED_PREFIX = 'https://swarm/a?';
 
 export class FloorSwarmRpc extends DurableObject {
-  announce(message) {
-    return message.startsWith(SIZED_PREFIX) ? SIZED_REPLY_BYTES : REPLY_BYTES;
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.reply = env.RPC === 'sized' ? SIZED_REPLY_BYTES : REPLY_BYTES;
+  }
+
+  announce() {
+    return this.reply;
   }
 }
 
