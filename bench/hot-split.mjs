@@ -29,7 +29,11 @@
 // comma-separated; both by default, '' for none): "floor-rpc-sized", the
 // RPC floor with the tracker's message and answer sizes; "tracker-canned",
 // the tracker whose object answers every announce with a copy of its
-// first answer instead of calling into Rust. About 13 minutes with both.
+// first answer instead of calling into Rust; "tracker-single", the tracker
+// with SWARM_BATCH=1, each announce its own call to the object, as before
+// coalescing (README: design notes, "Coalesced announces"). About 16
+// minutes with all three. One more, not by default: "floor-rpc-batched",
+// the RPC floor coalescing its calls as the tracker does.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startTracker } from '../tests/helpers.mjs';
@@ -43,7 +47,7 @@ const GOAL = 0.9;
 const log = (...a) => console.log('[hot-split]', ...a);
 const mix = (mode) => ['0', mode, String(PEERS), '1'];
 const TRACKER_VARS = { ENFORCE_MIN_INTERVAL: 'false', EXPOSE_COSTS: 'false' };
-const EXTRA = (process.env.SPLIT_EXTRA ?? 'floor-rpc-sized,tracker-canned').split(',').map((n) => n.trim()).filter(Boolean);
+const EXTRA = (process.env.SPLIT_EXTRA ?? 'floor-rpc-sized,tracker-canned,tracker-single').split(',').map((n) => n.trim()).filter(Boolean);
 const TARGETS = ['floor', 'tracker', 'floor-rpc', ...EXTRA];
 
 let canned;
@@ -62,7 +66,7 @@ async function startPair(name, registry, state) {
   const objectsName = `${name}-objects`;
   const shared = (role) => ({ unsafeDevRegistryPath: registry, name: role === 'objects' ? objectsName : `${name}-worker` });
   if (!name.startsWith('tracker')) {
-    const rpc = name === 'floor-rpc-sized' ? 'sized' : name === 'floor-rpc';
+    const rpc = { 'floor-rpc-sized': 'sized', 'floor-rpc-batched': 'batched' }[name] ?? name === 'floor-rpc';
     const objects = await withPid(() => startFloor({ rpc, miniflare: shared('objects') }));
     const worker = await withPid(() => startFloor({ rpc, miniflare: shared('worker'), objectsIn: objectsName }));
     return { name, objects, worker };
@@ -73,7 +77,8 @@ async function startPair(name, registry, state) {
   // The Worker's swarm objects, shards and stats are the other process's.
   const external = (className) => ({ className, scriptName: objectsName, useSQLite: true });
   const durableObjects = { SWARMS: external('SwarmObject'), SHARDS: external('ShardObject'), STATS: external('StatsObject') };
-  const worker = await withPid(() => startTracker({ assets: false, persistDir: dir('worker'), vars: TRACKER_VARS, durableObjects, miniflare: shared('worker') }));
+  const vars = name === 'tracker-single' ? { ...TRACKER_VARS, SWARM_BATCH: '1' } : TRACKER_VARS;
+  const worker = await withPid(() => startTracker({ assets: false, persistDir: dir('worker'), vars, durableObjects, miniflare: shared('worker') }));
   return { name, objects, worker };
 }
 

@@ -33,10 +33,13 @@ export function envNumbers(prefix, defaults) {
  * process, through the dev registry) whose objects it calls. */
 export async function startFloor({ assets = false, shards = 0, miniflare = {}, objectsIn, rpc = false } = {}) {
   const mf = new Miniflare({
-    bindings: { SHARDS: String(shards), RPC: rpc === 'sized' ? 'sized' : rpc ? '1' : '0' },
+    bindings: { SHARDS: String(shards), RPC: rpc === 'sized' || rpc === 'batched' ? rpc : rpc ? '1' : '0' },
     ...(assets ? { assets: assetsOptions() } : {}),
     modules: true,
     scriptPath: join(ROOT, 'bench/floor/worker.js'),
+    // It imports the tracker's coalescing (src/worker/coalesce.mjs).
+    modulesRoot: ROOT,
+    modulesRules: [{ type: 'ESModule', include: ['**/*.js', '**/*.mjs'] }],
     compatibilityDate: '2026-04-20',
     durableObjects: { FLOOR: { className: rpc ? 'FloorSwarmRpc' : 'FloorSwarm', useSQLite: true, scriptName: objectsIn } },
     kvNamespaces: ['KV'],

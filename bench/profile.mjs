@@ -11,7 +11,7 @@ import { ROOT, wranglerVars } from '/work/main/tests/helpers.mjs';
 const S = Number(process.argv[2] ?? 10);
 const mf = new Miniflare({
   modules: true, scriptPath: join(ROOT, 'build/entry.mjs'), modulesRoot: join(ROOT, 'build'),
-  modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }, { type: 'CompiledWasm', include: ['**/*.wasm'] }], compatibilityDate: '2026-04-20',
+  modulesRules: [{ type: 'ESModule', include: ['**/*.js', '**/*.mjs'] }, { type: 'CompiledWasm', include: ['**/*.wasm'] }], compatibilityDate: '2026-04-20',
   durableObjects: { SWARMS: { className: 'SwarmObject', useSQLite: true }, STATS: { className: 'StatsObject', useSQLite: true }, GATEWAYS: { className: 'SocketGateway', useSQLite: true } },
   kvNamespaces: ['TRACKER_KV'], d1Databases: ['DB'], bindings: { ...wranglerVars(), ENFORCE_MIN_INTERVAL: 'false' },
   cf: false, host: '127.0.0.1', port: 0, inspectorPort: 9333,

@@ -14,7 +14,7 @@ log "one hot swarm, tracker against the floor and the floor asking by RPC (bench
 node bench/hot-swarm.mjs
 log "the hot path bounded: the tracker with its Rust answers canned, two epochs of fresh processes (bench/hot-bound.mjs; about 9 minutes)"
 node bench/hot-bound.mjs
-log "one hot swarm, the object's own time: Worker and objects in two processes, as deployed, with the targets that bound it (bench/hot-split.mjs; about 13 minutes)"
+log "one hot swarm, the object's own time: Worker and objects in two processes, as deployed, with the targets that bound it (bench/hot-split.mjs; about 16 minutes)"
 node bench/hot-split.mjs
 log "all-in cost of churn and long-tail swarms, scrapes included (bench/churn.mjs; about 4 minutes)"
 node bench/churn.mjs

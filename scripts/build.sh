@@ -18,5 +18,5 @@ log "wasm-opt -Oz --converge (binaryen from npm)"
 # more, a few seconds).
 node node_modules/binaryen/bin/wasm-opt -Oz --converge --enable-exception-handling --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue build/index_bg.wasm -o build/index_bg.opt.wasm >/dev/null
 mv build/index_bg.opt.wasm build/index_bg.wasm
-cp src/worker/entry.mjs build/entry.mjs
+cp src/worker/entry.mjs src/worker/coalesce.mjs build/
 echo "$stamp" > build/.stamp

@@ -93,6 +93,9 @@ pub struct TrackerConfig {
     pub swarm_shards: u32,
     /// A shared swarm this large moves to its own object (`SHARD_PROMOTE`).
     pub shard_promote: u32,
+    /// Most announces a Worker isolate sends one object in one call while
+    /// an earlier call to it is in flight (`SWARM_BATCH`; 1 = each its own).
+    pub swarm_batch: u32,
     /// Least severe structured log line written (`LOG_LEVEL`).
     pub log_level: crate::logging::Level,
     /// Seconds a Worker isolate gathers request counts before sending them to the stats object (`STATS_FLUSH`).
@@ -143,6 +146,7 @@ impl Default for TrackerConfig {
             max_peers: 150_000,
             swarm_shards: 16,
             shard_promote: 1_000,
+            swarm_batch: 32,
             log_level: crate::logging::Level::Info,
             stats_flush: 10,
             stats_refresh: 30,
@@ -250,6 +254,7 @@ impl TrackerConfig {
             max_peers: num("MAX_PEERS", d.max_peers, 1, 2_000_000)?,
             swarm_shards: num("SWARM_SHARDS", d.swarm_shards, 0, 4_096)?,
             shard_promote: num("SHARD_PROMOTE", d.shard_promote, 2, 10_000)?,
+            swarm_batch: num("SWARM_BATCH", d.swarm_batch, 1, 256)?,
             log_level: match trimmed(&get, "LOG_LEVEL") {
                 None => d.log_level,
                 Some(v) => crate::logging::Level::parse(&v).ok_or(ConfigError { name: "LOG_LEVEL", value: v })?,

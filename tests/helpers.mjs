@@ -57,7 +57,7 @@ export async function startTracker({ vars = {}, persistDir, ratelimits, logs, on
     modules: true,
     scriptPath: join(build, 'entry.mjs'),
     modulesRoot: build,
-    modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }, { type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    modulesRules: [{ type: 'ESModule', include: ['**/*.js', '**/*.mjs'] }, { type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: compatibilityDate(),
     durableObjects: {
       SWARMS: { className: 'SwarmObject', useSQLite: true },
@@ -205,6 +205,8 @@ export async function get(url, { ip, method = 'GET' } = {}) {
     rowsReadTotal: Number(res.headers.get('x-rows-read-total') ?? NaN),
     rowsWrittenTotal: Number(res.headers.get('x-rows-written-total') ?? NaN),
     kvReads: Number(res.headers.get('x-kv-reads') ?? NaN),
+    // How many announces the Worker's call to the swarm carried (entry.mjs `ask`).
+    batch: Number(res.headers.get('x-swarm-batch') ?? NaN),
   };
 }
 

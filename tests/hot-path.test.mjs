@@ -1,6 +1,8 @@
 // The JS entry's hot paths (src/worker/entry.mjs) answer exactly as
 // worker-rs's full path does: a swarm's first announce after a (re)start
-// goes through the full path, the ones after it through `announceNow`.
+// goes through the full path, the ones after it through `announceNow`; and
+// concurrent announces to one object, coalesced into one call, each get
+// their own client's answer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -81,6 +83,54 @@ test('a scrape of one and of several torrents on the hot path', async () => {
     assert.deepEqual(one.body.files && scrapeEntry(one.body, a), { complete: 1, downloaded: 0, incomplete: 0 });
     const wrong = await t.mf.dispatchFetch(`${t.base}/scrape?info_hash=short`);
     assert.match(await wrong.text(), /failure reason/);
+  } finally {
+    await t.close();
+  }
+});
+
+for (const [mode, shards] of [['its own object', '0'], ['a shard of small swarms', '2']]) {
+  test(`concurrent announces to one object go as one call, each client with its own answer (${mode})`, async () => {
+    const t = await startTracker({ vars: { ...VARS, SWARM_SHARDS: shards } });
+    try {
+      const hash = randomHash();
+      const N = 40;
+      const address = (n) => `10.7.0.${n}:${7000 + n}`;
+      const ask = (n, left) =>
+        announce(t.base, { infoHash: hash, peerId: peerId(`co${n}`), port: 7000 + n, left, numwant: 200 }, { ip: `10.7.0.${n}` });
+      // Every fourth peer a seed. All at once: the first call loads the
+      // swarm, and the others wait for it and go together.
+      const answers = await Promise.all(Array.from({ length: N }, (_, i) => ask(i + 1, (i + 1) % 4 ? 100 : 0)));
+      const all = new Set(Array.from({ length: N }, (_, i) => address(i + 1)));
+      answers.forEach((r, i) => {
+        const n = i + 1;
+        const { peers, complete, incomplete } = seen(r);
+        assert.equal(r.body['failure reason'], undefined, `peer ${n}`);
+        assert.ok(!peers.includes(address(n)), `peer ${n} is not given itself`);
+        assert.ok(peers.every((p) => all.has(p)), `peer ${n} is given only peers that joined`);
+        assert.ok(complete + incomplete <= N && complete <= N / 4, `peer ${n}: counts`);
+        assert.ok(r.batch >= 1, `peer ${n}: the call's count`);
+      });
+      assert.ok(answers.some((r) => r.batch > 1), `some calls carried several announces: ${answers.map((r) => r.batch)}`);
+      // Each was counted once: a leecher then sees all of them.
+      const last = seen(await ask(N + 1, 100));
+      assert.deepEqual(last.peers, [...all].sort());
+      assert.equal(last.complete, N / 4);
+      assert.equal(last.incomplete, N - N / 4 + 1);
+      assert.equal(last.peers.length, N);
+    } finally {
+      await t.close();
+    }
+  });
+}
+
+test('SWARM_BATCH=1: every announce is its own call', async () => {
+  const t = await startTracker({ vars: { ...VARS, SWARM_SHARDS: '0', SWARM_BATCH: '1' } });
+  try {
+    const hash = randomHash();
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      announce(t.base, { infoHash: hash, peerId: peerId(`one${i}`), port: 7100 + i }, { ip: `10.6.0.${i + 1}` })));
+    assert.deepEqual(answers.map((r) => [r.status, r.batch]), answers.map(() => [200, 1]));
+    assert.equal(seen(answers[0]).complete + seen(answers[0]).incomplete >= 1, true);
   } finally {
     await t.close();
   }

@@ -46,8 +46,16 @@ export class FailingSwarm extends DurableObject {
     const res = FAULTS[(await firstHashByte({ url })) % FAULTS.length]();
     return { status: res.status, headers: [...res.headers], body: new Uint8Array(await res.arrayBuffer()) };
   }
+  // Announces the Worker coalesced: a fault that throws fails the call,
+  // as the runtime fails it; an error status is each one's answer.
+  async announceBatch(urls) {
+    batchCalls += 1;
+    return Promise.all(urls.map((url) => this.announce(url)));
+  }
 }
-export default { fetch: () => new Response('not used') };
+let batchCalls = 0;
+// The test asks how many coalesced calls came.
+export default { fetch: () => new Response(String(batchCalls)) };
 `;
 
 const FAULTS = ['swarm_overloaded', 'swarm_unavailable', 'swarm_unavailable', 'swarm_unavailable', 'swarm_unavailable'];
@@ -112,6 +120,23 @@ test('every swarm fault on both announce paths is a bencoded failure with retry 
     assert.equal(after[reason] - before[reason], n, reason);
   }
   assert.match(Buffer.from((await announce(t.base, { infoHash: hashFor(0, 3), peerId: peerId('o') })).body['failure reason']).toString(), /too busy/);
+});
+
+test('concurrent announces to a failing swarm, coalesced into calls, each get the failure with retry in', async () => {
+  const failing = await t.mf.getWorker('failing-swarm');
+  const calls = async () => Number(await (await failing.fetch('http://failing/')).text());
+  const callsBefore = await calls();
+  const before = await failures();
+  const N = 24;
+  for (const [i, fault] of [[0, 'swarm_overloaded'], [4, 'swarm_unavailable']]) {
+    const answers = await Promise.all(Array.from({ length: N }, (_, n) =>
+      announce(t.base, { infoHash: hashFor(i, 6), peerId: peerId(`many${i}-${n}`), port: 7000 + n })));
+    answers.forEach((res, n) => assertRetryAnswer(res, fault, `fault ${i}, announce ${n}`));
+  }
+  const after = await failures();
+  assert.equal(after.swarm_overloaded - before.swarm_overloaded, N);
+  assert.equal(after.swarm_unavailable - before.swarm_unavailable, N);
+  assert.ok((await calls()) > callsBefore, 'some announces went together');
 });
 
 test('a HEAD announce to a failing swarm is not a 5xx either', async () => {

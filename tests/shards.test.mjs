@@ -260,3 +260,26 @@ test('HTTP and WebSocket scrapes of a shared torrent agree: both ask its shard, 
     await t.close();
   }
 });
+
+test('a burst of announces past SHARD_PROMOTE moves the swarm once, with every peer', async () => {
+  const logs = [];
+  const t = await startTracker({ vars: { ...SHARED, SHARD_PROMOTE: '4' }, logs });
+  try {
+    const infoHash = randomHash();
+    const N = 30;
+    // At once: the Worker sends them to the shard together (entry.mjs
+    // `ask`), and every one after the fourth finds the swarm due to move.
+    const burst = await Promise.all(Array.from({ length: N }, (_, i) => join_(t, infoHash, i + 1)));
+    assert.ok(burst.every((r) => r.status === 200 && r.body['failure reason'] === undefined));
+    assert.ok(burst.some((r) => r.batch > 1), 'some went together');
+    const r = await eventually(async () => {
+      const again = await join_(t, infoHash, N + 1);
+      return listed(again).length === N ? again : undefined;
+    });
+    assert.deepEqual(listed(r), Array.from({ length: N }, (_, i) => addr(i + 1)).sort());
+    assert.equal(r.body.incomplete, N + 1);
+    assert.equal(logs.filter((line) => line.includes('"swarm_moved"')).length, 1, logs.filter((l) => l.includes('swarm_')).join('\n'));
+  } finally {
+    await t.close();
+  }
+});

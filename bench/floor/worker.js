@@ -8,7 +8,10 @@
 // itself, as the tracker does. With RPC = 'sized', the message and the
 // reply are the tracker's sizes (a 248-character swarm URL; a 360-byte
 // answer, 50 compact peers): what the runtime charges for the payloads.
+// With RPC = 'batched', it asks as the tracker does, several announces to
+// a call while one is in flight (the tracker's own `ask`, SWARM_BATCH 32).
 import { DurableObject } from 'cloudflare:workers';
+import { ask } from '../../src/worker/coalesce.mjs';
 
 const REPLY = 'd8:completei0e10:incompletei0e8:intervali1800e5:peers0:e';
 const SCRAPE = 'd5:filesdee';
@@ -38,10 +41,14 @@ export class FloorSwarmRpc extends DurableObject {
   announce() {
     return this.reply;
   }
+
+  announceBatch(urls) {
+    return urls.map(() => this.reply);
+  }
 }
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     const url = request.url;
     const q = url.slice(url.indexOf('?') + 1);
     // A scrape served from KV costs at least one KV read.
@@ -60,6 +67,7 @@ export default {
     const shards = Number(env.SHARDS ?? 0);
     const stub = env.FLOOR.get(env.FLOOR.idFromName(shards > 0 ? `shard-${fnv(hash) % shards}` : hash));
     if (env.RPC === '1') return new Response(await stub.announce(hash));
+    if (env.RPC === 'batched') return new Response((await ask(ctx, stub, hash, hash, 32)).out);
     if (env.RPC === 'sized') return new Response(await stub.announce(SIZED_PREFIX + hash.padEnd(232, '0').slice(0, 232)));
     return stub.fetch('https://floor/announce');
   },

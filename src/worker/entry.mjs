@@ -6,6 +6,7 @@
 // this file only moves bytes. Anything else goes to worker-rs's handlers in
 // index.js unchanged (README: design notes, "The JS entry").
 import { DurableObject } from 'cloudflare:workers';
+import { ask } from './coalesce.mjs';
 import RustWorker, { Front, SwarmObject as RustSwarm, ShardObject as RustShard, SocketGateway, StatsObject } from './index.js';
 
 export { SocketGateway, StatsObject };
@@ -35,6 +36,8 @@ const decoder = new TextDecoder();
 // Per isolate: vars only change with a deploy, which starts new isolates.
 let fastPath;
 let exposeCosts;
+// The most announces one call to an object carries (SWARM_BATCH).
+let batchMax;
 // Torrents whose shard said they live in their own objects (SWARM_SHARDS):
 // their announces go there directly. Bounded: forgetting one only costs a
 // hop through its shard, which forwards it.
@@ -220,11 +223,12 @@ async function forward(env, ctx, plan) {
     ? env.SHARDS.get(env.SHARDS.idFromName(plan.slice(41, 51)))
     : env.SWARMS.get(env.SWARMS.idFromName(hash));
   exposeCosts ??= env.EXPOSE_COSTS === 'true' || env.EXPOSE_COSTS === '1';
+  batchMax ??= Front.swarmBatch(env);
   let answer;
   let failure = '';
   try {
-    const sent = exposeCosts ? Date.now() : 0;
-    const out = await stub.announce(swarmUrl);
+    const asked = await ask(ctx, stub, toShard ? plan.slice(41, 51) : hash, swarmUrl, batchMax);
+    const out = asked.out;
     if (out instanceof Uint8Array) {
       answer = bencoded(out);
     } else {
@@ -240,8 +244,10 @@ async function forward(env, ctx, plan) {
       answer = new Response(answer.body, answer);
       answer.headers.set('x-kv-reads', String(Front.kvReads()));
       // The object's wall-clock time for this request, as the Worker
-      // sees it (ms; the cost bench prices duration from it).
-      answer.headers.set('x-do-ms', String(Date.now() - sent));
+      // sees it (ms; the cost bench prices duration from it): a call's
+      // share when it carried several, and the count it carried.
+      answer.headers.set('x-do-ms', String(asked.ms));
+      answer.headers.set('x-swarm-batch', String(asked.batch));
       // Locally the objects share this isolate: its wasm memory is theirs.
       answer.headers.set('x-wasm-memory', String(Front.wasmMemory()));
     }
@@ -271,6 +277,24 @@ class RustObject extends DurableObject {
   announce(url) {
     const outcome = this.rust.announceNow(url);
     return outcome instanceof Uint8Array ? outcome : answerAnnounce(this, url, outcome);
+  }
+
+  // Announces a Worker coalesced (`ask`), in order, each answered as
+  // `announce` answers it; one that throws is `{ failed }`, its own
+  // client's failure alone. Concurrent loads are safe (`ensure_loaded`).
+  announceBatch(urls) {
+    let pending = false;
+    const outs = urls.map((url) => {
+      try {
+        const out = this.announce(url);
+        if (out instanceof Uint8Array) return out;
+        pending = true;
+        return out.catch(failedItem);
+      } catch (e) {
+        return failedItem(e);
+      }
+    });
+    return pending ? Promise.all(outs) : outs;
   }
 
   // The same announce for the Rust router's full path (a `fetch` of the
@@ -327,6 +351,10 @@ async function answerAnnounce(object, url, now) {
   }
   if (promote !== undefined) object.ctx.waitUntil(rust.promote(promote));
   return extra === undefined ? body : { status: NOTED, headers: [...BENCODED_PAIRS, ...extra], body };
+}
+
+function failedItem(e) {
+  return { failed: String(e) };
 }
 
 // An object's announce answer as the Response a `fetch` gets.

@@ -184,6 +184,13 @@ impl Front {
         matches!(config_from(&env), Ok(c) if c.mode == TrackerMode::Public)
     }
 
+    /// The most announces the entry sends one object in one call
+    /// (`SWARM_BATCH`), read with `enabled`, whose config is valid.
+    #[wasm_bindgen(js_name = swarmBatch)]
+    pub fn swarm_batch(env: Env) -> u32 {
+        config_from(&env).map_or(1, |c| c.swarm_batch)
+    }
+
     /// The key the rate limiter counts this address under (the full path's key).
     #[wasm_bindgen(js_name = limiterKey)]
     pub fn limiter_key(ip: &str) -> String {

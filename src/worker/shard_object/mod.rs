@@ -164,10 +164,12 @@ impl ShardObject {
 
     /// Moves a torrent out (recorded before anything else) and hands its
     /// swarm to its own object; a failed handoff is retried by the alarm.
+    /// A torrent that moved already is left to its handoff under way (or
+    /// the alarm's): several announces at once may each find it due.
     async fn move_out(&self, hash: InfoHash, cost: &mut RowCost) -> Result<()> {
         let now = now_secs();
-        let write = self.inner.borrow_mut().shard.move_out(hash, now);
-        self.run(write.into_iter().collect(), cost)?;
+        let Some(write) = self.inner.borrow_mut().shard.move_out(hash, now) else { return Ok(()) };
+        self.run(vec![write], cost)?;
         let pending = self.inner.borrow().shard.handoffs().into_iter().find(|(h, _)| *h == hash);
         if let Some((hash, swarm)) = pending {
             self.hand_off(hash, &swarm, cost).await;
