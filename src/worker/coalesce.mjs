@@ -2,8 +2,8 @@
 // Worker's calls to a swarm's or a shard's object, per isolate, by the
 // object's name (`key`). The first announce goes at once; while a call to
 // the object is in flight, later ones wait and go together as one call
-// (`announceBatch`) when a call returns, or at once when `batchMax` of
-// them wait. An object's limit is its requests (about 1,000 a second), and
+// (`announceBatch`) once it is back, or at once when `batchMax` of them
+// wait. An object's limit is its requests (about 1,000 a second), and
 // each costs it more than an announce does: under load a request carries
 // several, the more the slower the object answers, while a quiet swarm's
 // announce never waits. `ask` resolves to `{ out, ms, batch }`: the
@@ -12,69 +12,113 @@
 // entry.mjs; the bench's floor, bench/floor/worker.js, uses this module
 // too).
 //
-// A request may only do I/O in its own context, which ends with its
-// answer: the request that sends the waiting ones (its own call returned,
-// or it filled the batch) makes that call with its own stub, kept alive by
-// its `waitUntil`, and hands each waiting request its answer.
+// A request may only do I/O in its own context, and the runtime does not
+// reliably hand a request a promise another request settles (under load
+// workerd answered such requests with "Cannot perform I/O on behalf of a
+// different request"). So nothing here settles another request's
+// promise: a waiting request is woken by its own timer only, and finds its
+// answer written as plain data. Whoever sends a batch is one of its own
+// announces: a waiting request sends it when nothing is in flight, or the
+// one that fills it at once. Every call is also kept alive by its
+// request's `waitUntil`, so a client that goes away does not leave the
+// object marked busy.
 const toObjects = new Map();
-// How long a waiting announce waits for its batch's answer at most.
+// How long a waiting announce waits for its answer at most; its line to
+// the object is then given up (a call lost for good), and it is answered
+// with `retry in`.
 const BATCH_WAIT_MS = 20000;
+
+// The announces to one object: calls in flight, the batch still to go
+// (`group`), the last call's start and round trip (ms), which time the
+// waiting requests' timers.
+const newLine = () => ({ inFlight: 0, group: newGroup(), sentAt: 0, rtt: 1 });
+const newGroup = () => ({ members: [], sentAt: 0 });
 
 export function ask(ctx, stub, key, url, batchMax) {
   let line = toObjects.get(key);
   if (line === undefined) {
-    line = { inFlight: 0, waiting: [] };
+    line = newLine();
     toObjects.set(key, line);
   }
-  if (line.inFlight === 0) return askAlone(ctx, stub, key, line, url);
-  return new Promise((resolve, reject) => {
-    // The timer is this request's own pending event: without one the
-    // runtime takes a request that awaits another's I/O for hung. Its
-    // end is an answer too (`retry in`).
-    const timer = setTimeout(() => reject(new Error('no answer from the batch in time')), BATCH_WAIT_MS);
-    const settle = (f) => (v) => { clearTimeout(timer); f(v); };
-    line.waiting.push({ url, resolve: settle(resolve), reject: settle(reject) });
-    if (line.waiting.length >= batchMax) ctx.waitUntil(askWaiting(ctx, stub, key, line));
-  });
+  if (line.inFlight === 0 && line.group.members.length === 0) return askAlone(ctx, stub, key, line, url);
+  const group = line.group;
+  const w = { url, done: false, value: undefined, error: undefined };
+  group.members.push(w);
+  if (group.members.length >= batchMax || line.inFlight === 0) send(ctx, stub, key, line);
+  return waitFor(ctx, stub, key, line, group, w);
 }
 
 async function askAlone(ctx, stub, key, line, url) {
-  line.inFlight++;
-  const sent = Date.now();
-  try {
-    const out = await stub.announce(url);
-    return { out, ms: Date.now() - sent, batch: 1 };
-  } finally {
-    returned(ctx, stub, key, line);
-  }
+  const sent = started(line);
+  const call = stub.announce(url);
+  ctx.waitUntil(call.then(() => returned(key, line, sent), () => returned(key, line, sent)));
+  const out = await call;
+  return { out, ms: Date.now() - sent, batch: 1 };
 }
 
-// The waiting announces as one call: each gets its own answer, or its own
-// error (`{ failed }`); a call that fails fails them all, as it would have
-// each. Never rejects (it is a `waitUntil`'s).
-async function askWaiting(ctx, stub, key, line) {
-  const batch = line.waiting;
-  line.waiting = [];
-  line.inFlight++;
-  const sent = Date.now();
-  try {
-    const outs = await stub.announceBatch(batch.map((w) => w.url));
-    const ms = (Date.now() - sent) / batch.length;
-    batch.forEach((w, i) => {
-      const out = outs[i];
-      if (out === undefined || out.failed !== undefined) w.reject(new Error(out?.failed ?? 'no answer in the batch'));
-      else w.resolve({ out, ms, batch: batch.length });
-    });
-  } catch (e) {
-    for (const w of batch) w.reject(e);
-  } finally {
-    returned(ctx, stub, key, line);
+// A waiting announce: asleep until its batch's call (or, before it went,
+// the call ahead of it) is likely back, then a millisecond at a time. It
+// sends its batch itself if that is due and no other member has.
+async function waitFor(ctx, stub, key, line, group, w) {
+  const deadline = Date.now() + BATCH_WAIT_MS;
+  while (!w.done) {
+    if (group.sentAt === 0 && line.group === group && line.inFlight === 0) {
+      await send(ctx, stub, key, line);
+      continue;
+    }
+    const back = (group.sentAt || line.sentAt) + line.rtt;
+    await scheduler.wait(Math.max(1, back - Date.now()));
+    if (!w.done && Date.now() > deadline) {
+      if (toObjects.get(key) === line) toObjects.delete(key);
+      throw new Error('no answer from the swarm in time');
+    }
   }
+  if (w.error !== undefined) throw w.error;
+  return w.value;
 }
 
-// A call returned: whatever waits goes now; an idle object is forgotten.
-function returned(ctx, stub, key, line) {
+// The line's batch as one call: each member gets its own answer, or its
+// own error (`{ failed }`); a call that fails fails them all, as it would
+// have each. Never rejects.
+function send(ctx, stub, key, line) {
+  const group = line.group;
+  line.group = newGroup();
+  const sent = started(line);
+  group.sentAt = sent;
+  const members = group.members;
+  const call = (async () => {
+    try {
+      const outs = await stub.announceBatch(members.map((w) => w.url));
+      const ms = (Date.now() - sent) / members.length;
+      members.forEach((w, i) => {
+        const out = outs[i];
+        if (out === undefined || out.failed !== undefined) w.error = new Error(out?.failed ?? 'no answer in the batch');
+        else w.value = { out, ms, batch: members.length };
+        w.done = true;
+      });
+    } catch (e) {
+      for (const w of members) {
+        w.error = e;
+        w.done = true;
+      }
+    } finally {
+      returned(key, line, sent);
+    }
+  })();
+  ctx.waitUntil(call);
+  return call;
+}
+
+function started(line) {
+  line.inFlight++;
+  line.sentAt = Date.now();
+  return line.sentAt;
+}
+
+// A call returned: its round trip times the next waits; an idle object
+// is forgotten (what waits is sent by its own members).
+function returned(key, line, sent) {
   line.inFlight--;
-  if (line.waiting.length > 0) ctx.waitUntil(askWaiting(ctx, stub, key, line));
-  else if (line.inFlight === 0) toObjects.delete(key);
+  line.rtt = Math.max(1, Date.now() - sent);
+  if (line.inFlight === 0 && line.group.members.length === 0 && toObjects.get(key) === line) toObjects.delete(key);
 }
