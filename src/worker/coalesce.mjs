@@ -40,7 +40,7 @@ export function ask(ctx, stub, key, url, batchMax) {
     line = newLine();
     toObjects.set(key, line);
   }
-  if (line.inFlight === 0 && line.group.members.length === 0) return askAlone(ctx, stub, key, line, url);
+  if (batchMax <= 1 || (line.inFlight === 0 && line.group.members.length === 0)) return askAlone(ctx, stub, key, line, url);
   const group = line.group;
   const w = { url, done: false, value: undefined, error: undefined };
   group.members.push(w);
