@@ -50,7 +50,14 @@ export function ask(ctx, stub, key, url, batchMax) {
 
 async function askAlone(ctx, stub, key, line, url) {
   const sent = started(line);
-  const call = stub.announce(url);
+  let call;
+  try {
+    call = stub.announce(url);
+  } catch (e) {
+    // A call that never started must not leave the object marked busy.
+    returned(key, line, sent);
+    throw e;
+  }
   ctx.waitUntil(call.then(() => returned(key, line, sent), () => returned(key, line, sent)));
   const out = await call;
   return { out, ms: Date.now() - sent, batch: 1 };
@@ -62,7 +69,7 @@ async function askAlone(ctx, stub, key, line, url) {
 async function waitFor(ctx, stub, key, line, group, w) {
   const deadline = Date.now() + BATCH_WAIT_MS;
   while (!w.done) {
-    if (group.sentAt === 0 && line.group === group && line.inFlight === 0) {
+    if (group.sentAt === 0 && line.inFlight === 0) {
       await send(ctx, stub, key, line);
       continue;
     }
